@@ -1,0 +1,183 @@
+"""Small shared helpers: atomic writes, file locks, ids, time and size formatting.
+
+Tier 0: imports nothing from dockyard but `errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644) -> None:
+    """Write `data` to `path` through a temp file + fsync + rename."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, mode: int = 0o644) -> None:
+    atomic_write(path, json.dumps(obj, separators=(",", ":")), mode)
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    with open(path, "rb") as f:
+        return json.loads(f.read())
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str], shared: bool = False) -> Iterator[None]:
+    """Hold an flock on `path` (created if missing) for the duration of the block."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def new_id() -> str:
+    """A 64-hex-digit random ID, like Docker's container IDs."""
+    return secrets.token_hex(32)
+
+
+def short_id(full: str) -> str:
+    if full.startswith("sha256:"):
+        full = full[7:]
+    return full[:12]
+
+
+# ---- time ---------------------------------------------------------------
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def now_rfc3339() -> str:
+    """UTC time with nanosecond-style precision, as Docker writes timestamps."""
+    return format_rfc3339_ns(_now_ns())
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.time_ns()
+
+
+def format_rfc3339_ns(ns: int) -> str:
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z"
+
+
+def parse_rfc3339(value: str) -> float:
+    """Parse Docker's RFC 3339 (possibly with 9 fractional digits) to a POSIX timestamp."""
+    if not value or value.startswith("0001-01-01"):
+        return 0.0
+    v = value.strip()
+    if v.endswith("Z"):
+        v = v[:-1] + "+00:00"
+    frac = 0.0
+    if "." in v:
+        head, rest = v.split(".", 1)
+        digits = ""
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            digits += rest[i]
+            i += 1
+        frac = float("0." + digits) if digits else 0.0
+        v = head + rest[i:]
+    return _dt.datetime.fromisoformat(v).timestamp() + frac
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    m = s // 60
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return f"{m} minutes"
+    h = round(seconds / 3600)
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return f"{h} hours"
+    if h < 24 * 7 * 2:
+        return f"{h // 24} days"
+    if h < 24 * 30 * 2:
+        return f"{h // 24 // 7} weeks"
+    if h < 24 * 365 * 2:
+        return f"{h // 24 // 30} months"
+    return f"{h // 24 // 365} years"
+
+
+def human_size(n: float) -> str:
+    """Docker's units.HumanSize: decimal units, 4 significant digits."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000.0
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
+def bytes_size(n: float) -> str:
+    """Docker's units.BytesSize: binary units (used by `stats`)."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n /= 1024.0
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_bytes(value: str) -> int:
+    """Parse Docker's RAMInBytes syntax: 512m, 1g, 100k, 1024 (binary multiples)."""
+    from .errors import InvalidArgument
+
+    v = value.strip().lower()
+    if v.endswith("ib"):
+        v = v[:-2]
+    elif v.endswith("b") and len(v) > 1 and not v[-2].isdigit():
+        v = v[:-1]
+    num = v.rstrip("bkmgt")
+    unit = v[len(num):]
+    try:
+        if unit not in _SIZE_UNITS or not num:
+            raise ValueError
+        size = float(num) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise InvalidArgument(f"invalid size: '{value}'") from None
+    if size < 0:
+        raise InvalidArgument(f"invalid size: '{value}'")
+    return int(size)
