@@ -1,0 +1,1 @@
+"""The OCI runtime: bundles to running containers, cgroups, the shim."""

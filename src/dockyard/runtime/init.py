@@ -1,0 +1,325 @@
+"""The container's init process: from a forked child to the user's command.
+
+Runs in the child that will become the container's PID 1. Steps, in order: join the cgroup,
+enter/unshare namespaces, build the rootfs (mounts, devices, console), pivot_root, mask and
+protect paths, set hostname/sysctls/rlimits, report "ready", block on the exec fifo until
+`start`, switch user, set capabilities, and execve the command.
+Any failure before "ready" is reported over the sync socket and the process exits.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import resource
+import signal
+import socket
+import stat
+import struct
+import sys
+import termios
+
+from ..kernel import caps as capmod
+from ..kernel import syscalls as k
+from . import rootfs as rfs
+
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
+
+_RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
+
+
+class InitError(Exception):
+    def __init__(self, message: str, code: int = 125) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def send(sock: socket.socket, msg: dict, fds: list[int] | None = None) -> None:
+    data = json.dumps(msg).encode()
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def run(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, int, int] | None,
+        cgroup_dirs: dict[str, str]) -> None:
+    """Entry point in the forked child. Never returns: execs or exits."""
+    try:
+        _prepare(spec, sync, fifo_fd, stdio, cgroup_dirs)
+    except InitError as e:
+        _fail(sync, str(e), e.code)
+    except OSError as e:
+        _fail(sync, f"{e.strerror}: {e.filename}" if e.filename else str(e), 125)
+    except Exception as e:  # report anything unexpected rather than hang the caller
+        _fail(sync, f"container init: {type(e).__name__}: {e}", 125)
+
+
+def _fail(sync: socket.socket, message: str, code: int) -> None:
+    try:
+        send(sync, {"type": "error", "message": message, "code": code})
+    except OSError:
+        pass
+    os._exit(code)
+
+
+def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, int, int] | None,
+             cgroup_dirs: dict[str, str]) -> None:
+    proc = spec["process"]
+    linux = spec.get("linux") or {}
+    rootfs = spec["root"]["path"]
+    os.setsid()
+    if stdio is not None:
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+    for d in cgroup_dirs.values():
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write("0")
+    _enter_namespaces(linux.get("namespaces") or [])
+
+    has_mntns = any(n["type"] == "mount" for n in linux.get("namespaces") or [])
+    if has_mntns:
+        prop = linux.get("rootfsPropagation") or "rslave"
+        k.mount(None, "/", None, rfs._PROPAGATION.get(prop, k.MS_SLAVE | k.MS_REC))
+        k.mount(rootfs, rootfs, None, k.MS_BIND | k.MS_REC)
+        for m in spec.get("mounts") or []:
+            rfs.mount_one(rootfs, m, cgroup_dirs)
+        if any(m["destination"] == "/dev" for m in spec.get("mounts") or []):
+            rfs.create_devices(rootfs, linux.get("devices") or [], bind_from_host=False)
+    master = -1
+    if proc.get("terminal"):
+        master, slave_name = _open_console(rootfs)
+        send(sync, {"type": "console", "name": slave_name}, [master])
+    if has_mntns:
+        rfs.pivot(rootfs)
+    else:
+        os.chroot(rootfs)
+        os.chdir("/")
+    for path in linux.get("maskedPaths") or []:
+        rfs.mask_path(path)
+    for key, value in (linux.get("sysctl") or {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(str(value))
+    for path in linux.get("readonlyPaths") or []:
+        rfs.readonly_path(path)
+    if spec["root"].get("readonly"):
+        k.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_REC)
+    hostname = spec.get("hostname")
+    if hostname and any(n["type"] == "uts" for n in linux.get("namespaces") or []):
+        socket.sethostname(hostname)
+    if proc.get("terminal"):
+        _attach_console(slave_name)
+        os.close(master)
+    for rl in proc.get("rlimits") or []:
+        res = _RLIMITS.get(rl["type"])
+        if res is None:
+            raise InitError(f"unknown rlimit {rl['type']}")
+        try:
+            resource.setrlimit(res, (rl["soft"], rl["hard"]))
+        except (ValueError, OSError) as e:
+            raise InitError(f"setting rlimit {rl['type']}: {e}") from None
+    if "oomScoreAdj" in proc:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc["oomScoreAdj"]))
+    env = _env_dict(proc.get("env") or [])
+    cwd = proc.get("cwd") or "/"
+    user = proc.get("user") or {}
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    if not os.path.isdir(cwd):
+        os.makedirs(cwd, 0o755, exist_ok=True)
+        os.chown(cwd, uid, gid)
+    args = proc.get("args") or []
+    if not args:
+        raise InitError("no command specified", 125)
+    path = find_executable(args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
+    reaper = (spec.get("annotations") or {}).get("org.dockyard.init") == "true"
+    send(sync, {"type": "ready"})
+    # Block until `start` opens the fifo for reading.
+    wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(wfd, b"0")
+    os.close(wfd)
+    os.close(fifo_fd)
+    sync.close()
+    _switch_user(user)
+    _apply_caps(proc.get("capabilities") or {})
+    if proc.get("noNewPrivileges"):
+        k.set_no_new_privs()
+    os.umask(int(user.get("umask", 0o022)))
+    os.chdir(cwd)
+    if reaper:
+        _reaper(path, args, env)
+    os.closerange(3, 65536)
+    for sig in range(1, signal.NSIG):
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    try:
+        os.execve(path, args, env)
+    except OSError as e:
+        os.write(2, f"exec {args[0]}: {e.strerror}\n".encode())
+        os._exit(127 if e.errno == errno.ENOENT else 126)
+
+
+def _enter_namespaces(namespaces: list[dict]) -> None:
+    joins: list[tuple[int, int, str]] = []
+    flags = 0
+    for ns in namespaces:
+        t = ns["type"]
+        if t == "pid":
+            continue  # handled by the parent before fork
+        flag = k.NAMESPACE_FLAGS.get(t)
+        if flag is None:
+            raise InitError(f"unknown namespace type {t!r}")
+        if ns.get("path"):
+            try:
+                fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise InitError(f"joining {t} namespace {ns['path']}: {e.strerror}") from None
+            joins.append((fd, flag, ns["path"]))
+        else:
+            flags |= flag
+    for fd, flag, path in joins:
+        k.setns(fd, flag, path)
+        os.close(fd)
+    if flags:
+        k.unshare(flags)
+    if flags & k.CLONE_NEWNET:
+        _loopback_up()
+
+
+def _loopback_up() -> None:
+    """Bring `lo` up in a fresh network namespace (SIOCSIFFLAGS)."""
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        ifr = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifr))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
+
+
+def _open_console(rootfs: str) -> tuple[int, str]:
+    ptmx = os.path.join(rootfs, "dev/pts/ptmx")
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+    return master, f"/dev/pts/{n}"
+
+
+def _attach_console(slave_name: str) -> None:
+    fd = os.open(slave_name, os.O_RDWR)
+    fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    if fd > 2:
+        os.close(fd)
+
+
+def _env_dict(env: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def find_executable(name: str, path_env: str) -> str:
+    """Resolve the command like exec.LookPath inside the (pivoted) rootfs."""
+    if "/" in name:
+        _check_exec(name, name)
+        return name
+    for d in path_env.split(":"):
+        cand = os.path.join(d or ".", name)
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return cand
+    raise InitError(f'exec: "{name}": executable file not found in $PATH', 127)
+
+
+def _check_exec(path: str, name: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InitError(f'exec: "{name}": stat {path}: no such file or directory', 127) from None
+    except OSError as e:
+        raise InitError(f'exec: "{name}": {e.strerror}', 126) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InitError(f'exec: "{name}": is a directory', 126)
+    if not st.st_mode & 0o111:
+        raise InitError(f'exec: "{name}": permission denied', 126)
+
+
+def _switch_user(user: dict) -> None:
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    groups = [int(g) for g in user.get("additionalGids") or []]
+    os.setgroups(groups)
+    if uid != 0:
+        k.prctl(k.PR_SET_KEEPCAPS, 1)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if uid != 0:
+        k.prctl(k.PR_SET_KEEPCAPS, 0)
+
+
+def _apply_caps(c: dict) -> None:
+    bounding = capmod.mask(c.get("bounding") or [])
+    top = k.last_cap()
+    for i in range(top + 1):
+        if not bounding & (1 << i) and k.bounding_set_has(i):
+            k.bounding_drop(i)
+    eff, perm, _ = k.capget()
+    have = perm
+    k.capset(capmod.mask(c.get("effective") or []) & have, capmod.mask(c.get("permitted") or []) & have,
+             capmod.mask(c.get("inheritable") or []) & have)
+    k.ambient_clear()
+    for name in c.get("ambient") or []:
+        if name in capmod.CAP_NUMBERS:
+            try:
+                k.ambient_raise(capmod.CAP_NUMBERS[name])
+            except OSError:
+                pass
+
+
+def _reaper(path: str, args: list[str], env: dict[str, str]) -> None:
+    """--init: stay as PID 1, forward signals to the command, reap every zombie."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write("docker-init")
+    except OSError:
+        pass
+    child = os.fork()
+    if child == 0:
+        os.closerange(3, 65536)
+        try:
+            os.execve(path, args, env)
+        except OSError as e:
+            os.write(2, f"exec {args[0]}: {e.strerror}\n".encode())
+            os._exit(127 if e.errno == errno.ENOENT else 126)
+    forward = [s for s in range(1, signal.NSIG) if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
+    for s in forward:
+        try:
+            signal.signal(s, lambda sig, _f: os.kill(child, sig))
+        except (OSError, ValueError):
+            pass
+    status = 0
+    while True:
+        try:
+            pid, st = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == child:
+            status = os.waitstatus_to_exitcode(st)
+            status = 128 - status if status < 0 else status
+    sys.stdout.flush()
+    os._exit(status)
