@@ -1,0 +1,143 @@
+"""Persisted container records, in Docker's on-disk shape.
+
+containers/<id>/config.v2.json holds the container (ID, Name, Config, State, Image, ...) and
+containers/<id>/hostconfig.json its HostConfig, as Docker keeps them. Every write is atomic;
+changes happen under the container's lock (`ContainerStore.lock(id)`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .. import _util
+from ..errors import Conflict, NotFound
+from ..paths import Paths
+
+
+@dataclass
+class Container:
+    """One container: Docker's config.v2.json document plus its HostConfig."""
+
+    doc: dict[str, Any]
+    host_config: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.doc["ID"])
+
+    @property
+    def name(self) -> str:
+        return str(self.doc["Name"]).lstrip("/")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.doc["Config"]  # type: ignore[no-any-return]
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.doc["State"]  # type: ignore[no-any-return]
+
+    @property
+    def running(self) -> bool:
+        return bool(self.state.get("Running"))
+
+    @property
+    def status(self) -> str:
+        return str(self.state.get("Status", "created"))
+
+
+def new_state() -> dict[str, Any]:
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": _util.ZERO_TIME, "FinishedAt": _util.ZERO_TIME}
+
+
+class ContainerStore:
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.dir = paths.containers
+
+    def path(self, cid: str) -> Path:
+        return self.dir / cid
+
+    @contextlib.contextmanager
+    def lock(self, cid: str) -> Iterator[None]:
+        with _util.locked(self.paths.runroot / "locks" / f"{cid}.lock"):
+            yield
+
+    def save(self, c: Container) -> None:
+        d = self.path(c.id)
+        _util.write_json(d / "hostconfig.json", c.host_config, 0o600)
+        _util.write_json(d / "config.v2.json", c.doc, 0o600)
+
+    def load(self, cid: str) -> Container:
+        d = self.path(cid)
+        try:
+            doc = _util.read_json(d / "config.v2.json")
+            hc = _util.read_json(d / "hostconfig.json")
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {cid}") from None
+        return Container(doc, hc)
+
+    def ids(self) -> list[str]:
+        try:
+            return [e.name for e in os.scandir(self.dir) if e.is_dir() and len(e.name) == 64]
+        except FileNotFoundError:
+            return []
+
+    def all(self) -> list[Container]:
+        out = []
+        for cid in self.ids():
+            try:
+                out.append(self.load(cid))
+            except (NotFound, ValueError):
+                continue  # being created or removed right now
+        return out
+
+    def resolve(self, ref: str) -> Container:
+        """By full ID, by name, then by unique ID prefix (Docker's order)."""
+        if not ref:
+            raise NotFound("No such container: ")
+        ids = self.ids()
+        if ref in ids:
+            return self.load(ref)
+        name = ref.lstrip("/")
+        names = self.names()
+        if name in names:
+            return self.load(names[name])
+        matches = [i for i in ids if i.startswith(ref)]
+        if len(matches) == 1:
+            return self.load(matches[0])
+        if len(matches) > 1:
+            raise Conflict(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def names(self) -> dict[str, str]:
+        try:
+            return _util.read_json(self.dir / "names.json")  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return {}
+
+    def reserve_name(self, name: str, cid: str) -> None:
+        """Claim `name` for `cid`; the caller holds the store lock."""
+        names = self.names()
+        holder = names.get(name)
+        if holder and holder != cid and (self.dir / holder).exists():
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                           f'"{holder}". You have to remove (or rename) that container to be able to reuse that name.')
+        names[name] = cid
+        _util.write_json(self.dir / "names.json", names)
+
+    def release_name(self, name: str, cid: str) -> None:
+        names = self.names()
+        if names.get(name) == cid:
+            del names[name]
+            _util.write_json(self.dir / "names.json", names)
+
+    def delete(self, cid: str) -> None:
+        shutil.rmtree(self.path(cid), ignore_errors=True)

@@ -1,0 +1,348 @@
+"""Dockyard's own OCI runtime as a library: create / start / state / kill / delete / pause.
+
+State lives under a runtime root (like runc's --root): <root>/<id>/state.json and the exec
+fifo. `create` forks the init in a throwaway child; with a `ShimSpec` that child then execs
+the shim, making the container's init the shim's child (the engine's path). Without one
+(`dockyard-runtime create`), the init is left for the caller's subreaper, as runc does.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import _util
+from ..errors import AlreadyExists, Conflict, ExecFailed, FailedPrecondition, NotFound
+from . import spawn
+
+SHIM_PATH = str(Path(__file__).with_name("shim.py"))
+
+
+class Status(enum.Enum):
+    CREATING = "creating"
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class State:
+    """The OCI `state` of a container."""
+
+    id: str
+    status: Status
+    pid: int
+    bundle: str
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def to_oci(self) -> dict:
+        return {"ociVersion": "1.0.2", "id": self.id, "status": self.status.value,
+                "pid": self.pid if self.status != Status.STOPPED else 0,
+                "bundle": self.bundle, "annotations": self.annotations}
+
+
+@dataclass(frozen=True)
+class ShimSpec:
+    """How the engine wants the container's stdio handled by its shim."""
+
+    run_dir: str
+    log_path: str
+    log_max_size: int
+    log_max_files: int
+    open_stdin: bool
+    stdin_once: bool
+    exit_cmd: tuple[str, ...]
+
+
+def _cgroup(spec: dict):  # type: ignore[no-untyped-def]
+    from .cgroups import open_manager
+
+    path = (spec.get("linux") or {}).get("cgroupsPath")
+    return open_manager(path) if path else None
+
+
+class Runtime:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, cid: str) -> Path:
+        return self.root / cid
+
+    # -- create ----------------------------------------------------------------
+    def create(self, cid: str, bundle: str, shim: ShimSpec | None = None,
+               stdio: tuple[int, int, int] | None = None, console_socket: str | None = None) -> int:
+        d = self._dir(cid)
+        try:
+            d.mkdir(parents=True)
+        except FileExistsError:
+            raise AlreadyExists(f"container {cid} already exists in the runtime") from None
+        try:
+            with open(os.path.join(bundle, "config.json"), "rb") as f:
+                spec = json.loads(f.read())
+            root = spec["root"]["path"]
+            if not os.path.isabs(root):
+                spec["root"]["path"] = os.path.join(bundle, root)
+            cg = _cgroup(spec)
+            cgroup_dirs: dict[str, str] = {}
+            if cg is not None:
+                from .cgroups import Resources
+
+                cg.create()
+                cg.apply(Resources.from_oci((spec.get("linux") or {}).get("resources")))
+                cgroup_dirs = {k: str(v) for k, v in cg.paths.items()}
+            fifo = str(d / "exec.fifo")
+            os.mkfifo(fifo, 0o600)
+            if shim is not None:
+                pid = self._create_with_shim(spec, fifo, cgroup_dirs, shim)
+            else:
+                pid = self._create_plain(spec, fifo, cgroup_dirs, stdio, console_socket)
+            _util.write_json(d / "state.json", {"id": cid, "pid": pid, "bundle": bundle,
+                                                "created": _util.now_rfc3339(),
+                                                "annotations": spec.get("annotations") or {},
+                                                "cgroupsPath": (spec.get("linux") or {}).get("cgroupsPath")})
+            return pid
+        except BaseException:
+            self._cleanup_failed(cid, d)
+            raise
+
+    def _cleanup_failed(self, cid: str, d: Path) -> None:
+        import shutil
+
+        try:
+            spec_cg = None
+            state = d / "state.json"
+            if state.exists():
+                spec_cg = _util.read_json(state).get("cgroupsPath")
+            if spec_cg:
+                from .cgroups import open_manager
+
+                open_manager(spec_cg).destroy()
+        except Exception:
+            pass
+        shutil.rmtree(d, ignore_errors=True)
+
+    def _create_plain(self, spec: dict, fifo: str, cgroup_dirs: dict[str, str],
+                      stdio: tuple[int, int, int] | None, console_socket: str | None) -> int:
+        """runc-style: fork the init from a child, report its pid, leave it running."""
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(r)
+                h = spawn.fork_init(spec, fifo, stdio or (0, 1, 2), cgroup_dirs, close_in_child=(w,))
+                try:
+                    master = spawn.wait_ready(h)
+                except spawn.CreateFailed as e:
+                    os.write(w, json.dumps({"error": str(e), "code": e.code}).encode())
+                    os._exit(1)
+                if master is not None and console_socket:
+                    import socket
+
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(console_socket)
+                    socket.send_fds(s, [b"/dev/ptmx"], [master])
+                    s.close()
+                os.write(w, json.dumps({"pid": h.pid}).encode())
+                os._exit(0)
+            finally:
+                os._exit(1)
+        os.close(w)
+        msg = _read_all(r)
+        os.waitpid(child, 0)
+        return _pid_or_raise(msg)
+
+    def _create_with_shim(self, spec: dict, fifo: str, cgroup_dirs: dict[str, str], shim: ShimSpec) -> int:
+        terminal = bool(spec["process"].get("terminal"))
+        parent_fds: list[int] = []
+        child_fds: list[int] = []
+        stdio: tuple[int, int, int] | None = None
+        cfg: dict = {"run_dir": shim.run_dir, "log_path": shim.log_path, "log_max_size": shim.log_max_size,
+                     "log_max_files": shim.log_max_files, "exit_cmd": list(shim.exit_cmd)}
+        if not terminal:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            if shim.open_stdin:
+                in_r, in_w = os.pipe()
+                cfg["stdin_fd"] = in_w
+                parent_fds.append(in_w)
+                child_fds.append(in_r)
+            else:
+                in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                child_fds.append(in_r)
+            stdio = (in_r, out_w, err_w)
+            cfg.update(stdout_fd=out_r, stderr_fd=err_r)
+            parent_fds += [out_r, err_r]
+            child_fds += [out_w, err_w]
+        r, w = os.pipe()
+        x = os.fork()
+        if x == 0:
+            try:
+                os.close(r)
+                os.setsid()
+                if os.fork() != 0:
+                    os._exit(0)
+                h = spawn.fork_init(spec, fifo, stdio, cgroup_dirs, close_in_child=tuple(parent_fds) + (w,))
+                for fd in child_fds:
+                    os.close(fd)
+                try:
+                    master = spawn.wait_ready(h)
+                except spawn.CreateFailed as e:
+                    os.write(w, json.dumps({"error": str(e), "code": e.code}).encode())
+                    os.waitpid(h.pid, 0)
+                    os._exit(1)
+                h.sync.close()
+                spawn.restore_pid_ns()
+                cfg["pid"] = h.pid
+                keep = list(parent_fds)
+                if master is not None:
+                    cfg["master_fd"] = master
+                    keep.append(master)
+                for fd in keep:
+                    os.set_inheritable(fd, True)
+                os.write(w, json.dumps({"pid": h.pid}).encode())
+                os.close(w)
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)
+                os.execv(sys.executable, [sys.executable, "-I", "-S", SHIM_PATH, json.dumps(cfg)])
+            except BaseException as e:  # report, never return into the caller's code
+                try:
+                    os.write(w, json.dumps({"error": f"shim: {e}", "code": 125}).encode())
+                except OSError:
+                    pass
+            finally:
+                os._exit(1)
+        os.close(w)
+        for fd in child_fds + parent_fds:
+            os.close(fd)
+        msg = _read_all(r)
+        os.waitpid(x, 0)
+        return _pid_or_raise(msg)
+
+    # -- other verbs ---------------------------------------------------------------
+    def _load(self, cid: str) -> dict:
+        try:
+            return _util.read_json(self._dir(cid) / "state.json")
+        except FileNotFoundError:
+            raise NotFound(f"container {cid} does not exist in the runtime") from None
+
+    def state(self, cid: str) -> State:
+        st = self._load(cid)
+        pid = int(st["pid"])
+        if not _alive(pid):
+            status = Status.STOPPED
+        elif (self._dir(cid) / "exec.fifo").exists():
+            status = Status.CREATED
+        else:
+            status = Status.RUNNING
+            cg = st.get("cgroupsPath")
+            if cg:
+                from .cgroups import open_manager
+
+                try:
+                    if open_manager(cg).is_frozen():
+                        status = Status.PAUSED
+                except OSError:
+                    pass
+        return State(cid, status, pid, st["bundle"], st.get("annotations") or {})
+
+    def start(self, cid: str) -> None:
+        st = self.state(cid)
+        if st.status != Status.CREATED:
+            raise Conflict(f"container {cid} is {st.status.value}, not created")
+        try:
+            spawn.open_fifo_for_start(str(self._dir(cid) / "exec.fifo"), st.pid)
+        except spawn.CreateFailed as e:
+            raise FailedPrecondition(str(e)) from None
+
+    def kill(self, cid: str, sig: int = signal.SIGTERM, all_processes: bool = False) -> None:
+        st = self.state(cid)
+        if st.status == Status.STOPPED:
+            raise Conflict(f"container {cid} is not running")
+        if all_processes:
+            cg = self._load(cid).get("cgroupsPath")
+            if cg:
+                from .cgroups import open_manager
+
+                open_manager(cg).kill_all(sig)
+                return
+        if st.status == Status.PAUSED and sig == signal.SIGKILL:
+            self.resume(cid)
+        os.kill(st.pid, sig)
+
+    def pause(self, cid: str) -> None:
+        self._freezer(cid).freeze()
+
+    def resume(self, cid: str) -> None:
+        self._freezer(cid).thaw()
+
+    def _freezer(self, cid: str):  # type: ignore[no-untyped-def]
+        from .cgroups import open_manager
+
+        cg = self._load(cid).get("cgroupsPath")
+        if not cg:
+            raise FailedPrecondition(f"container {cid} has no cgroup to freeze")
+        return open_manager(cg)
+
+    def delete(self, cid: str, force: bool = False) -> None:
+        import shutil
+        import time
+
+        st = self.state(cid)
+        if st.status != Status.STOPPED:
+            if not force:
+                raise Conflict(f"cannot delete container {cid} that is not stopped: {st.status.value}")
+            self.kill(cid, signal.SIGKILL, all_processes=True)
+            for _ in range(200):
+                if not _alive(st.pid):
+                    break
+                time.sleep(0.01)
+        cg = self._load(cid).get("cgroupsPath")
+        if cg:
+            from .cgroups import open_manager
+
+            open_manager(cg).destroy()
+        shutil.rmtree(self._dir(cid), ignore_errors=True)
+
+    def list(self) -> list[str]:
+        try:
+            return sorted(p.name for p in self.root.iterdir() if (p / "state.json").exists())
+        except FileNotFoundError:
+            return []
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _pid_or_raise(msg: bytes) -> int:
+    if not msg:
+        raise FailedPrecondition("container init exited before reporting its state")
+    data = json.loads(msg)
+    if "error" in data:
+        code = int(data.get("code", 125))
+        if code in (126, 127):
+            raise ExecFailed(f"failed to create task for container: {data['error']}", code)
+        raise FailedPrecondition(f"failed to create task for container: {data['error']}")
+    return int(data["pid"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
