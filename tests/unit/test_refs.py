@@ -1,0 +1,125 @@
+"""Docker reference parsing and normalisation (dockyard.images.refs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dockyard.errors import InvalidArgument
+from dockyard.images.refs import (
+    Reference,
+    familiar_string,
+    looks_like_id,
+    parse_any,
+    parse_reference,
+)
+
+HEX = "a" * 64
+
+
+@pytest.mark.parametrize(
+    "given, domain, path, tag, digest",
+    [
+        ("busybox", "docker.io", "library/busybox", "latest", None),
+        ("busybox:1.36", "docker.io", "library/busybox", "1.36", None),
+        ("user/app", "docker.io", "user/app", "latest", None),
+        ("docker.io/busybox", "docker.io", "library/busybox", "latest", None),
+        ("index.docker.io/busybox", "docker.io", "library/busybox", "latest", None),
+        ("docker.io/library/busybox:x", "docker.io", "library/busybox", "x", None),
+        ("localhost:5000/x:1", "localhost:5000", "x", "1", None),
+        ("localhost/x", "localhost", "x", "latest", None),
+        ("quay.io/a/b/c", "quay.io", "a/b/c", "latest", None),
+        ("Host.Example:5000/a", "Host.Example:5000", "a", "latest", None),
+        ("[::1]:5000/a", "[::1]:5000", "a", "latest", None),
+        (f"host:5000/a/b@sha256:{HEX}", "host:5000", "a/b", None, f"sha256:{HEX}"),
+        (f"busybox:1@sha256:{HEX}", "docker.io", "library/busybox", "1", f"sha256:{HEX}"),
+        ("a__b.c-d---e", "docker.io", "library/a__b.c-d---e", "latest", None),
+    ],
+)
+def test_parse_valid(given: str, domain: str, path: str, tag: str | None, digest: str | None) -> None:
+    assert parse_reference(given) == Reference(domain, path, tag, digest)
+
+
+def test_parse_without_default_tag() -> None:
+    ref = parse_reference("busybox", default_tag=False)
+    assert ref.tag is None and ref.is_name_only
+    assert ref.familiar() == "busybox"
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ("Busybox", "invalid reference format: repository name (library/Busybox) must be lowercase"),
+        ("user/App:1", "invalid reference format: repository name (user/App) must be lowercase"),
+        ("", "invalid reference format"),
+        ("a:b:c", "invalid reference format"),
+        ("busybox:", "invalid reference format"),
+        ("-busybox", "invalid reference format"),
+        ("busybox@sha256:abc", "invalid reference format"),
+        ("busybox:" + "t" * 129, "invalid reference format"),
+        ("a//b", "invalid reference format"),
+        ("a_-b", "invalid reference format"),
+        ("busybox:lat\u00e9st", "invalid reference format"),
+        (HEX, f"invalid repository name ({HEX}), cannot specify 64-byte hexadecimal strings"),
+        ("busybox@sha256:" + "a" * 40, "invalid checksum digest length"),
+        ("a/" + "b" * 260, "repository name must not be more than 255 characters"),
+    ],
+)
+def test_parse_invalid(given: str, message: str) -> None:
+    with pytest.raises(InvalidArgument) as exc:
+        parse_reference(given)
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize(
+    "given, familiar, familiar_name, name",
+    [
+        ("busybox", "busybox:latest", "busybox", "docker.io/library/busybox"),
+        ("docker.io/library/busybox:1", "busybox:1", "busybox", "docker.io/library/busybox"),
+        ("user/app:v2", "user/app:v2", "user/app", "docker.io/user/app"),
+        ("docker.io/library/a/b", "library/a/b:latest", "library/a/b", "docker.io/library/a/b"),
+        ("localhost:5000/x:1", "localhost:5000/x:1", "localhost:5000/x", "localhost:5000/x"),
+        (f"busybox@sha256:{HEX}", f"busybox@sha256:{HEX}", "busybox", "docker.io/library/busybox"),
+    ],
+)
+def test_familiar_forms(given: str, familiar: str, familiar_name: str, name: str) -> None:
+    ref = parse_reference(given)
+    assert ref.familiar() == familiar
+    assert ref.familiar_name() == familiar_name
+    assert ref.name == name
+
+
+def test_str_is_fully_qualified() -> None:
+    assert str(parse_reference("busybox")) == "docker.io/library/busybox:latest"
+    assert familiar_string("docker.io/library/busybox") == "busybox"
+
+
+def test_parse_any() -> None:
+    assert parse_any(HEX) == f"sha256:{HEX}"
+    assert parse_any(f"sha256:{HEX}") == f"sha256:{HEX}"
+    assert parse_any("3f57d9401f8d") == parse_reference("3f57d9401f8d")
+    assert parse_any("sha256:3f57") == Reference("docker.io", "library/sha256", "3f57")
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("3f57d9401f8d", True),
+        ("sha256:3f57d9401f8d", True),
+        (HEX, True),
+        ("3f57d9401f8", False),
+        ("3F57D9401F8D", False),
+        ("3f57d9401f8z", False),
+        ("a" * 65, False),
+        ("busybox", False),
+    ],
+)
+def test_looks_like_id(given: str, expected: bool) -> None:
+    assert looks_like_id(given) is expected
+
+
+def test_with_tag_and_digest() -> None:
+    ref = parse_reference("busybox:1")
+    assert ref.with_tag("2").familiar() == "busybox:2"
+    assert ref.with_digest(f"sha256:{HEX}").familiar() == f"busybox@sha256:{HEX}"
+    with pytest.raises(InvalidArgument):
+        ref.with_tag("bad tag")
