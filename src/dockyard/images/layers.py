@@ -1,0 +1,360 @@
+"""The layer store: Docker's overlay2 directories and layerdb, keyed by chain ID.
+
+On disk (under the data root)::
+
+    overlay2/<cache-id>/{diff/, link, lower, work/}    one read-only layer
+    overlay2/l/<LINK>  -> ../<cache-id>/diff           26-character short names for lowerdir
+    image/overlay2/layerdb/sha256/<chain>/{diff, size, cache-id, parent}
+
+A layer is applied into ``overlay2/.tmp-<cache-id>`` outside the store lock; committing it
+(rename, short link, then the layerdb entry via a temp dir + rename, last) happens under
+the lock, so a crash leaves at worst an unreferenced directory that `gc()` removes.
+Container read-write layers live in `rwlayers`; this class is their entry point too.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Mapping, Sequence
+
+from .._util import atomic_write, new_id
+from ..errors import InvalidArgument, NotFound
+from ..paths import Paths
+from ._lock import store_lock
+from ._mount import syncfs
+from . import rwlayers
+from .rwlayers import RWLayer, RWPaths
+
+__all__ = ["Layer", "LayerStore", "RWLayer", "RWPaths", "chain_id_of", "chain_ids"]
+
+LINK_DIR = "l"
+_CHAIN_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
+#: unfinished layer directories older than this are left-overs of a crash
+_STALE_TMP_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Layer:
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    cache_id: str
+    size: int
+
+
+def chain_id_of(parent_chain: str | None, diff_id: str) -> str:
+    """Docker's chain ID: the diff ID for a base layer, else sha256("<parent> <diff>")."""
+    if parent_chain is None:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode("ascii")).hexdigest()
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """The chain ID of every prefix of `diff_ids` (base first)."""
+    out: list[str] = []
+    parent: str | None = None
+    for diff_id in diff_ids:
+        parent = chain_id_of(parent, diff_id)
+        out.append(parent)
+    return out
+
+
+def _hex(chain_id: str) -> str:
+    m = _CHAIN_RE.match(chain_id)
+    if m is None:
+        raise InvalidArgument(f"invalid layer chain ID: {chain_id!r}")
+    return m.group(1)
+
+
+def new_link_id() -> str:
+    """Docker's overlay2 short link name: 26 upper-case base32 characters."""
+    return base64.b32encode(secrets.token_bytes(20)).decode("ascii")[:26]
+
+
+class LayerStore:
+    """Read-only image layers, and containers' read-write layers (see `rwlayers`)."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.home = paths.overlay
+        self.db = paths.layerdb / "sha256"
+        self.mounts_db = paths.layerdb / "mounts"
+
+    # ---- queries ---------------------------------------------------------------------
+
+    def exists(self, chain_id: str) -> bool:
+        m = _CHAIN_RE.match(chain_id)
+        return m is not None and (self.db / m.group(1)).is_dir()
+
+    def get(self, chain_id: str) -> Layer:
+        d = self.db / _hex(chain_id)
+        try:
+            diff_id = (d / "diff").read_text().strip()
+            cache_id = (d / "cache-id").read_text().strip()
+            size = int((d / "size").read_text().strip() or "0")
+        except FileNotFoundError:
+            raise NotFound(f"layer does not exist: {chain_id}") from None
+        try:
+            parent: str | None = (d / "parent").read_text().strip() or None
+        except FileNotFoundError:
+            parent = None
+        return Layer(chain_id, diff_id, parent, cache_id, size)
+
+    def list_layers(self) -> list[Layer]:
+        out: list[Layer] = []
+        if not self.db.is_dir():
+            return out
+        for entry in sorted(self.db.iterdir()):
+            if len(entry.name) == 64 and not entry.name.startswith("."):
+                with contextlib.suppress(NotFound):
+                    out.append(self.get("sha256:" + entry.name))
+        return out
+
+    def chain(self, chain_id: str) -> list[Layer]:
+        """The layer and all its parents, base first."""
+        out: list[Layer] = []
+        cur: str | None = chain_id
+        while cur is not None:
+            layer = self.get(cur)
+            out.append(layer)
+            cur = layer.parent
+        out.reverse()
+        return out
+
+    def layer_dir(self, layer: Layer) -> Path:
+        return self.home / layer.cache_id
+
+    def diff_dirs(self, chain_id: str) -> list[Path]:
+        """Diff directories of the chain, top first (the order of overlay's lowerdir)."""
+        return [self.home / l.cache_id / "diff" for l in reversed(self.chain(chain_id))]
+
+    def graph_data(self, chain_id: str) -> dict[str, str]:
+        """Docker's overlay2 GetMetadata for an image's top layer (GraphDriver.Data)."""
+        layer = self.get(chain_id)
+        top = self.home / layer.cache_id
+        data: dict[str, str] = {}
+        lowers = self.diff_dirs(chain_id)[1:]
+        if lowers:
+            data["LowerDir"] = ":".join(str(p) for p in lowers)
+        data["MergedDir"] = str(top / "merged")
+        data["UpperDir"] = str(top / "diff")
+        data["WorkDir"] = str(top / "work")
+        return data
+
+    # ---- register --------------------------------------------------------------------
+
+    def register(self, stream: BinaryIO, parent: str | None = None) -> Layer:
+        """Apply an (optionally compressed) layer tar on top of `parent`; return its layer.
+
+        If a layer with the same chain ID is already stored, the new copy is discarded and
+        the stored one returned: a shared layer is kept once.
+        """
+        from .tarfs import apply_layer
+
+        if parent is not None:
+            self.get(parent)
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o710)
+        cache_id = new_id()
+        tmp = self.home / f".tmp-{cache_id}"
+        try:
+            (tmp / "diff").mkdir(parents=True, mode=0o755)
+            os.chmod(tmp, 0o710)
+            result = apply_layer(stream, tmp / "diff")
+            chain_id = chain_id_of(parent, result.diff_id)
+            with store_lock(self.paths):
+                if self.exists(chain_id):
+                    return self.get(chain_id)
+                if parent is not None:
+                    self.get(parent)  # it may have been released meanwhile
+                layer = Layer(chain_id, result.diff_id, parent, cache_id, int(result.size))
+                self._commit(tmp, layer)
+                return layer
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def lower_string(self, chain_id: str) -> str:
+        """The ``lower`` file content of a layer whose parent is `chain_id`:
+        ``l/<parent link>:l/<grandparent link>…`` (Docker's getLower)."""
+        parent_dir = self.home / self.get(chain_id).cache_id
+        lowers = [f"{LINK_DIR}/{(parent_dir / 'link').read_text().strip()}"]
+        with contextlib.suppress(FileNotFoundError):
+            above = (parent_dir / "lower").read_text().strip()
+            if above:
+                lowers.extend(above.split(":"))
+        return ":".join(lowers)
+
+    def prepare_dir(self, d: Path, lower: str | None) -> str:
+        """Write link (+ lower and work/ when there is a parent) into an unlinked layer dir."""
+        short = new_link_id()
+        atomic_write(d / "link", short)
+        if lower is not None:
+            (d / "work").mkdir(mode=0o700, exist_ok=True)
+            if lower:
+                atomic_write(d / "lower", lower, mode=0o666)
+        return short
+
+    def link(self, short: str, name: str) -> Path:
+        links = self.home / LINK_DIR
+        links.mkdir(mode=0o700, exist_ok=True)
+        link = links / short
+        os.symlink(f"../{name}/diff", link)
+        return link
+
+    def _commit(self, tmp: Path, layer: Layer) -> None:
+        lower = self.lower_string(layer.parent) if layer.parent else None
+        short = self.prepare_dir(tmp, lower)
+        final = self.home / layer.cache_id
+        os.rename(tmp, final)
+        link: Path | None = None
+        try:
+            link = self.link(short, layer.cache_id)
+            syncfs(final)
+            self._write_db(layer)
+        except BaseException:
+            if link is not None:
+                with contextlib.suppress(OSError):
+                    link.unlink()
+            shutil.rmtree(final, ignore_errors=True)
+            raise
+
+    def _write_db(self, layer: Layer) -> None:
+        self.db.mkdir(parents=True, exist_ok=True)
+        hexid = _hex(layer.chain_id)
+        tmp = self.db / f".tmp-{hexid}-{secrets.token_hex(4)}"
+        tmp.mkdir()
+        try:
+            atomic_write(tmp / "diff", layer.diff_id)
+            atomic_write(tmp / "size", str(layer.size))
+            atomic_write(tmp / "cache-id", layer.cache_id)
+            if layer.parent:
+                atomic_write(tmp / "parent", layer.parent)
+            os.rename(tmp, self.db / hexid)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    # ---- release / gc ----------------------------------------------------------------
+
+    def release(self, chain_id: str, in_use: set[str]) -> list[Layer]:
+        """Delete `chain_id`, then its parents, while nothing references them.
+
+        `in_use` holds the chain IDs still referenced by remaining images (their top
+        layers). A layer that is the parent of another stored layer, or of a container's
+        read-write layer, is kept as well. Returns the deleted layers, top first.
+        """
+        removed: list[Layer] = []
+        with store_lock(self.paths):
+            parents = {l.chain_id: l.parent for l in self.list_layers()}
+            used = set(in_use) | self.mount_parents()
+            cur: str | None = chain_id
+            while cur is not None and cur in parents:
+                if cur in used or any(p == cur for p in parents.values()):
+                    break
+                layer = self.get(cur)
+                self._delete(layer)
+                removed.append(layer)
+                del parents[cur]
+                cur = layer.parent
+        return removed
+
+    def _delete(self, layer: Layer) -> None:
+        hexid = _hex(layer.chain_id)
+        tomb = self.db / f".del-{hexid}-{secrets.token_hex(4)}"
+        os.rename(self.db / hexid, tomb)
+        self.remove_layer_dir(layer.cache_id)
+        shutil.rmtree(tomb, ignore_errors=True)
+
+    def remove_layer_dir(self, name: str) -> None:
+        """Remove overlay2/<name> and its l/ short link."""
+        d = self.home / name
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            short = (d / "link").read_text().strip()
+            if short:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.home / LINK_DIR / short).unlink()
+        shutil.rmtree(d, ignore_errors=True)
+
+    def gc(self) -> list[str]:
+        """Remove what a crash can leave behind: layer directories that no layerdb or
+        mounts entry names, stale temp directories and dangling short links."""
+        removed: list[str] = []
+        with store_lock(self.paths):
+            referenced = {l.cache_id for l in self.list_layers()} | self.mount_dir_names()
+            for db in (self.db, self.mounts_db):
+                if db.is_dir():
+                    for entry in db.iterdir():
+                        if entry.name.startswith((".tmp-", ".del-")):
+                            shutil.rmtree(entry, ignore_errors=True)
+                            removed.append(str(entry))
+            if not self.home.is_dir():
+                return removed
+            now = time.time()
+            for entry in self.home.iterdir():
+                if entry.name == LINK_DIR:
+                    continue
+                if entry.name.startswith(".tmp-"):
+                    if now - entry.lstat().st_mtime < _STALE_TMP_SECONDS:
+                        continue
+                elif entry.name in referenced:
+                    continue
+                self.remove_layer_dir(entry.name)
+                removed.append(str(entry))
+            links = self.home / LINK_DIR
+            if links.is_dir():
+                for link in links.iterdir():
+                    if link.is_symlink() and not link.exists():
+                        link.unlink()
+                        removed.append(str(link))
+        return removed
+
+    # ---- container read-write layers (implemented in rwlayers) -------------------------
+
+    def create_rw(self, container_id: str, parent: str | None,
+                  init_files: Mapping[str, tuple[bytes, int]]) -> RWLayer:
+        """Create the init layer (Docker's skeleton + `init_files`: path -> (data, mode))
+        and the container layer on top of image layer `parent` (None: no image layers)."""
+        return rwlayers.create_rw(self, container_id, parent, init_files)
+
+    def get_rw(self, container_id: str) -> RWLayer:
+        return rwlayers.get_rw(self, container_id)
+
+    def list_rw(self) -> list[RWLayer]:
+        return rwlayers.list_rw(self)
+
+    def rw_paths(self, container_id: str) -> RWPaths:
+        return rwlayers.rw_paths(self, container_id)
+
+    def mount_rw(self, container_id: str) -> Path:
+        return rwlayers.mount_rw(self, container_id)
+
+    def unmount_rw(self, container_id: str) -> None:
+        rwlayers.unmount_rw(self, container_id)
+
+    def remove_rw(self, container_id: str) -> None:
+        rwlayers.remove_rw(self, container_id)
+
+    def graph_driver(self, container_id: str) -> dict[str, Any]:
+        return rwlayers.graph_driver(self, container_id)
+
+    def rw_size(self, container_id: str) -> int:
+        return rwlayers.rw_size(self, container_id)
+
+    def mount_parents(self) -> set[str]:
+        """Chain IDs that containers' read-write layers are built on."""
+        return {rw.parent for rw in self.list_rw() if rw.parent}
+
+    def mount_dir_names(self) -> set[str]:
+        names: set[str] = set()
+        for rw in self.list_rw():
+            names.update((rw.mount_id, rw.init_id))
+        return names
