@@ -65,7 +65,7 @@ class Paths:
 
     # runtime state
     def container_run(self, cid: str) -> Path:
-        return self.runroot / "containers" / cid
+        return self.runroot / "c" / cid
 
     @property
     def runtime_state(self) -> Path:

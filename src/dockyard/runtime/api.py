@@ -12,6 +12,7 @@ import enum
 import json
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +200,13 @@ class Runtime:
                 h.sync.close()
                 spawn.restore_pid_ns()
                 cfg["pid"] = h.pid
-                keep = list(parent_fds)
+                listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock_path = os.path.join(shim.run_dir, "sock")
+                listener.bind(sock_path)
+                os.chmod(sock_path, 0o600)
+                listener.listen(64)
+                cfg["listen_fd"] = listener.fileno()
+                keep = list(parent_fds) + [listener.fileno()]
                 if master is not None:
                     cfg["master_fd"] = master
                     keep.append(master)
@@ -208,8 +215,10 @@ class Runtime:
                 os.write(w, json.dumps({"pid": h.pid}).encode())
                 os.close(w)
                 devnull = os.open(os.devnull, os.O_RDWR)
-                for fd in (0, 1, 2):
+                for fd in (0, 1):
                     os.dup2(devnull, fd)
+                errlog = os.open(os.path.join(shim.run_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                os.dup2(errlog, 2)
                 os.execv(sys.executable, [sys.executable, "-I", "-S", SHIM_PATH, json.dumps(cfg)])
             except BaseException as e:  # report, never return into the caller's code
                 try:

@@ -5,7 +5,7 @@ rotation, serves attach clients on a unix socket, reaps the container's init, re
 exit code and time, then runs the engine's exit command (cleanup, --rm) and exits.
 
 Run as a script (`python -I -S shim.py '<json>'`): stdlib only, no dockyard imports, so its
-memory stays small. Wire protocol on attach.sock (both directions):
+memory stays small. Wire protocol on <run dir>/sock (both directions):
   8-byte header [type, 0, 0, 0, uint32 big-endian length] + payload.
   shim -> client: 1 stdout, 2 stderr, 3 exit (payload: decimal exit code).
   client -> shim: 0 stdin data, 4 close stdin, 5 resize (payload "rows cols").
@@ -127,15 +127,9 @@ class Shim:
         for fd in self.outputs:
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, "out")
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        path = os.path.join(cfg["run_dir"], "attach.sock")
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        self.listener.bind(path)
-        os.chmod(path, 0o600)
-        self.listener.listen(64)
+        # bound and listening already: the runtime made it before exec'ing us, so clients
+        # can connect as soon as `create` returns
+        self.listener = socket.socket(fileno=cfg["listen_fd"])
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, "listen")
         self.sig_r, sig_w = os.pipe()
@@ -155,6 +149,9 @@ class Shim:
             events = self.sel.select(timeout)
             if not events and self.exit_code is not None:
                 break  # output still held open by an escaped process: stop waiting
+            # Accept waiting clients before reading output: a client that connected before
+            # the container started must see its first bytes.
+            events.sort(key=lambda ev: ev[0].data != "listen")
             for key, mask in events:
                 what = key.data
                 if what == "out":
@@ -216,10 +213,22 @@ class Shim:
             sock, _ = self.listener.accept()
         except BlockingIOError:
             return
-        sock.setblocking(False)
         c = Client(sock)
+        # Clients send their header right after connecting: read it now, so output that is
+        # already waiting is routed to this client rather than dropped.
+        sock.settimeout(2.0)
+        try:
+            while b"\n" not in c.buf:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                c.buf += data
+        except OSError:
+            pass
+        sock.setblocking(False)
         self.clients[sock.fileno()] = c
         self.sel.register(sock, selectors.EVENT_READ, c)
+        self.client_process(c)
 
     def client_read(self, c):
         try:
@@ -234,6 +243,9 @@ class Shim:
             self.drop(c)
             return
         c.buf += data
+        self.client_process(c)
+
+    def client_process(self, c):
         if c.header is None:
             if b"\n" not in c.buf:
                 return
@@ -325,7 +337,7 @@ class Shim:
                 pass
             c.sock.close()
         try:
-            os.unlink(os.path.join(self.cfg["run_dir"], "attach.sock"))
+            os.unlink(os.path.join(self.cfg["run_dir"], "sock"))
         except FileNotFoundError:
             pass
         self.listener.close()

@@ -1,0 +1,41 @@
+"""argparse configured to behave like Docker's CLI: exit 125 with one line on bad flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from ..errors import InvalidArgument
+
+
+class UsageError(InvalidArgument):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, prog: str, usage: str | None = None, description: str | None = None) -> None:
+        super().__init__(prog=f"dockyard {prog}", usage=usage, description=description, add_help=False,
+                         allow_abbrev=False)
+        self.cmd = prog
+        # Docker keeps -h free (run -h is --hostname): only --help prints help
+        self.add_argument("--help", action="help", help="Print usage")
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments: "):
+            flag = message.split(": ", 1)[1].split()[0]
+            message = f"unknown flag: {flag}" if flag.startswith("-") else f"unexpected argument: {flag}"
+        elif message.startswith("the following arguments are required"):
+            message = f'"dockyard {self.cmd}" requires at least 1 argument.'
+        print(f"{message}\nSee 'dockyard {self.cmd} --help'.", file=sys.stderr)
+        raise SystemExit(125)
+
+
+def engine():  # type: ignore[no-untyped-def]
+    from ..engine.core import Engine
+
+    return Engine()
+
+
+def print_err(msg: str) -> None:
+    print(msg, file=sys.stderr)

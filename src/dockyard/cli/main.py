@@ -1,0 +1,119 @@
+"""`dockyard` entry point: global flags, command dispatch with lazy imports, error mapping."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+#: command -> "module:function" (modules under dockyard.cli); imported only when used
+COMMANDS: dict[str, str] = {
+    "run": "run:cmd_run", "create": "run:cmd_create", "start": "lifecycle:cmd_start",
+    "stop": "lifecycle:cmd_stop", "kill": "lifecycle:cmd_kill", "restart": "lifecycle:cmd_restart",
+    "rm": "lifecycle:cmd_rm", "wait": "lifecycle:cmd_wait", "pause": "lifecycle:cmd_pause",
+    "unpause": "lifecycle:cmd_unpause", "rename": "lifecycle:cmd_rename",
+    "ps": "query:cmd_ps", "inspect": "query:cmd_inspect", "logs": "logs:cmd_logs", "top": "query:cmd_top",
+    "stats": "query:cmd_stats", "attach": "attach:cmd_attach", "exec": "exec:cmd_exec",
+    "cp": "files:cmd_cp", "diff": "files:cmd_diff", "export": "files:cmd_export", "commit": "files:cmd_commit",
+    "container-prune": "lifecycle:cmd_prune",
+    "import": "images:cmd_import", "images": "images:cmd_images", "tag": "images:cmd_tag",
+    "rmi": "images:cmd_rmi", "image-inspect": "images:cmd_image_inspect",
+    "info": "system:cmd_info", "version": "system:cmd_version", "system-_exited": "system:cmd_exited",
+}
+#: two-word forms (`docker container ls`) -> command
+SUBCOMMANDS: dict[tuple[str, str], str] = {
+    ("container", "ls"): "ps", ("container", "list"): "ps", ("container", "ps"): "ps",
+    ("container", "prune"): "container-prune", ("container", "inspect"): "inspect",
+    ("image", "ls"): "images", ("image", "list"): "images", ("image", "inspect"): "image-inspect",
+    ("image", "rm"): "rmi", ("image", "remove"): "rmi", ("image", "tag"): "tag", ("image", "import"): "import",
+    ("system", "info"): "info", ("system", "_exited"): "system-_exited", ("container", "rm"): "rm",
+    ("container", "remove"): "rm",
+}
+for _c in ("run", "create", "start", "stop", "kill", "restart", "wait", "pause", "unpause", "rename", "logs",
+           "top", "stats", "attach", "exec", "cp", "diff", "export", "commit"):
+    SUBCOMMANDS[("container", _c)] = _c
+
+USAGE = """Usage:  dockyard [OPTIONS] COMMAND
+
+A Docker-compatible container engine, in Python
+
+Options:
+      --root string      Data root (default /var/lib/dockyard, or $DOCKYARD_ROOT)
+      --runroot string   Runtime state root (default /run/dockyard, or $DOCKYARD_RUNROOT)
+  -v, --version          Print version information and quit
+
+Commands:
+  run, create, start, stop, kill, restart, rm, wait, pause, unpause, rename,
+  ps, inspect, logs, top, stats, attach, exec, cp, diff, export, commit,
+  import, images, tag, rmi, info, version
+Management commands: container, image, system
+
+Run 'dockyard COMMAND --help' for more information on a command.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    while args and args[0].startswith("-"):
+        opt = args.pop(0)
+        if opt in ("--root", "--runroot") and args:
+            os.environ["DOCKYARD_ROOT" if opt == "--root" else "DOCKYARD_RUNROOT"] = args.pop(0)
+        elif opt.startswith("--root="):
+            os.environ["DOCKYARD_ROOT"] = opt.split("=", 1)[1]
+        elif opt.startswith("--runroot="):
+            os.environ["DOCKYARD_RUNROOT"] = opt.split("=", 1)[1]
+        elif opt in ("-v", "--version"):
+            from dockyard import __version__
+
+            print(f"Dockyard version {__version__}")
+            return 0
+        elif opt in ("-h", "--help"):
+            print(USAGE)
+            return 0
+        elif opt in ("-D", "--debug"):
+            os.environ["DOCKYARD_DEBUG"] = "1"
+        else:
+            print(f"unknown flag: {opt}\nSee 'dockyard --help'.", file=sys.stderr)
+            return 125
+    if not args:
+        print(USAGE)
+        return 0
+    cmd = args.pop(0)
+    if cmd in ("container", "image", "system") and args and (cmd, args[0]) in SUBCOMMANDS:
+        cmd = SUBCOMMANDS[(cmd, args.pop(0))]
+    elif cmd in ("container", "image", "system"):
+        print(f"Usage:  dockyard {cmd} COMMAND\n\nRun 'dockyard {cmd} COMMAND --help' for more information.",
+              file=sys.stderr if args else sys.stdout)
+        return 125 if args else 0
+    target = COMMANDS.get(cmd)
+    if target is None:
+        print(f"dockyard: '{cmd}' is not a dockyard command.\nSee 'dockyard --help'", file=sys.stderr)
+        return 125
+    mod_name, func_name = target.split(":")
+    import importlib
+
+    func: Callable[[list[str]], int] = getattr(importlib.import_module(f"dockyard.cli.{mod_name}"), func_name)
+    return run_command(func, args)
+
+
+def run_command(func: Callable[[list[str]], int], args: list[str]) -> int:
+    from dockyard.errors import DockyardError
+
+    try:
+        return func(args) or 0
+    except DockyardError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        if os.environ.get("DOCKYARD_DEBUG"):
+            raise
+        print(f"Error: {e}", file=sys.stderr)
+        return 125
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""`dockyard run` and `dockyard create`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import NotFound
+from . import runflags
+from .args import engine
+
+
+def _create(argv: list[str], cmd: str):  # type: ignore[no-untyped-def]
+    from ..engine import lifecycle
+
+    ns = runflags.parser(cmd).parse_args(argv)
+    config, hc = runflags.to_docker(ns)
+    eng = engine()
+    try:
+        c = lifecycle.create(eng, config, hc, ns.name)
+    except NotFound as e:
+        if str(e).startswith("No such image"):
+            ref = str(e).split(": ", 1)[1]
+            print(f"Unable to find image '{ref}' locally", file=sys.stderr)
+        raise
+    return eng, c, ns
+
+
+def cmd_create(argv: list[str]) -> int:
+    _eng, c, _ns = _create(argv, "create")
+    print(c.id)
+    return 0
+
+
+def cmd_run(argv: list[str]) -> int:
+    from ..engine import lifecycle
+
+    eng, c, ns = _create(argv, "run")
+    if ns.detach:
+        try:
+            lifecycle.start(eng, c)
+        except BaseException:
+            if c.host_config.get("AutoRemove"):
+                lifecycle.remove(eng, c, force=True)
+            raise
+        print(c.id)
+        return 0
+    from .attach import attach_and_start
+
+    code = attach_and_start(eng, c, ns.detach_keys)
+    return code

@@ -1,0 +1,513 @@
+"""Container lifecycle: create, start, stop, kill, restart, pause, rename, remove, exit handling.
+
+Rules: every state change happens under the container's lock and is saved atomically; a
+failed create or start leaves nothing half-made behind (rw layer, mounts, cgroup, runtime
+state), and the user sees one message naming the container and the cause.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import time
+from typing import Any, Callable
+
+from .. import _util
+from ..errors import Conflict, DockyardError, ExecFailed, FailedPrecondition, InvalidArgument, NotFound
+from . import names as namegen
+from .core import Engine
+from .records import Container, new_state
+
+DEFAULT_LOG_MAX_SIZE = 20 * 1000 * 1000
+DEFAULT_LOG_MAX_FILES = 5
+
+HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+         "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+
+
+# ---- create ---------------------------------------------------------------------
+
+def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
+    """Docker's merge of the image's config into the container's (run/create)."""
+    img = image_config.get("config") or {}
+    out = dict(config)
+    env = list(img.get("Env") or [])
+    keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
+    for e in config.get("Env") or []:
+        k = e.split("=", 1)[0]
+        if k in keys:
+            env[keys[k]] = e
+        else:
+            keys[k] = len(env)
+            env.append(e)
+    out["Env"] = env
+    if config.get("Entrypoint") is None:
+        out["Entrypoint"] = img.get("Entrypoint")
+        if not config.get("Cmd"):
+            out["Cmd"] = img.get("Cmd")
+    elif not config.get("Cmd"):
+        out["Cmd"] = None  # --entrypoint resets the image's CMD, as Docker does
+    for key in ("WorkingDir", "User", "StopSignal", "Shell", "Healthcheck", "OnBuild"):
+        if not out.get(key) and img.get(key):
+            out[key] = img[key]
+    labels = dict(img.get("Labels") or {})
+    labels.update(config.get("Labels") or {})
+    out["Labels"] = labels
+    for key in ("ExposedPorts", "Volumes"):
+        merged = dict(img.get(key) or {})
+        merged.update(config.get(key) or {})
+        out[key] = merged or None
+    return out
+
+
+def _resolv_conf(hc: dict[str, Any]) -> str:
+    dns = hc.get("Dns") or []
+    search = hc.get("DnsSearch") or []
+    opts = hc.get("DnsOptions") or []
+    lines: list[str] = []
+    if not dns:
+        try:
+            with open("/etc/resolv.conf") as f:
+                host = f.read().splitlines()
+        except OSError:
+            host = []
+        for line in host:
+            parts = line.split()
+            if parts and parts[0] == "nameserver" and len(parts) > 1 and parts[1].startswith("127."):
+                continue  # a host-local resolver is unreachable from the container
+            if parts and parts[0] in ("search", "options") and (search or opts):
+                continue
+            lines.append(line)
+    else:
+        lines += [f"nameserver {d}" for d in dns]
+    if search:
+        lines.append("search " + " ".join(search))
+    if opts:
+        lines.append("options " + " ".join(opts))
+    return "\n".join(lines) + "\n"
+
+
+def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], name: str | None) -> Container:
+    image = engine.images.resolve(config["Image"])
+    if name is not None:
+        name = namegen.validate(name)
+    merged = merge_image_config(config, image.config)
+    if not (merged.get("Entrypoint") or merged.get("Cmd")):
+        raise InvalidArgument("no command specified")
+    cid = _util.new_id()
+    mode = host_config.get("NetworkMode") or "default"
+    if mode == "host":
+        hostname = socket.gethostname()
+    else:
+        hostname = merged.get("Hostname") or cid[:12]
+    merged["Hostname"] = hostname
+    merged.setdefault("Domainname", "")
+    merged["Image"] = config["Image"]
+    log_cfg = host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+    if log_cfg.get("Type") not in ("json-file", "", None):
+        raise InvalidArgument(f"logging driver {log_cfg.get('Type')!r} is not supported (only json-file)")
+    log_cfg["Type"] = "json-file"
+    cdir = engine.containers.path(cid)
+    doc: dict[str, Any] = {
+        "ID": cid, "Created": _util.now_rfc3339(),
+        "Path": (merged.get("Entrypoint") or merged.get("Cmd") or [""])[0],
+        "Args": ((merged.get("Entrypoint") or []) + (merged.get("Cmd") or []))[1:],
+        "Config": merged, "Image": image.id, "Name": "", "Driver": "overlay2", "Platform": "linux",
+        "RestartCount": 0, "State": new_state(), "MountLabel": "", "ProcessLabel": "",
+        "AppArmorProfile": "", "ExecIDs": None,
+        "LogPath": str(cdir / f"{cid}-json.log"),
+        "HostnamePath": str(cdir / "hostname"), "HostsPath": str(cdir / "hosts"),
+        "ResolvConfPath": str(cdir / "resolv.conf"),
+    }
+    c = Container(doc, host_config)
+    hosts = HOSTS if mode != "host" else _read("/etc/hosts")
+    for extra in host_config.get("ExtraHosts") or []:
+        h, _, ip = extra.rpartition(":")
+        hosts += f"{ip}\t{h}\n"
+    resolv = _resolv_conf(host_config)
+    store = engine.containers
+    with _util.locked(engine.paths.lock):
+        if name is None:
+            taken = store.names()
+            for attempt in range(10):
+                name = namegen.generate(attempt)
+                if name not in taken:
+                    break
+        assert name is not None
+        doc["Name"] = "/" + name
+        store.reserve_name(name, cid)
+    try:
+        cdir.mkdir(parents=True)
+        for fname, data in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
+            _util.atomic_write(cdir / fname, data)
+        engine.layers.create_rw(cid, image.top_chain_id, {
+            "etc/hostname": ((hostname + "\n").encode(), 0o644),
+            "etc/hosts": (hosts.encode(), 0o644),
+            "etc/resolv.conf": (resolv.encode(), 0o644),
+        })
+        store.save(c)
+    except BaseException:
+        with _util.locked(engine.paths.lock):
+            store.release_name(name, cid)
+        _remove_rw_quietly(engine, cid)
+        store.delete(cid)
+        raise
+    return c
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return HOSTS
+
+
+def _remove_rw_quietly(engine: Engine, cid: str) -> None:
+    try:
+        engine.layers.remove_rw(cid)
+    except (DockyardError, OSError):
+        pass
+
+
+# ---- start -----------------------------------------------------------------------
+
+def _lookup_pid(engine: Engine) -> Callable[[str], int]:
+    def lookup(ref: str) -> int:
+        other = engine.containers.resolve(ref)
+        if not other.running:
+            raise Conflict(f"cannot join network of a non running container: {other.id}")
+        return int(other.state["Pid"])
+    return lookup
+
+
+def run_dir(engine: Engine, cid: str) -> str:
+    return str(engine.paths.container_run(cid))
+
+
+def start(engine: Engine, c: Container, before_start: Callable[[str], None] | None = None) -> Container:
+    """Start a created or exited container. `before_start(run_dir)` runs once the shim is up
+    and the init waits at the exec fifo (the CLI attaches there, so no output is lost)."""
+    from ..runtime.api import ShimSpec
+    from .specgen import build_spec
+
+    store = engine.containers
+    with store.lock(c.id):
+        c = store.load(c.id)
+        if c.running:
+            refresh(engine, c)
+            c = store.load(c.id)
+            if c.running:
+                from ..errors import NotModified
+
+                raise NotModified(f"container {c.id[:12]} is already running")
+        rdir = run_dir(engine, c.id)
+        shutil.rmtree(rdir, ignore_errors=True)
+        os.makedirs(rdir, mode=0o700)
+        try:
+            _stale_runtime_cleanup(engine, c.id)
+            rootfs = str(engine.layers.mount_rw(c.id))
+            spec = build_spec(c, rootfs, _lookup_pid(engine))
+            _util.write_json(os.path.join(rdir, "config.json"), spec, 0o600)
+            cfg, hc = c.config, c.host_config
+            log_opts = (hc.get("LogConfig") or {}).get("Config") or {}
+            max_size = _util.parse_bytes(log_opts["max-size"]) if log_opts.get("max-size") else DEFAULT_LOG_MAX_SIZE
+            max_files = int(log_opts.get("max-file") or DEFAULT_LOG_MAX_FILES)
+            shim = ShimSpec(run_dir=rdir, log_path=c.doc["LogPath"], log_max_size=max_size,
+                            log_max_files=max_files, open_stdin=bool(cfg.get("OpenStdin")),
+                            stdin_once=bool(cfg.get("StdinOnce")),
+                            exit_cmd=tuple(engine.cli_argv("system", "_exited", c.id)))
+            pid = engine.runtime.create(c.id, rdir, shim=shim)
+            if before_start is not None:
+                before_start(rdir)
+            engine.runtime.start(c.id)
+        except BaseException as e:
+            _abort_start(engine, c, e)
+            raise
+        st = c.state
+        st.update(Status="running", Running=True, Paused=False, Pid=pid, ExitCode=0, Error="",
+                  OOMKilled=False, StartedAt=_util.now_rfc3339(), FinishedAt=_util.ZERO_TIME)
+        store.save(c)
+        return c
+
+
+def _stale_runtime_cleanup(engine: Engine, cid: str) -> None:
+    try:
+        engine.runtime.delete(cid, force=True)
+    except NotFound:
+        pass
+
+
+def _abort_start(engine: Engine, c: Container, err: BaseException) -> None:
+    try:
+        engine.runtime.delete(c.id, force=True)
+    except (DockyardError, OSError):
+        pass
+    try:
+        engine.layers.unmount_rw(c.id)
+    except (DockyardError, OSError):
+        pass
+    shutil.rmtree(run_dir(engine, c.id), ignore_errors=True)
+    st = c.state
+    code = err.exit_code if isinstance(err, ExecFailed) else 128
+    st.update(Status="created" if st.get("StartedAt") == _util.ZERO_TIME else "exited", Running=False,
+              Pid=0, ExitCode=code, Error=str(err))
+    engine.containers.save(c)
+
+
+# ---- exit handling -------------------------------------------------------------
+
+def handle_exit(engine: Engine, cid: str) -> Container | None:
+    """Record a container's exit and release what it held. Idempotent; safe to race with
+    the shim's exit command. Returns the container, or None if it was auto-removed."""
+    store = engine.containers
+    with store.lock(cid):
+        try:
+            c = store.load(cid)
+        except NotFound:
+            return None
+        if not c.running:
+            return c
+        try:
+            rstate = engine.runtime.state(cid)
+            if rstate.status.value != "stopped":
+                return c  # still running
+        except NotFound:
+            pass
+        exit_file = os.path.join(run_dir(engine, cid), "exit.json")
+        try:
+            info = _util.read_json(exit_file)
+        except (FileNotFoundError, ValueError):
+            info = {"exit_code": 255, "finished_at": _util.now_rfc3339()}
+        oom = False
+        try:
+            from ..runtime.cgroups import open_manager
+
+            oom = open_manager(f"/dockyard/{cid}").oom_kill_count() > 0
+        except Exception:
+            oom = False
+        try:
+            engine.runtime.delete(cid, force=True)
+        except NotFound:
+            pass
+        try:
+            engine.layers.unmount_rw(cid)
+        except (DockyardError, OSError):
+            pass
+        shutil.rmtree(run_dir(engine, cid), ignore_errors=True)
+        c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=int(info["exit_code"]),
+                       FinishedAt=info["finished_at"], OOMKilled=oom)
+        store.save(c)
+        if c.host_config.get("AutoRemove"):
+            _remove_locked(engine, c)
+            return None
+        return c
+
+
+def refresh(engine: Engine, c: Container) -> Container:
+    """Reconcile a record that says running with the runtime (e.g. the shim was killed)."""
+    if not c.running:
+        return c
+    try:
+        if engine.runtime.state(c.id).status.value != "stopped":
+            return c
+    except NotFound:
+        pass
+    got = handle_exit(engine, c.id)
+    return got if got is not None else c
+
+
+def wait_exit(engine: Engine, c: Container) -> int:
+    """Block until the container is not running; return its exit code."""
+    sock_path = os.path.join(run_dir(engine, c.id), "sock")
+    if c.running:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sock_path)
+            s.sendall(b'{"wait": true}\n')
+            read_until_exit(s)
+            s.close()
+        except OSError:
+            pass
+        while True:
+            try:
+                if engine.runtime.state(c.id).status.value == "stopped":
+                    break
+            except NotFound:
+                break
+            time.sleep(0.05)
+        got = handle_exit(engine, c.id)
+        if got is None:
+            return int(_util.read_json(os.path.join(run_dir(engine, c.id), "exit.json"))["exit_code"]) \
+                if os.path.exists(os.path.join(run_dir(engine, c.id), "exit.json")) else 0
+        c = got
+    return int(c.state.get("ExitCode", 0))
+
+
+def read_until_exit(s: socket.socket) -> int | None:
+    buf = b""
+    while True:
+        data = s.recv(65536)
+        if not data:
+            return None
+        buf += data
+        while len(buf) >= 8:
+            kind, length = struct.unpack(">BxxxI", buf[:8])
+            if len(buf) < 8 + length:
+                break
+            payload, buf = buf[8:8 + length], buf[8 + length:]
+            if kind == 3:
+                return int(payload)
+
+
+# ---- stop / kill / restart / pause -----------------------------------------------
+
+def _signal_number(sig: str | int | None, default: int = signal.SIGTERM) -> int:
+    if sig is None or sig == "":
+        return default
+    if isinstance(sig, int):
+        return sig
+    s = str(sig).upper()
+    if s.isdigit():
+        return int(s)
+    if not s.startswith("SIG"):
+        s = "SIG" + s
+    try:
+        return int(signal.Signals[s])
+    except KeyError:
+        raise InvalidArgument(f"Invalid signal: {sig}") from None
+
+
+def parse_signal(sig: str | int | None, default: int = signal.SIGTERM) -> int:
+    return _signal_number(sig, default)
+
+
+def stop(engine: Engine, c: Container, timeout: int | None = None, sig: str | None = None) -> Container:
+    c = refresh(engine, c)
+    if not c.running:
+        return c
+    signum = _signal_number(sig or c.config.get("StopSignal"), signal.SIGTERM)
+    if timeout is None:
+        timeout = c.config.get("StopTimeout")
+        timeout = 10 if timeout is None else int(timeout)
+    pid = int(c.state["Pid"])
+    try:
+        if c.state.get("Paused"):
+            engine.runtime.resume(c.id)
+        engine.runtime.kill(c.id, signum)
+    except (Conflict, NotFound):
+        pass
+    if not _wait_dead(pid, timeout if timeout >= 0 else None):
+        try:
+            engine.runtime.kill(c.id, signal.SIGKILL, all_processes=True)
+        except (Conflict, NotFound):
+            pass
+        _wait_dead(pid, None)
+    got = handle_exit(engine, c.id)
+    return got if got is not None else c
+
+
+def _wait_dead(pid: int, timeout: float | None) -> bool:
+    from ..runtime.api import _alive
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.005
+    while _alive(pid):
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
+
+
+def kill(engine: Engine, c: Container, sig: str | None = None) -> None:
+    c = refresh(engine, c)
+    if not c.running:
+        raise Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running")
+    signum = _signal_number(sig, signal.SIGKILL)
+    engine.runtime.kill(c.id, signum)
+    if signum == signal.SIGKILL:
+        _wait_dead(int(c.state["Pid"]), 5)
+        handle_exit(engine, c.id)
+
+
+def pause(engine: Engine, c: Container) -> None:
+    with engine.containers.lock(c.id):
+        c = engine.containers.load(c.id)
+        if not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+        if c.state.get("Paused"):
+            raise Conflict(f"Container {c.id} is already paused")
+        engine.runtime.pause(c.id)
+        c.state.update(Paused=True, Status="paused")
+        engine.containers.save(c)
+
+
+def unpause(engine: Engine, c: Container) -> None:
+    with engine.containers.lock(c.id):
+        c = engine.containers.load(c.id)
+        if not c.state.get("Paused"):
+            raise Conflict(f"Container {c.id} is not paused")
+        engine.runtime.resume(c.id)
+        c.state.update(Paused=False, Status="running")
+        engine.containers.save(c)
+
+
+def rename(engine: Engine, c: Container, new: str) -> None:
+    new = namegen.validate(new)
+    with _util.locked(engine.paths.lock):
+        with engine.containers.lock(c.id):
+            c = engine.containers.load(c.id)
+            if c.name == new:
+                raise InvalidArgument(f"Renaming a container with the same name as its current name")
+            engine.containers.reserve_name(new, c.id)
+            engine.containers.release_name(c.name, c.id)
+            c.doc["Name"] = "/" + new
+            engine.containers.save(c)
+
+
+# ---- remove ------------------------------------------------------------------------
+
+def remove(engine: Engine, c: Container, force: bool = False) -> None:
+    c = refresh(engine, c)
+    if c.running:
+        if not force:
+            raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                           "attempting removal or force remove")
+        try:
+            engine.runtime.kill(c.id, signal.SIGKILL, all_processes=True)
+        except (Conflict, NotFound):
+            pass
+        _wait_dead(int(c.state["Pid"]), 10)
+        if handle_exit(engine, c.id) is None:
+            return
+    with engine.containers.lock(c.id):
+        try:
+            c = engine.containers.load(c.id)
+        except NotFound:
+            return
+        _remove_locked(engine, c)
+
+
+def _remove_locked(engine: Engine, c: Container) -> None:
+    try:
+        engine.runtime.delete(c.id, force=True)
+    except NotFound:
+        pass
+    engine.layers.remove_rw(c.id)
+    shutil.rmtree(run_dir(engine, c.id), ignore_errors=True)
+    with _util.locked(engine.paths.lock):
+        engine.containers.release_name(c.name, c.id)
+    engine.containers.delete(c.id)
+    try:
+        os.unlink(engine.paths.runroot / "locks" / f"{c.id}.lock")
+    except FileNotFoundError:
+        pass
+
+
+def exit_info_json(c: Container) -> str:
+    return json.dumps(c.state)

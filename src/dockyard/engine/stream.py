@@ -1,0 +1,105 @@
+"""Client side of the shim's attach protocol (see runtime/shim.py): connect, pump, resize."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import struct
+from typing import BinaryIO
+
+STDOUT, STDERR, EXIT = 1, 2, 3
+STDIN, CLOSE_STDIN, RESIZE = 0, 4, 5
+
+
+class Detached(Exception):
+    """The user typed the detach key sequence."""
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxI", kind, len(payload)) + payload
+
+
+def connect(run_dir: str, stdin: bool, stdout: bool, stderr: bool, stdin_once: bool = False) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.path.join(run_dir, "sock"))
+    s.sendall(json.dumps({"stdin": stdin, "stdout": stdout, "stderr": stderr,
+                          "stdin_once": stdin_once}).encode() + b"\n")
+    return s
+
+
+def resize(s: socket.socket, rows: int, cols: int) -> None:
+    s.sendall(frame(RESIZE, f"{rows} {cols}".encode()))
+
+
+def parse_detach_keys(spec: str) -> bytes:
+    """Docker's --detach-keys syntax: 'ctrl-p,ctrl-q', 'a', 'ctrl-@'..."""
+    out = bytearray()
+    for part in spec.split(","):
+        part = part.strip()
+        if part.startswith("ctrl-") and len(part) == 6:
+            ch = part[5]
+            code = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}.get(ch)
+            out.append(code if code is not None else (ord(ch.lower()) - ord("a") + 1))
+        elif len(part) == 1:
+            out.append(ord(part))
+        else:
+            from ..errors import InvalidArgument
+
+            raise InvalidArgument(f"Invalid detach keys ({spec}) provided")
+    return bytes(out)
+
+
+def pump(s: socket.socket, stdin_fd: int | None, out: BinaryIO, err: BinaryIO,
+         detach_keys: bytes = b"\x10\x11", tty: bool = False) -> int | None:
+    """Copy stdin to the container and its output to out/err until it exits.
+    Returns the exit code, or None if the connection closed without one.
+    Raises Detached when the detach sequence is typed (only on a terminal)."""
+    buf = b""
+    matched = 0
+    fds: list[int] = [s.fileno()]
+    if stdin_fd is not None:
+        fds.append(stdin_fd)
+    while True:
+        r, _, _ = select.select(fds, [], [])
+        if stdin_fd is not None and stdin_fd in r:
+            data = os.read(stdin_fd, 65536)
+            if not data:
+                s.sendall(frame(CLOSE_STDIN, b""))
+                fds.remove(stdin_fd)
+                stdin_fd = None
+            else:
+                if tty and detach_keys:
+                    send = bytearray()
+                    for b in data:
+                        if b == detach_keys[matched]:
+                            matched += 1
+                            if matched == len(detach_keys):
+                                raise Detached()
+                            continue
+                        if matched:
+                            send += detach_keys[:matched]
+                            matched = 0
+                        send.append(b)
+                    data = bytes(send)
+                if data:
+                    s.sendall(frame(STDIN, data))
+        if s.fileno() in r:
+            chunk = s.recv(65536)
+            if not chunk:
+                return None
+            buf += chunk
+            while len(buf) >= 8:
+                kind, length = struct.unpack(">BxxxI", buf[:8])
+                if len(buf) < 8 + length:
+                    break
+                payload, buf = buf[8:8 + length], buf[8 + length:]
+                if kind == STDOUT:
+                    out.write(payload)
+                    out.flush()
+                elif kind == STDERR:
+                    err.write(payload)
+                    err.flush()
+                elif kind == EXIT:
+                    return int(payload)
