@@ -41,6 +41,7 @@ class ReferenceStore:
 
     def get(self, ref: Reference) -> str | None:
         """The image ID `ref` (tagged or digested) points to, if any."""
+        ref = _stored_form(ref)
         return self._load().get(ref.familiar_name(), {}).get(ref.familiar())
 
     def references(self, image_id: str) -> list[Reference]:
@@ -63,8 +64,7 @@ class ReferenceStore:
             raise InvalidArgument(
                 "refusing to create an ambiguous tag using digest algorithm as name"
             )
-        if ref.tag is not None and ref.digest is not None:
-            ref = ref.with_digest(ref.digest)
+        ref = _stored_form(ref)
         if ref.is_name_only:
             raise InvalidArgument(f"reference {ref.familiar()} has no tag or digest")
         with store_lock(self.paths):
@@ -82,6 +82,7 @@ class ReferenceStore:
 
     def delete(self, ref: Reference) -> bool:
         """Remove `ref`; False if it was not there."""
+        ref = _stored_form(ref)
         with store_lock(self.paths):
             repos = self._load()
             name = ref.familiar_name()
@@ -93,3 +94,10 @@ class ReferenceStore:
                 del repos[name]
             self._save(repos)
             return True
+
+
+def _stored_form(ref: Reference) -> Reference:
+    """``name:tag@digest`` is stored and looked up as ``name@digest`` (as Docker does)."""
+    if ref.tag is not None and ref.digest is not None:
+        return ref.with_digest(ref.digest)
+    return ref

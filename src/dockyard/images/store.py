@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from .._util import ZERO_TIME, atomic_write, now_rfc3339
+from .._util import ZERO_TIME, atomic_write, now_rfc3339, parse_rfc3339
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..paths import Paths
 from . import removal
@@ -201,7 +201,7 @@ class ImageStore:
         for image_id in self.ids():
             with contextlib.suppress(NotFound, ValueError):
                 images.append(self.get(image_id))
-        images.sort(key=lambda i: (i.created, i.id), reverse=True)
+        images.sort(key=lambda i: (_timestamp(i.created), i.id), reverse=True)
         return images
 
     # ---- tags --------------------------------------------------------------------------
@@ -300,7 +300,7 @@ class ImageStore:
             layer = None
             if not empty:
                 f.seek(0)
-                layer = self.layers.register(f, parent_top)  # type: ignore[arg-type]
+                layer = self.layers.register(f, parent_top)
         created = now_rfc3339()
         history_item: dict[str, Any] = {"created": created}
         for key, value in (("author", author), ("created_by", created_by),
@@ -384,3 +384,10 @@ def _diff_ids(config: dict[str, Any]) -> list[str]:
     ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     return [str(i) for i in ids] if isinstance(ids, list) else []
 
+
+
+def _timestamp(value: str) -> float:
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        return 0.0
