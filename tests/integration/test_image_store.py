@@ -203,6 +203,19 @@ def test_unsafe_layer_leaves_nothing(paths: Paths, layers: LayerStore, store: Im
     assert layer_dirs(paths) == [] and store.list_images() == []
 
 
+def test_crash_before_layerdb_entry_leaves_no_half_layer(
+    paths: Paths, layers: LayerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(layer: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(layers, "_write_db", boom)
+    with pytest.raises(OSError):
+        layers.register(io.BytesIO(BASE_TAR), None)
+    assert layerdb_entries(paths) == [] and layer_dirs(paths) == []
+    assert list((paths.overlay / "l").iterdir()) == []
+
+
 def test_release_keeps_shared_parents(paths: Paths, layers: LayerStore) -> None:
     base = layers.register(io.BytesIO(BASE_TAR), None)
     a = layers.register(io.BytesIO(TOP_TAR), base.chain_id)
@@ -560,6 +573,21 @@ def test_rmi_by_id_single_tag(store: ImageStore) -> None:
     assert out[:2] == [("Untagged", "app:1"), ("Deleted", image_id)]
 
 
+def test_digest_references(store: ImageStore) -> None:
+    from dockyard.images.refs import parse_reference
+
+    image_id = two_layer_image(store, tag="app:1")
+    digest = "sha256:" + "d" * 64
+    store.add_digest(parse_reference(f"app:1@{digest}"), image_id)
+    img = store.resolve(f"app@{digest}")
+    assert img.id == image_id
+    assert img.repo_tags == ("app:1",) and img.repo_digests == (f"app@{digest}",)
+    assert store.resolve(f"app:9@{digest}").id == image_id  # the tag is ignored
+    out = store.remove("app:1", False, no_containers)
+    assert out[:3] == [("Untagged", "app:1"), ("Untagged", f"app@{digest}"),
+                       ("Deleted", image_id)]
+
+
 # ---- commit --------------------------------------------------------------------------
 
 
@@ -617,6 +645,26 @@ def _tag_many(root: str, runroot: str, image_id: str, prefix: str) -> None:
     s = ImageStore(Paths(Path(root), Path(runroot)), LayerStore(Paths(Path(root), Path(runroot))))
     for i in range(25):
         s.tag(image_id, f"{prefix}:{i}")
+
+
+def _register_many(root: str, runroot: str) -> None:
+    layers = LayerStore(Paths(Path(root), Path(runroot)))
+    for _ in range(5):
+        base = layers.register(io.BytesIO(BASE_TAR), None)
+        layers.register(io.BytesIO(TOP_TAR), base.chain_id)
+
+
+def test_concurrent_register_stores_each_layer_once(paths: Paths) -> None:
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_register_many, args=(str(paths.root), str(paths.runroot)))
+             for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    assert len(layerdb_entries(paths)) == 2 and len(layer_dirs(paths)) == 2
+    assert len(list((paths.overlay / "l").iterdir())) == 2
 
 
 def test_concurrent_tags_from_two_processes(paths: Paths, store: ImageStore) -> None:
