@@ -71,16 +71,20 @@ def mount_from(cwd: str | Path, source: str, target: str | Path, fstype: str, fl
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: only syscalls, then _exit
-        code = 0
+        code = 5  # EIO unless we learn better
         try:
             os.close(r)
             os.chdir(cwd)
             rc = _libc.mount(source.encode(), os.fsencode(target), fstype.encode(), flags,
                              data.encode())
             code = ctypes.get_errno() if rc != 0 else 0
-            os.write(w, code.to_bytes(4, "little"))
+        except OSError as e:
+            code = e.errno or 5
         finally:
-            os._exit(0)
+            try:
+                os.write(w, code.to_bytes(4, "little"))
+            finally:
+                os._exit(0)
     os.close(w)
     try:
         raw = os.read(r, 4)
