@@ -1,0 +1,1 @@
+"""Images: content store, overlay2 layer store, layer tar apply/diff."""
