@@ -546,11 +546,11 @@ def test_rmi_refused_while_in_use(store: ImageStore, layers: LayerStore) -> None
         assert out == [("Untagged", "app:1"), ("Deleted", image_id)]
         assert layers.exists(img.top_chain_id)  # the container still needs its layers
     finally:
-        layers.remove_rw(cid)
-    base_chain = img.top_chain_id and chain_ids([img.diff_ids[0]])[0]
-    # once the container is gone, the engine releases the force-removed image's layers
-    assert store.release_unused(img.top_chain_id) == [img.top_chain_id, base_chain]
-    assert layers.list_layers() == []
+        # removing the container's layer releases the force-removed image's layers
+        released = store.remove_container_layer(cid)
+    assert released == [img.top_chain_id, chain_ids([img.diff_ids[0]])[0]]
+    assert layers.list_layers() == [] and layers.list_rw() == []
+    assert store.remove_container_layer(cid) == []
 
 
 def test_rmi_by_id_with_several_repositories_needs_force(store: ImageStore) -> None:

@@ -334,6 +334,18 @@ class ImageStore:
                 self.set_parent(image_id, parent_image.id)
         return image_id
 
+    def remove_container_layer(self, container_id: str) -> list[str]:
+        """`LayerStore.remove_rw`, then release the image layers under it if no image uses
+        them any more (an image force-removed while the container existed). Returns the
+        deleted layers' chain IDs; a container without a layer is not an error."""
+        with store_lock(self.paths):
+            try:
+                parent = self.layers.get_rw(container_id).parent
+            except NotFound:
+                return []
+            self.layers.remove_rw(container_id)
+            return self.release_unused(parent) if parent else []
+
     def release_unused(self, chain_id: str) -> list[str]:
         """Release `chain_id` unless an image uses it; returns deleted chain IDs."""
         in_use = set()
