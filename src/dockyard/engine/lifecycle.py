@@ -498,7 +498,7 @@ def _remove_locked(engine: Engine, c: Container) -> None:
         engine.runtime.delete(c.id, force=True)
     except NotFound:
         pass
-    engine.layers.remove_rw(c.id)
+    engine.images.remove_container_layer(c.id)
     shutil.rmtree(run_dir(engine, c.id), ignore_errors=True)
     with _util.locked(engine.paths.lock):
         engine.containers.release_name(c.name, c.id)

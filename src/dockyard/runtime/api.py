@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 from .. import _util
@@ -22,6 +23,9 @@ from ..errors import AlreadyExists, Conflict, ExecFailed, FailedPrecondition, No
 from . import spawn
 
 SHIM_PATH = str(Path(__file__).with_name("shim.py"))
+
+#: forks the container's process: (stdio fds for the child, fds the child must close) -> handle
+Forker = Callable[[tuple[int, int, int] | None, tuple[int, ...]], spawn.InitHandle]
 
 
 class Status(enum.Enum):
@@ -59,6 +63,8 @@ class ShimSpec:
     open_stdin: bool
     stdin_once: bool
     exit_cmd: tuple[str, ...]
+    #: remove run_dir when the process exits (exec sessions)
+    remove_run_dir: bool = False
 
 
 def _cgroup(spec: dict):  # type: ignore[no-untyped-def]
@@ -100,7 +106,9 @@ class Runtime:
             fifo = str(d / "exec.fifo")
             os.mkfifo(fifo, 0o600)
             if shim is not None:
-                pid = self._create_with_shim(spec, fifo, cgroup_dirs, shim)
+                pid = self._spawn_with_shim(
+                    lambda io, close: spawn.fork_init(spec, fifo, io, cgroup_dirs, close),
+                    bool(spec["process"].get("terminal")), shim)
             else:
                 pid = self._create_plain(spec, fifo, cgroup_dirs, stdio, console_socket)
             _util.write_json(d / "state.json", {"id": cid, "pid": pid, "bundle": bundle,
@@ -158,13 +166,14 @@ class Runtime:
         os.waitpid(child, 0)
         return _pid_or_raise(msg)
 
-    def _create_with_shim(self, spec: dict, fifo: str, cgroup_dirs: dict[str, str], shim: ShimSpec) -> int:
-        terminal = bool(spec["process"].get("terminal"))
+    def _spawn_with_shim(self, fork: Forker, terminal: bool, shim: ShimSpec) -> int:
+        """Fork (via `fork`) a process that waits at its fifo, then exec the shim as its parent."""
         parent_fds: list[int] = []
         child_fds: list[int] = []
         stdio: tuple[int, int, int] | None = None
         cfg: dict = {"run_dir": shim.run_dir, "log_path": shim.log_path, "log_max_size": shim.log_max_size,
-                     "log_max_files": shim.log_max_files, "exit_cmd": list(shim.exit_cmd)}
+                     "log_max_files": shim.log_max_files, "exit_cmd": list(shim.exit_cmd),
+                     "remove_run_dir": shim.remove_run_dir}
         if not terminal:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
@@ -188,7 +197,7 @@ class Runtime:
                 os.setsid()
                 if os.fork() != 0:
                     os._exit(0)
-                h = spawn.fork_init(spec, fifo, stdio, cgroup_dirs, close_in_child=tuple(parent_fds) + (w,))
+                h = fork(stdio, tuple(parent_fds) + (w,))
                 for fd in child_fds:
                     os.close(fd)
                 try:
@@ -233,6 +242,39 @@ class Runtime:
         msg = _read_all(r)
         os.waitpid(x, 0)
         return _pid_or_raise(msg)
+
+    # -- exec ------------------------------------------------------------------------
+    def exec_create(self, cid: str, exec_id: str, process: dict, shim: ShimSpec) -> int:
+        """Start a tenant process in a running container, held at its fifo until exec_start."""
+        from . import tenant
+
+        st = self.state(cid)
+        if st.status not in (Status.RUNNING,):
+            raise Conflict(f"container {cid} is not running")
+        fifo = str(self._dir(cid) / f"exec-{exec_id}.fifo")
+        os.mkfifo(fifo, 0o600)
+        try:
+            cg = self._load(cid).get("cgroupsPath")
+            cgroup_dirs: dict[str, str] = {}
+            if cg:
+                from .cgroups import open_manager
+
+                cgroup_dirs = {k: str(v) for k, v in open_manager(cg).paths.items()}
+            return self._spawn_with_shim(
+                lambda io, close: tenant.fork_tenant(st.pid, process, fifo, io, cgroup_dirs, close),
+                bool(process.get("terminal")), shim)
+        except BaseException:
+            try:
+                os.unlink(fifo)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def exec_start(self, cid: str, exec_id: str, pid: int) -> None:
+        try:
+            spawn.open_fifo_for_start(str(self._dir(cid) / f"exec-{exec_id}.fifo"), pid)
+        except spawn.CreateFailed as e:
+            raise FailedPrecondition(str(e)) from None
 
     # -- other verbs ---------------------------------------------------------------
     def _load(self, cid: str) -> dict:

@@ -144,12 +144,12 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     os.close(wfd)
     os.close(fifo_fd)
     sync.close()
-    _switch_user(user)
-    _apply_caps(proc.get("capabilities") or {})
-    if proc.get("noNewPrivileges"):
-        k.set_no_new_privs()
-    os.umask(int(user.get("umask", 0o022)))
-    os.chdir(cwd)
+    try:
+        finalize(user, proc.get("capabilities") or {}, bool(proc.get("noNewPrivileges")))
+        os.chdir(cwd)
+    except OSError as e:
+        os.write(2, f"container init: {e}\n".encode())
+        os._exit(126)
     if reaper:
         _reaper(path, args, env)
     os.closerange(3, 65536)
@@ -258,6 +258,17 @@ def _check_exec(path: str, name: str) -> None:
         raise InitError(f'exec: "{name}": permission denied', 126)
 
 
+def finalize(user: dict, caps: dict, no_new_privs: bool) -> None:
+    """Drop to the process's user and capabilities (bounding set first: that needs
+    CAP_SETPCAP, which a non-root user no longer has in its effective set)."""
+    _drop_bounding(caps)
+    _switch_user(user)
+    _apply_caps(caps)
+    if no_new_privs:
+        k.set_no_new_privs()
+    os.umask(int(user.get("umask", 0o022)))
+
+
 def _switch_user(user: dict) -> None:
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     groups = [int(g) for g in user.get("additionalGids") or []]
@@ -270,12 +281,14 @@ def _switch_user(user: dict) -> None:
         k.prctl(k.PR_SET_KEEPCAPS, 0)
 
 
-def _apply_caps(c: dict) -> None:
+def _drop_bounding(c: dict) -> None:
     bounding = capmod.mask(c.get("bounding") or [])
-    top = k.last_cap()
-    for i in range(top + 1):
+    for i in range(k.last_cap() + 1):
         if not bounding & (1 << i) and k.bounding_set_has(i):
             k.bounding_drop(i)
+
+
+def _apply_caps(c: dict) -> None:
     eff, perm, _ = k.capget()
     have = perm
     k.capset(capmod.mask(c.get("effective") or []) & have, capmod.mask(c.get("permitted") or []) & have,

@@ -94,6 +94,16 @@ class JsonLog:
         self.f.close()
 
 
+class NoLog:
+    """exec sessions are not logged (Docker keeps exec output out of the container's log)."""
+
+    def write(self, stream, data, final=False):
+        pass
+
+    def close(self):
+        pass
+
+
 def frame(kind, payload):
     return struct.pack(">BxxxI", kind, len(payload)) + payload
 
@@ -114,7 +124,8 @@ class Shim:
         self.sel = selectors.DefaultSelector()
         self.clients = {}
         self.exit_code = None
-        self.log = JsonLog(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_files", 1))
+        self.log = JsonLog(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_files", 1)) \
+            if cfg.get("log_path") else NoLog()
         self.outputs = {}
         if self.tty:
             self.master = cfg["master_fd"]
@@ -341,6 +352,10 @@ class Shim:
         except FileNotFoundError:
             pass
         self.listener.close()
+        if self.cfg.get("remove_run_dir"):
+            import shutil
+
+            shutil.rmtree(self.cfg["run_dir"], ignore_errors=True)
         cmd = self.cfg.get("exit_cmd")
         if cmd:
             spawn_detached(cmd)

@@ -1,0 +1,115 @@
+"""Shared fixtures: a test data root, the busybox image, a CLI runner, and the leak check.
+
+Every test that starts containers must remove them; the session fixture fails the run if a
+container, mount, cgroup or shim process made during the session is still there at the end.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_ROOT = os.environ.get("DOCKYARD_TEST_ROOT", "/var/lib/dockyard-test")
+TEST_RUNROOT = os.environ.get("DOCKYARD_TEST_RUNROOT", "/run/dockyard-test")
+BUSYBOX_TAR = "/var/cache/dockyard/busybox-rootfs.tar"
+
+os.environ["DOCKYARD_ROOT"] = TEST_ROOT
+os.environ["DOCKYARD_RUNROOT"] = TEST_RUNROOT
+
+IS_ROOT = os.geteuid() == 0
+
+
+def dy(*args: str, input: bytes | str | None = None, check: bool = False, timeout: float = 120,
+       env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the dockyard CLI as a fresh process, as a user would."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run([sys.executable, "-m", "dockyard", *args], input=input, capture_output=True,
+                       timeout=timeout, env=e, text=not isinstance(input, bytes))
+    if check and p.returncode != 0:
+        raise AssertionError(f"dockyard {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def _cgroup_dirs() -> set[str]:
+    return set(glob.glob("/sys/fs/cgroup/*/dockyard/*/")) | set(glob.glob("/sys/fs/cgroup/dockyard/*/"))
+
+
+def _shim_pids() -> list[int]:
+    out = []
+    for d in glob.glob("/proc/[0-9]*"):
+        try:
+            with open(f"{d}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b"shim.py" in cmd and TEST_RUNROOT.encode() in cmd:
+            out.append(int(d.split("/")[-1]))
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leak_check():
+    before = _cgroup_dirs() if IS_ROOT else set()
+    yield
+    if not IS_ROOT:
+        return
+    problems = []
+    left = dy("ps", "-aq", "--no-trunc").stdout.split()
+    if left:
+        problems.append(f"containers left: {left}")
+        dy("rm", "-f", *left)
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if TEST_ROOT in line or TEST_RUNROOT in line]
+    if mounts:
+        problems.append(f"mounts left: {mounts}")
+    cg = _cgroup_dirs() - before
+    if cg:
+        problems.append(f"cgroups left: {sorted(cg)}")
+    shims = _shim_pids()
+    if shims:
+        problems.append(f"shim processes left: {shims}")
+    if problems:
+        pytest.fail("leak check: " + "; ".join(problems))
+
+
+@pytest.fixture(scope="session")
+def busybox() -> str:
+    """The busybox image (from Debian's busybox-static), imported once into the test root."""
+    if not IS_ROOT:
+        pytest.skip("needs root")
+    sys.path.insert(0, str(REPO / "scripts"))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mkbb", REPO / "scripts" / "make-busybox-rootfs.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    tar = mod.build(BUSYBOX_TAR)
+    if dy("image", "inspect", "busybox").returncode != 0:
+        dy("import", tar, "busybox:latest", check=True)
+    return "busybox"
+
+
+@pytest.fixture
+def container_cleanup():
+    """Collect container names/IDs to remove after the test, even when it fails."""
+    made: list[str] = []
+    yield made
+    if made:
+        dy("rm", "-f", *made)
+
+
+def pytest_collection_modifyitems(config, items):
+    if IS_ROOT:
+        return
+    skip = pytest.mark.skip(reason="needs root: starts real containers")
+    for item in items:
+        if "integration" in str(item.fspath) or "e2e" in str(item.fspath):
+            item.add_marker(skip)
