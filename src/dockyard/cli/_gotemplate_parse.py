@@ -30,86 +30,30 @@ _NUM_RE = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F_]*(?:\.[0-9a-fA-F_]*)?(?:[pP][+-]
 # ---------------------------------------------------------------- parse tree
 
 class Node:
+    """A parse-tree node: `pos` is its offset in the source (for error locations)."""
     __slots__ = ("pos",)
 
-
-class Text(Node):
-    __slots__ = ("text",)
-
-    def __init__(self, pos, text):
-        self.pos, self.text = pos, text
+    def __init__(self, pos, *values):
+        self.pos = pos
+        for name, value in zip(self.__slots__, values):
+            setattr(self, name, value)
 
 
-class Action(Node):
-    __slots__ = ("pipe",)
-
-    def __init__(self, pos, pipe):
-        self.pos, self.pipe = pos, pipe
+def _node(name: str, fields: str, doc: str):
+    return type(name, (Node,), {"__slots__": tuple(fields.split()), "__doc__": doc})
 
 
-class Control(Node):
-    """if / with / range: `pipe`, `body` and optional `orelse` node lists."""
-    __slots__ = ("kind", "pipe", "body", "orelse")
-
-    def __init__(self, pos, kind, pipe, body, orelse):
-        self.pos, self.kind, self.pipe, self.body, self.orelse = pos, kind, pipe, body, orelse
-
-
-class Jump(Node):
-    __slots__ = ("kind",)  # "break" or "continue"
-
-    def __init__(self, pos, kind):
-        self.pos, self.kind = pos, kind
-
-
-class Pipe(Node):
-    __slots__ = ("decl", "assign", "cmds")
-
-    def __init__(self, pos, decl, assign, cmds):
-        self.pos, self.decl, self.assign, self.cmds = pos, decl, assign, cmds
-
-
-class Command(Node):
-    __slots__ = ("args",)
-
-    def __init__(self, pos, args):
-        self.pos, self.args = pos, args
-
-
-class Field(Node):
-    __slots__ = ("idents",)  # ("A", "B") for .A.B
-
-    def __init__(self, pos, idents):
-        self.pos, self.idents = pos, idents
-
-
-class Variable(Node):
-    __slots__ = ("idents",)  # ("$x", "A") for $x.A
-
-    def __init__(self, pos, idents):
-        self.pos, self.idents = pos, idents
-
-
-class Chain(Node):
-    __slots__ = ("node", "fields")  # (pipe).A.B
-
-    def __init__(self, pos, node, fields):
-        self.pos, self.node, self.fields = pos, node, fields
-
-
-class Ident(Node):
-    __slots__ = ("name",)
-
-    def __init__(self, pos, name):
-        self.pos, self.name = pos, name
-
-
-class Literal(Node):
-    """dot, nil, bool, number or string; `text` is the source spelling."""
-    __slots__ = ("kind", "value", "text")
-
-    def __init__(self, pos, kind, value, text):
-        self.pos, self.kind, self.value, self.text = pos, kind, value, text
+Text = _node("Text", "text", "Literal text outside actions.")
+Action = _node("Action", "pipe", "{{pipeline}}: printed unless it declares variables.")
+Control = _node("Control", "kind pipe body orelse", "if/with/range (kind) with node lists.")
+Jump = _node("Jump", "kind", "{{break}} / {{continue}} (also the end/else markers).")
+Pipe = _node("Pipe", "decl assign cmds", "[$x := | $x =] cmd | cmd ...")
+Command = _node("Command", "args", "One pipeline stage: operand [args...].")
+Field = _node("Field", "idents", ".A.B as ('A', 'B').")
+Variable = _node("Variable", "idents", "$x.A as ('$x', 'A').")
+Chain = _node("Chain", "node fields", "(pipe).A.B")
+Ident = _node("Ident", "name", "A function name.")
+Literal = _node("Literal", "kind value text", "dot/nil/bool/number/string; text = source.")
 
 
 def node_str(n) -> str:
@@ -381,17 +325,24 @@ class Parser:
     def __init__(self, src: str, funcs):
         self.src, self.funcs = src, funcs
         self.toks, self.i, self.last = _lex(src), 0, None
-        self.vars, self.range_depth = ["$"], 0
+        self.vars, self.range_depth, self.action_pos = ["$"], 0, None
+
+    def line(self, pos) -> int:
+        return self.src.count("\n", 0, pos) + 1
 
     def errorf(self, msg, pos=None):
         if pos is None:
             pos = self.last[2] if self.last else 0
-        raise TemplateError(f"template: :{self.src.count(chr(10), 0, pos) + 1}: {msg}")
+        raise TemplateError(f"template: :{self.line(pos)}: {msg}")
 
     def next(self):
         t = self.toks[min(self.i, len(self.toks) - 1)]
         if t[0] == ERROR:
-            self.errorf(t[1], t[2])
+            msg = t[1]
+            if self.action_pos is not None and self.line(self.action_pos) != self.line(t[2]):
+                extra = f" in action started at :{self.line(self.action_pos)}"
+                msg += extra[len(" in action"):] if msg.endswith(" action") else extra
+            self.errorf(msg, t[2])
         self.i += 1
         self.last = t
         return t
@@ -432,7 +383,11 @@ class Parser:
         if t[0] == TEXT:
             return Text(t[2], t[1])
         if t[0] == LDELIM:
-            return self.action()
+            self.action_pos = t[2]
+            try:
+                return self.action()
+            finally:
+                self.action_pos = None
         self.unexpected(t, "input")
 
     def action(self):
