@@ -50,7 +50,7 @@ def _shim_pids() -> list[int]:
                 cmd = f.read()
         except OSError:
             continue
-        if b"shim.py" in cmd and TEST_RUNROOT.encode() in cmd:
+        if b"shim_entry.py" in cmd and TEST_RUNROOT.encode() in cmd:
             out.append(int(d.split("/")[-1]))
     return out
 

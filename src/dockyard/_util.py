@@ -10,24 +10,29 @@ import datetime as _dt
 import fcntl
 import json
 import os
-import secrets
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644) -> None:
-    """Write `data` to `path` through a temp file + fsync + rename."""
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644,
+                 durable: bool = True) -> None:
+    """Write `data` to `path` through a temp file + fsync + rename. `durable=False` skips
+    the fsync for files that are rebuilt anyway (still atomic: readers never see half)."""
     path = Path(path)
     if isinstance(data, str):
         data = data.encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -36,8 +41,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
         raise
 
 
-def write_json(path: str | os.PathLike[str], obj: Any, mode: int = 0o644) -> None:
-    atomic_write(path, json.dumps(obj, separators=(",", ":")), mode)
+def write_json(path: str | os.PathLike[str], obj: Any, mode: int = 0o644, durable: bool = True) -> None:
+    atomic_write(path, json.dumps(obj, separators=(",", ":")), mode, durable)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -59,7 +64,7 @@ def locked(path: str | os.PathLike[str], shared: bool = False) -> Iterator[None]
 
 def new_id() -> str:
     """A 64-hex-digit random ID, like Docker's container IDs."""
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def short_id(full: str) -> str:

@@ -43,12 +43,14 @@ def _winsize(fd: int) -> tuple[int, int] | None:
         return None
 
 
-def session(run_dir: str, c: Container, detach_keys: str | None, want_stdin: bool) -> tuple[object, object]:
+def session(run_dir: str, c: Container, detach_keys: str | None, want_stdin: bool,
+            cleanup: bool = False) -> tuple[object, object]:
     """Connect to the shim; returns (socket, pump function)."""
     cfg = c.config
     tty = bool(cfg.get("Tty"))
     sock = stream.connect(run_dir, stdin=want_stdin, stdout=bool(cfg.get("AttachStdout", True)),
-                          stderr=bool(cfg.get("AttachStderr", True)), stdin_once=bool(cfg.get("StdinOnce")))
+                          stderr=bool(cfg.get("AttachStderr", True)), stdin_once=bool(cfg.get("StdinOnce")),
+                          cleanup=cleanup)
     keys = stream.parse_detach_keys(detach_keys or "ctrl-p,ctrl-q")
 
     def pump() -> int | None:
@@ -73,7 +75,7 @@ def attach_and_start(eng: Engine, c: Container, detach_keys: str | None) -> int:
     want_stdin = bool(c.config.get("AttachStdin"))
 
     def before_start(run_dir: str) -> None:
-        holder["sock"], holder["pump"] = session(run_dir, c, detach_keys, want_stdin)
+        holder["sock"], holder["pump"] = session(run_dir, c, detach_keys, want_stdin, cleanup=True)
 
     try:
         c = lifecycle.start(eng, c, before_start=before_start)
@@ -96,7 +98,8 @@ def _finish(eng: Engine, c: Container, holder: dict[str, object]) -> int:
         # Ctrl-C on a non-tty foreground run: Docker proxies the signal to the container
         lifecycle.kill(eng, c, "SIGINT")
         code = None
-    final = lifecycle.wait_exit(eng, c)
+    final = lifecycle.wait_exit(eng, c, exited=code is not None)
+    stream.cleaned(holder["sock"])  # type: ignore[arg-type]
     return code if code is not None else final
 
 

@@ -143,13 +143,13 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
     try:
         cdir.mkdir(parents=True)
         for fname, data in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
-            _util.atomic_write(cdir / fname, data)
+            _util.atomic_write(cdir / fname, data, durable=False)
         engine.layers.create_rw(cid, image.top_chain_id, {
             "etc/hostname": ((hostname + "\n").encode(), 0o644),
             "etc/hosts": (hosts.encode(), 0o644),
             "etc/resolv.conf": (resolv.encode(), 0o644),
         })
-        store.save(c)
+        store.save(c, host_config=True)
     except BaseException:
         with _util.locked(engine.paths.lock):
             store.release_name(name, cid)
@@ -212,7 +212,7 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
             _stale_runtime_cleanup(engine, c.id)
             rootfs = str(engine.layers.mount_rw(c.id))
             spec = build_spec(c, rootfs, _lookup_pid(engine))
-            _util.write_json(os.path.join(rdir, "config.json"), spec, 0o600)
+            _util.write_json(os.path.join(rdir, "config.json"), spec, 0o600, durable=False)
             cfg, hc = c.config, c.host_config
             log_opts = (hc.get("LogConfig") or {}).get("Config") or {}
             max_size = _util.parse_bytes(log_opts["max-size"]) if log_opts.get("max-size") else DEFAULT_LOG_MAX_SIZE
@@ -308,8 +308,9 @@ def handle_exit(engine: Engine, cid: str) -> Container | None:
         return c
 
 
-def refresh(engine: Engine, c: Container) -> Container:
-    """Reconcile a record that says running with the runtime (e.g. the shim was killed)."""
+def refresh_or_none(engine: Engine, c: Container) -> Container | None:
+    """Reconcile a record that says running with the runtime (e.g. the shim was killed).
+    Returns None when that reconciliation auto-removed the container (--rm)."""
     if not c.running:
         return c
     try:
@@ -317,22 +318,28 @@ def refresh(engine: Engine, c: Container) -> Container:
             return c
     except NotFound:
         pass
-    got = handle_exit(engine, c.id)
+    return handle_exit(engine, c.id)
+
+
+def refresh(engine: Engine, c: Container) -> Container:
+    got = refresh_or_none(engine, c)
     return got if got is not None else c
 
 
-def wait_exit(engine: Engine, c: Container) -> int:
-    """Block until the container is not running; return its exit code."""
+def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
+    """Block until the container is not running; return its exit code. `exited` says the
+    caller already saw the exit (an attach stream's exit frame): skip asking the shim."""
     sock_path = os.path.join(run_dir(engine, c.id), "sock")
     if c.running:
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(sock_path)
-            s.sendall(b'{"wait": true}\n')
-            read_until_exit(s)
-            s.close()
-        except OSError:
-            pass
+        if not exited:
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(sock_path)
+                s.sendall(b'{"wait": true}\n')
+                read_until_exit(s)
+                s.close()
+            except OSError:
+                pass
         while True:
             try:
                 if engine.runtime.state(c.id).status.value == "stopped":

@@ -98,7 +98,7 @@ def _filters(items: list[str]) -> dict[str, list[str]]:
 def list_containers(engine: Engine, all_: bool = False, filters: list[str] | None = None,
                     last: int = -1) -> list[Container]:
     flt = _filters(filters or [])
-    cs = [lifecycle.refresh(engine, c) for c in engine.containers.all()]
+    cs = [c for c in (lifecycle.refresh_or_none(engine, c) for c in engine.containers.all()) if c is not None]
     cs.sort(key=lambda c: c.doc["Created"], reverse=True)
     if "status" in flt:
         for s in flt["status"]:

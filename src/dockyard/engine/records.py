@@ -70,9 +70,11 @@ class ContainerStore:
         with _util.locked(self.paths.runroot / "locks" / f"{cid}.lock"):
             yield
 
-    def save(self, c: Container) -> None:
+    def save(self, c: Container, host_config: bool = False) -> None:
+        """Write the record; HostConfig only when asked (it changes at create, not per start)."""
         d = self.path(c.id)
-        _util.write_json(d / "hostconfig.json", c.host_config, 0o600)
+        if host_config:
+            _util.write_json(d / "hostconfig.json", c.host_config, 0o600)
         _util.write_json(d / "config.v2.json", c.doc, 0o600)
 
     def load(self, cid: str) -> Container:

@@ -10,7 +10,7 @@ import struct
 from typing import BinaryIO
 
 STDOUT, STDERR, EXIT = 1, 2, 3
-STDIN, CLOSE_STDIN, RESIZE = 0, 4, 5
+STDIN, CLOSE_STDIN, RESIZE, CLEANED = 0, 4, 5, 6
 
 
 class Detached(Exception):
@@ -21,12 +21,23 @@ def frame(kind: int, payload: bytes) -> bytes:
     return struct.pack(">BxxxI", kind, len(payload)) + payload
 
 
-def connect(run_dir: str, stdin: bool, stdout: bool, stderr: bool, stdin_once: bool = False) -> socket.socket:
+def connect(run_dir: str, stdin: bool, stdout: bool, stderr: bool, stdin_once: bool = False,
+            cleanup: bool = False) -> socket.socket:
+    """Attach to a shim. With `cleanup`, this client promises to record the exit itself and
+    then call `cleaned(sock)`, so the shim need not start its exit command."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(os.path.join(run_dir, "sock"))
     s.sendall(json.dumps({"stdin": stdin, "stdout": stdout, "stderr": stderr,
-                          "stdin_once": stdin_once}).encode() + b"\n")
+                          "stdin_once": stdin_once, "cleanup": cleanup}).encode() + b"\n")
     return s
+
+
+def cleaned(s: socket.socket) -> None:
+    try:
+        s.sendall(frame(CLEANED, b""))
+    except OSError:
+        pass
+    s.close()
 
 
 def resize(s: socket.socket, rows: int, cols: int) -> None:

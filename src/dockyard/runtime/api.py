@@ -22,7 +22,7 @@ from .. import _util
 from ..errors import AlreadyExists, Conflict, ExecFailed, FailedPrecondition, NotFound
 from . import spawn
 
-SHIM_PATH = str(Path(__file__).with_name("shim.py"))
+SHIM_PATH = str(Path(__file__).with_name("shim_entry.py"))
 
 #: forks the container's process: (stdio fds for the child, fds the child must close) -> handle
 Forker = Callable[[tuple[int, int, int] | None, tuple[int, ...]], spawn.InitHandle]
@@ -111,7 +111,7 @@ class Runtime:
                     bool(spec["process"].get("terminal")), shim)
             else:
                 pid = self._create_plain(spec, fifo, cgroup_dirs, stdio, console_socket)
-            _util.write_json(d / "state.json", {"id": cid, "pid": pid, "bundle": bundle,
+            _util.write_json(d / "state.json", durable=False, obj={"id": cid, "pid": pid, "bundle": bundle,
                                                 "created": _util.now_rfc3339(),
                                                 "annotations": spec.get("annotations") or {},
                                                 "cgroupsPath": (spec.get("linux") or {}).get("cgroupsPath")})
@@ -228,7 +228,7 @@ class Runtime:
                     os.dup2(devnull, fd)
                 errlog = os.open(os.path.join(shim.run_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 os.dup2(errlog, 2)
-                os.execv(sys.executable, [sys.executable, "-I", "-S", SHIM_PATH, json.dumps(cfg)])
+                os.execv(sys.executable, [sys.executable, "-E", "-s", "-S", SHIM_PATH, json.dumps(cfg)])
             except BaseException as e:  # report, never return into the caller's code
                 try:
                     os.write(w, json.dumps({"error": f"shim: {e}", "code": 125}).encode())

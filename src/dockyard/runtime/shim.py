@@ -4,11 +4,12 @@ It owns the container's stdio (pipes or the pty master), writes the json-file lo
 rotation, serves attach clients on a unix socket, reaps the container's init, records the
 exit code and time, then runs the engine's exit command (cleanup, --rm) and exits.
 
-Run as a script (`python -I -S shim.py '<json>'`): stdlib only, no dockyard imports, so its
+Run through shim_entry.py: stdlib only, no dockyard imports, so its
 memory stays small. Wire protocol on <run dir>/sock (both directions):
   8-byte header [type, 0, 0, 0, uint32 big-endian length] + payload.
   shim -> client: 1 stdout, 2 stderr, 3 exit (payload: decimal exit code).
-  client -> shim: 0 stdin data, 4 close stdin, 5 resize (payload "rows cols").
+  client -> shim: 0 stdin data, 4 close stdin, 5 resize (payload "rows cols"),
+  6 cleaned (sent after exit by a client whose header had "cleanup": true).
 A client first sends one JSON line: {"stdin": bool, "stdout": bool, "stderr": bool}.
 """
 
@@ -24,7 +25,7 @@ import termios
 import time
 
 STDOUT, STDERR, EXIT = 1, 2, 3
-STDIN, CLOSE_STDIN, RESIZE = 0, 4, 5
+STDIN, CLOSE_STDIN, RESIZE, CLEANED = 0, 4, 5, 6
 
 
 def rfc3339_now():
@@ -340,10 +341,31 @@ class Shim:
         if self.exit_code is None:
             self.exit_code = 255
         msg = frame(EXIT, str(self.exit_code).encode())
+        cleaners = []
         for c in list(self.clients.values()):
             c.sock.setblocking(True)
             try:
                 c.sock.sendall(bytes(c.out) + msg)
+            except OSError:
+                c.sock.close()
+                continue
+            if (c.header or {}).get("cleanup"):
+                cleaners.append(c)
+            else:
+                c.sock.close()
+        # A client that promised to clean up (the foreground `run`) does the exit work
+        # itself; the exit command runs only if no such client confirms it did.
+        cleaned = False
+        for c in cleaners:
+            c.sock.settimeout(60)
+            try:
+                data = b""
+                while len(data) < 8:
+                    chunk = c.sock.recv(8 - len(data))
+                    if not chunk:
+                        break
+                    data += chunk
+                cleaned = cleaned or (len(data) == 8 and data[0] == CLEANED)
             except OSError:
                 pass
             c.sock.close()
@@ -357,7 +379,7 @@ class Shim:
 
             shutil.rmtree(self.cfg["run_dir"], ignore_errors=True)
         cmd = self.cfg.get("exit_cmd")
-        if cmd:
+        if cmd and not cleaned:
             spawn_detached(cmd)
 
 
