@@ -547,7 +547,8 @@ def test_errors_are_one_line_exit_1_and_logged(workdir: Path) -> None:
     assert len(p.stderr.splitlines()) == 1 and "nope" in p.stderr and "Traceback" not in p.stderr
     rec = json.loads(log.read_text().splitlines()[-1])
     assert rec["level"] == "error" and "nope" in rec["msg"]
-    for args in (["kill", "nope", "NOSUCHSIG"], ["bogus-command"], ["create"], ["run", "--nope", "x"]):
+    for args in (["kill", "nope", "NOSUCHSIG"], ["bogus-command"], ["create"], ["run", "--nope", "x"],
+                 ["delete", "--force", "../escape"], ["state", "a/b"]):  # ids name directories: checked
         p = dy_runtime(workdir / "empty", *args)
         assert p.returncode == 1 and len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr, (args, p)
     assert dy_runtime(workdir / "empty", "delete", "--force", "nope").returncode == 0  # as runc

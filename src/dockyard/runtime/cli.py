@@ -125,12 +125,22 @@ def parse(argv: list[str], table: _OptTable, stop_at_positional: bool) -> tuple[
     return opts, rest
 
 
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def check_id(cid: str) -> str:
+    """runc's rule (^[\\w+-.]+$, and not . or ..): the id names a directory under --root."""
+    if not cid or cid in (".", "..") or not set(cid) <= _ID_CHARS:
+        raise UsageError(f"invalid container id {cid!r}")
+    return cid
+
+
 def _one_id(args: list[str], command: str, extra: int = 0) -> str:
     if not args:
         raise UsageError(f'"{command}" requires a container id')
     if len(args) > 1 + extra:
         raise UsageError(f'"{command}" takes {"at most " if extra else ""}{1 + extra} argument(s), got {len(args)}')
-    return args[0]
+    return check_id(args[0])
 
 
 def parse_signal(text: str) -> int:
@@ -380,7 +390,7 @@ def cmd_ps(g: Options, argv: list[str]) -> int:
     o, args = parse(argv, _PS, True)
     if not args:
         raise UsageError('"ps" requires a container id')
-    cid, ps_args = args[0], args[1:]
+    cid, ps_args = check_id(args[0]), args[1:]
     fmt = o.get("format") or "table"
     if fmt not in ("table", "json"):
         raise UsageError(f"invalid format option {fmt!r}")
