@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..paths import Paths
-from .records import ContainerStore
+from .records import Container, ContainerStore
 
 if TYPE_CHECKING:
     from ..images.layers import LayerStore
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 class Engine:
     def __init__(self, paths: Paths | None = None) -> None:
         self.paths = paths or Paths.from_env()
+        self._external: dict[str, "Runtime"] = {}
 
     @functools.cached_property
     def containers(self) -> ContainerStore:
@@ -40,6 +41,22 @@ class Engine:
         from ..runtime.api import Runtime
 
         return Runtime(self.paths.runtime_state)
+
+    def runtime_named(self, name: str | None) -> "Runtime":
+        """Dockyard's own runtime (default), or runc/crun by name (`--runtime`)."""
+        if not name or name in ("dockyard", "io.containerd.runc.v2"):
+            return self.runtime
+        if name not in self._external:
+            from ..errors import InvalidArgument
+            from ..runtime.external import ExternalRuntime
+
+            if name not in ("runc", "crun"):
+                raise InvalidArgument(f"unknown or invalid runtime name: {name}")
+            self._external[name] = ExternalRuntime(name, self.paths.runroot / f"runtime-{name}")
+        return self._external[name]
+
+    def runtime_for(self, c: "Container") -> "Runtime":
+        return self.runtime_named(c.host_config.get("Runtime"))
 
     def cli_argv(self, *args: str) -> list[str]:
         """argv to run this engine's CLI as a fresh process (the shim's exit command)."""

@@ -86,10 +86,10 @@ def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
                     open_stdin=opts.interactive, stdin_once=opts.interactive, exit_cmd=(),
                     remove_run_dir=True)
     try:
-        pid = engine.runtime.exec_create(c.id, exec_id, proc, shim)
+        pid = engine.runtime_for(c).exec_create(c.id, exec_id, proc, shim)
         if before_start is not None:
             before_start(rdir)
-        engine.runtime.exec_start(c.id, exec_id, pid)
+        engine.runtime_for(c).exec_start(c.id, exec_id, pid)
     except BaseException:
         shutil.rmtree(rdir, ignore_errors=True)
         raise

@@ -93,6 +93,7 @@ def _resolv_conf(hc: dict[str, Any]) -> str:
 
 def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], name: str | None) -> Container:
     image = engine.images.resolve(config["Image"])
+    engine.runtime_named(host_config.get("Runtime"))  # unknown runtime: fail before creating
     if name is not None:
         name = namegen.validate(name)
     merged = merge_image_config(config, image.config)
@@ -209,7 +210,7 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
         shutil.rmtree(rdir, ignore_errors=True)
         os.makedirs(rdir, mode=0o700)
         try:
-            _stale_runtime_cleanup(engine, c.id)
+            _stale_runtime_cleanup(engine, c)
             rootfs = str(engine.layers.mount_rw(c.id))
             spec = build_spec(c, rootfs, _lookup_pid(engine))
             _util.write_json(os.path.join(rdir, "config.json"), spec, 0o600, durable=False)
@@ -221,10 +222,10 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
                             log_max_files=max_files, open_stdin=bool(cfg.get("OpenStdin")),
                             stdin_once=bool(cfg.get("StdinOnce")),
                             exit_cmd=tuple(engine.cli_argv("system", "_exited", c.id)))
-            pid = engine.runtime.create(c.id, rdir, shim=shim)
+            pid = engine.runtime_for(c).create(c.id, rdir, shim=shim)
             if before_start is not None:
                 before_start(rdir)
-            engine.runtime.start(c.id)
+            engine.runtime_for(c).start(c.id)
         except BaseException as e:
             _abort_start(engine, c, e)
             raise
@@ -235,16 +236,16 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
         return c
 
 
-def _stale_runtime_cleanup(engine: Engine, cid: str) -> None:
+def _stale_runtime_cleanup(engine: Engine, c: Container) -> None:
     try:
-        engine.runtime.delete(cid, force=True)
+        engine.runtime_for(c).delete(c.id, force=True)
     except NotFound:
         pass
 
 
 def _abort_start(engine: Engine, c: Container, err: BaseException) -> None:
     try:
-        engine.runtime.delete(c.id, force=True)
+        engine.runtime_for(c).delete(c.id, force=True)
     except (DockyardError, OSError):
         pass
     try:
@@ -273,7 +274,7 @@ def handle_exit(engine: Engine, cid: str) -> Container | None:
         if not c.running:
             return c
         try:
-            rstate = engine.runtime.state(cid)
+            rstate = engine.runtime_for(c).state(cid)
             if rstate.status.value != "stopped":
                 return c  # still running
         except NotFound:
@@ -291,7 +292,7 @@ def handle_exit(engine: Engine, cid: str) -> Container | None:
         except Exception:
             oom = False
         try:
-            engine.runtime.delete(cid, force=True)
+            engine.runtime_for(c).delete(cid, force=True)
         except NotFound:
             pass
         try:
@@ -314,7 +315,7 @@ def refresh_or_none(engine: Engine, c: Container) -> Container | None:
     if not c.running:
         return c
     try:
-        if engine.runtime.state(c.id).status.value != "stopped":
+        if engine.runtime_for(c).state(c.id).status.value != "stopped":
             return c
     except NotFound:
         pass
@@ -342,7 +343,7 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
                 pass
         while True:
             try:
-                if engine.runtime.state(c.id).status.value == "stopped":
+                if engine.runtime_for(c).state(c.id).status.value == "stopped":
                     break
             except NotFound:
                 break
@@ -404,13 +405,13 @@ def stop(engine: Engine, c: Container, timeout: int | None = None, sig: str | No
     pid = int(c.state["Pid"])
     try:
         if c.state.get("Paused"):
-            engine.runtime.resume(c.id)
-        engine.runtime.kill(c.id, signum)
+            engine.runtime_for(c).resume(c.id)
+        engine.runtime_for(c).kill(c.id, signum)
     except (Conflict, NotFound):
         pass
     if not _wait_dead(pid, timeout if timeout >= 0 else None):
         try:
-            engine.runtime.kill(c.id, signal.SIGKILL, all_processes=True)
+            engine.runtime_for(c).kill(c.id, signal.SIGKILL, all_processes=True)
         except (Conflict, NotFound):
             pass
         _wait_dead(pid, None)
@@ -436,7 +437,7 @@ def kill(engine: Engine, c: Container, sig: str | None = None) -> None:
     if not c.running:
         raise Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running")
     signum = _signal_number(sig, signal.SIGKILL)
-    engine.runtime.kill(c.id, signum)
+    engine.runtime_for(c).kill(c.id, signum)
     if signum == signal.SIGKILL:
         _wait_dead(int(c.state["Pid"]), 5)
         handle_exit(engine, c.id)
@@ -449,7 +450,7 @@ def pause(engine: Engine, c: Container) -> None:
             raise Conflict(f"Container {c.id} is not running")
         if c.state.get("Paused"):
             raise Conflict(f"Container {c.id} is already paused")
-        engine.runtime.pause(c.id)
+        engine.runtime_for(c).pause(c.id)
         c.state.update(Paused=True, Status="paused")
         engine.containers.save(c)
 
@@ -459,7 +460,7 @@ def unpause(engine: Engine, c: Container) -> None:
         c = engine.containers.load(c.id)
         if not c.state.get("Paused"):
             raise Conflict(f"Container {c.id} is not paused")
-        engine.runtime.resume(c.id)
+        engine.runtime_for(c).resume(c.id)
         c.state.update(Paused=False, Status="running")
         engine.containers.save(c)
 
@@ -486,7 +487,7 @@ def remove(engine: Engine, c: Container, force: bool = False) -> None:
             raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
                            "attempting removal or force remove")
         try:
-            engine.runtime.kill(c.id, signal.SIGKILL, all_processes=True)
+            engine.runtime_for(c).kill(c.id, signal.SIGKILL, all_processes=True)
         except (Conflict, NotFound):
             pass
         _wait_dead(int(c.state["Pid"]), 10)
@@ -502,7 +503,7 @@ def remove(engine: Engine, c: Container, force: bool = False) -> None:
 
 def _remove_locked(engine: Engine, c: Container) -> None:
     try:
-        engine.runtime.delete(c.id, force=True)
+        engine.runtime_for(c).delete(c.id, force=True)
     except NotFound:
         pass
     engine.images.remove_container_layer(c.id)

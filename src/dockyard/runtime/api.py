@@ -166,7 +166,8 @@ class Runtime:
         os.waitpid(child, 0)
         return _pid_or_raise(msg)
 
-    def _spawn_with_shim(self, fork: Forker, terminal: bool, shim: ShimSpec) -> int:
+    def _spawn_with_shim(self, fork: Forker | None, terminal: bool, shim: ShimSpec,
+                         external: dict | None = None) -> int:
         """Fork (via `fork`) a process that waits at its fifo, then exec the shim as its parent."""
         parent_fds: list[int] = []
         child_fds: list[int] = []
@@ -174,6 +175,8 @@ class Runtime:
         cfg: dict = {"run_dir": shim.run_dir, "log_path": shim.log_path, "log_max_size": shim.log_max_size,
                      "log_max_files": shim.log_max_files, "exit_cmd": list(shim.exit_cmd),
                      "remove_run_dir": shim.remove_run_dir}
+        if external is not None:
+            cfg["external"] = external
         if not terminal:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
@@ -197,18 +200,28 @@ class Runtime:
                 os.setsid()
                 if os.fork() != 0:
                     os._exit(0)
-                h = fork(stdio, tuple(parent_fds) + (w,))
-                for fd in child_fds:
-                    os.close(fd)
-                try:
-                    master = spawn.wait_ready(h)
-                except spawn.CreateFailed as e:
-                    os.write(w, json.dumps({"error": str(e), "code": e.code}).encode())
-                    os.waitpid(h.pid, 0)
-                    os._exit(1)
-                h.sync.close()
-                spawn.restore_pid_ns()
-                cfg["pid"] = h.pid
+                master = None
+                if fork is not None:
+                    h = fork(stdio, tuple(parent_fds) + (w,))
+                    for fd in child_fds:
+                        os.close(fd)
+                    try:
+                        master = spawn.wait_ready(h)
+                    except spawn.CreateFailed as e:
+                        os.write(w, json.dumps({"error": str(e), "code": e.code}).encode())
+                        os.waitpid(h.pid, 0)
+                        os._exit(1)
+                    h.sync.close()
+                    spawn.restore_pid_ns()
+                    cfg["pid"] = h.pid
+                else:
+                    # an external runtime: the shim runs its create itself and reports on `w`
+                    if stdio is not None:
+                        cfg["child_stdio"] = list(stdio)
+                        keep_child = list(stdio)
+                    else:
+                        keep_child = []
+                    cfg["status_fd"] = w
                 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock_path = os.path.join(shim.run_dir, "sock")
                 listener.bind(sock_path)
@@ -219,10 +232,13 @@ class Runtime:
                 if master is not None:
                     cfg["master_fd"] = master
                     keep.append(master)
+                if fork is None:
+                    keep += keep_child + [w]
+                else:
+                    os.write(w, json.dumps({"pid": cfg["pid"]}).encode())
+                    os.close(w)
                 for fd in keep:
                     os.set_inheritable(fd, True)
-                os.write(w, json.dumps({"pid": h.pid}).encode())
-                os.close(w)
                 devnull = os.open(os.devnull, os.O_RDWR)
                 for fd in (0, 1):
                     os.dup2(devnull, fd)

@@ -155,6 +155,13 @@ class Shim:
 
     # -- main loop ---------------------------------------------------------
     def run(self):
+        if self.cfg.get("external", {}).get("mode") == "exec":
+            # `exec --detach` has already started the process: give the client that is
+            # about to attach a moment, so the first output reaches it
+            import select
+
+            if select.select([self.listener], [], [], 5.0)[0]:
+                self.accept()
         self.reap()
         while self.outputs or self.exit_code is None:
             timeout = None if self.exit_code is None else 2.0
@@ -399,12 +406,88 @@ def spawn_detached(argv):
     os.waitpid(pid, 0)
 
 
+def external_create(cfg):
+    """Run an external runtime's `create` / `exec --detach` as a child subreaper, so the
+    container's process becomes our child; report its pid (or the error) on status_fd."""
+    import ctypes
+    import subprocess
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    ext = cfg["external"]
+    run_dir = cfg["run_dir"]
+    status_fd = cfg.pop("status_fd")
+    pidfile = os.path.join(run_dir, "init.pid")
+    logfile = os.path.join(run_dir, "runtime.log")
+    argv = list(ext["argv"]) + ["--log", logfile, "--log-format", "json"]
+    tty = "stdout_fd" not in cfg
+    console = None
+    if ext["mode"] == "create":
+        argv += ["create", "--bundle", ext["bundle"], "--pid-file", pidfile]
+    else:
+        argv += ["exec", "--detach", "--pid-file", pidfile, "--process", ext["process"]]
+        if tty:
+            argv.append("--tty")
+    if tty:
+        console_path = os.path.join(run_dir, "console.sock")
+        console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        console.bind(console_path)
+        console.listen(1)
+        console.settimeout(30)
+        argv += ["--console-socket", console_path]
+    argv.append(ext["id"])
+    stdio = cfg.pop("child_stdio", None)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    if stdio is None:
+        stdio = [devnull, devnull, devnull]
+    try:
+        proc = subprocess.Popen(argv, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], close_fds=True)
+        master = None
+        if console is not None:
+            conn, _ = console.accept()
+            _msg, fds, _f, _a = socket.recv_fds(conn, 1024, 1)
+            master = fds[0]
+            conn.close()
+        code = proc.wait()
+    except Exception as e:  # report, never leave the caller waiting
+        os.write(status_fd, json.dumps({"error": "%s: %s" % (ext["argv"][0], e), "code": 125}).encode())
+        os._exit(1)
+    for fd in set(stdio) | {devnull}:
+        os.close(fd)
+    if code != 0:
+        os.write(status_fd, json.dumps({"error": runtime_error(logfile, code), "code": 125}).encode())
+        os._exit(1)
+    with open(pidfile) as f:
+        cfg["pid"] = int(f.read().strip())
+    if master is not None:
+        cfg["master_fd"] = master
+    os.write(status_fd, json.dumps({"pid": cfg["pid"]}).encode())
+    os.close(status_fd)
+
+
+def runtime_error(logfile, code):
+    msg = "exit status %d" % code
+    try:
+        with open(logfile) as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("level") in ("error", "fatal"):
+                    msg = rec.get("msg", msg)
+    except OSError:
+        pass
+    return msg
+
+
 def main():
     cfg = json.loads(sys.argv[1])
     try:
         os.chdir("/")
     except OSError:
         pass
+    if "external" in cfg:
+        external_create(cfg)
     Shim(cfg).run()
 
 
