@@ -447,6 +447,7 @@ def cmd_run(g: Options, argv: list[str]) -> int:
     # create forks the init from a child that exits: be the subreaper it is reparented to,
     # so that we can wait for it (must happen before the fork).
     set_child_subreaper()
+    forwarder = _Forwarder(resize_master=terminal and cs is None)  # signals during create wait
     console = None
     if terminal and cs is None:
         console = _ConsoleListener()
@@ -460,15 +461,17 @@ def cmd_run(g: Options, argv: list[str]) -> int:
     try:
         master = console.receive() if console is not None else None
         _start_or_destroy(rt, cid)
+        forwarder.attach(pid, master)
         if master is not None:
             status = _proxy_console(master, pid)
         else:
-            status = _wait_forwarding_signals(pid)
+            status = _reap_until(pid)  # type: ignore[assignment]
     finally:
         if console is not None:
             console.close()
         if not o.get("keep"):
             _destroy_quietly(rt, cid)
+    assert status is not None
     return status
 
 
@@ -498,30 +501,56 @@ def _reap_until(pid: int, block: bool = True) -> int | None:
             return None
 
 
-def _forwarded_signals() -> list[int]:
-    import signal
+class _Forwarder:
+    """`run` in the foreground: every signal we get goes to the container's init (as runc
+    does); those that arrive before the init exists are held and sent once it does. With
+    our own pty, SIGWINCH resizes it instead."""
 
-    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG}
-    return [s for s in range(1, signal.NSIG) if s not in skip]
+    def __init__(self, resize_master: bool) -> None:
+        import signal
 
+        self.pid: int | None = None
+        self.master: int | None = None
+        self.pending: list[int] = []
+        skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGURG, signal.SIGPIPE}
+        if resize_master:
+            skip.add(signal.SIGWINCH)
+            signal.signal(signal.SIGWINCH, self._resize)
+        for s in range(1, signal.NSIG):
+            if s in skip:
+                continue
+            try:
+                signal.signal(s, self._forward)
+            except (OSError, ValueError):
+                pass
 
-def _wait_forwarding_signals(pid: int) -> int:
-    import signal
+    def attach(self, pid: int, master: int | None) -> None:
+        self.pid, self.master = pid, master
+        pending, self.pending = self.pending, []
+        for sig in pending:
+            self._forward(sig, None)
+        if master is not None:
+            self._resize()
 
-    def forward(sig: int, _frame: Any) -> None:
+    def _forward(self, sig: int, _frame: Any) -> None:
+        if self.pid is None:
+            self.pending.append(sig)
+            return
         try:
-            os.kill(pid, sig)
+            os.kill(self.pid, sig)
         except ProcessLookupError:
             pass
 
-    for s in _forwarded_signals():
+    def _resize(self, _sig: int = 0, _frame: Any = None) -> None:
+        if self.master is None:
+            return
+        import fcntl
+        import termios
+
         try:
-            signal.signal(s, forward)
-        except (OSError, ValueError):
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+        except OSError:
             pass
-    code = _reap_until(pid)
-    assert code is not None
-    return code
 
 
 class _ConsoleListener:
@@ -562,46 +591,28 @@ def _proxy_console(master: int, pid: int) -> int:
     import tty
 
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-
-    def forward(sig: int, _frame: Any) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def resize(_sig: int = 0, _frame: Any = None) -> None:
-        import fcntl
-
-        try:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
-        except OSError:
-            pass
-
-    for s in _forwarded_signals():
-        try:
-            signal.signal(s, forward)
-        except (OSError, ValueError):
-            pass
     signal.signal(signal.SIGCHLD, lambda _s, _f: None)
-    signal.signal(signal.SIGWINCH, resize)
     signal.set_wakeup_fd(wake_w)
     saved = None
     if os.isatty(0):
         saved = termios.tcgetattr(0)
         tty.setraw(0)
-        resize()
-    inputs = [0, master, wake_r]
+    os.set_blocking(master, False)  # never block on the pty while the container blocks on us
+    to_master = bytearray()
+    stdin_open = True
     code: int | None = None
     try:
         while True:
             if code is None:
                 code = _reap_until(pid, block=False)
+            rlist = [master, wake_r] + ([0] if stdin_open and len(to_master) < 65536 else [])
+            wlist = [master] if to_master else []
             try:
-                ready, _, _ = select.select(inputs, [], [], 0.5 if code is None else 0.05)
+                ready, writable, _ = select.select(rlist, wlist, [], 0.5 if code is None else 0.05)
             except InterruptedError:
                 continue
-            if not ready and code is not None:
-                break
+            if not ready and not writable and code is not None:
+                break  # the init is gone and the pty is quiet
             if wake_r in ready:
                 try:
                     os.read(wake_r, 512)
@@ -610,16 +621,24 @@ def _proxy_console(master: int, pid: int) -> int:
             if 0 in ready:
                 data = os.read(0, 65536)
                 if data:
-                    os.write(master, data)
+                    to_master += data
                 else:
-                    inputs.remove(0)
+                    stdin_open = False
+            if master in writable:
+                try:
+                    del to_master[:os.write(master, to_master)]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    to_master.clear()
             if master in ready:
                 try:
                     data = os.read(master, 65536)
+                except BlockingIOError:
+                    continue
                 except OSError:  # EIO: every slave closed, the container is gone
                     data = b""
                 if not data:
-                    inputs.remove(master)
                     if code is None:
                         code = _reap_until(pid)
                     break
