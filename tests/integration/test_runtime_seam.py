@@ -552,6 +552,13 @@ def test_errors_are_one_line_exit_1_and_logged(workdir: Path) -> None:
         p = dy_runtime(workdir / "empty", *args)
         assert p.returncode == 1 and len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr, (args, p)
     assert dy_runtime(workdir / "empty", "delete", "--force", "nope").returncode == 0  # as runc
+    tty_bundle = write_bundle(workdir / "bad-console", make_spec("/nonexistent", ["sh"], "/unused", terminal=True))
+    for args, why in ((["create", "-b", tty_bundle, "x"], "detach without setting console socket"),
+                      (["create", "-b", tty_bundle, "--console-socket", str(workdir / "no.sock"), "x"],
+                       "No such file or directory")):
+        p = dy_runtime(workdir / "empty", *args)
+        assert p.returncode == 1 and why in p.stderr, (args, p)
+    assert not (workdir / "empty" / "x").exists()
 
 
 def test_version_and_features() -> None:

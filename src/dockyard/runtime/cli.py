@@ -209,6 +209,17 @@ def _check_console(spec: dict[str, Any], console_socket: str | None, detached: b
         raise UsageError("cannot allocate tty if dockyard-runtime will detach without setting console socket")
     if not terminal and console_socket:
         raise UsageError("cannot use console socket if dockyard-runtime will not allocate tty")
+    if console_socket:
+        # check before forking the init: a create that cannot hand over the pty fails late
+        # and (runtime/api.py) loses the cause
+        import stat
+
+        try:
+            st = os.stat(console_socket)
+        except OSError as e:
+            raise UsageError(f"console socket {console_socket}: {e.strerror}") from None
+        if not stat.S_ISSOCK(st.st_mode):
+            raise UsageError(f"console socket {console_socket}: not a unix socket")
 
 
 def _check_create_opts(o: Options) -> None:
