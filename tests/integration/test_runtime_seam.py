@@ -609,3 +609,23 @@ def test_run_forwards_signals_propagates_exit_and_detaches(workdir: Path, rootfs
     finally:
         force_delete("dockyard", state_root, cid)
         remove_cgroup(cg)
+
+
+def test_command_line_spellings() -> None:
+    """runc's callers use --opt value, --opt=value, -o value and Go's -opt; signals by name or number."""
+    from dockyard.runtime import cli
+
+    opts, rest = cli.parse(["-bundle", "/b", "--pid-file=/p", "-d", "id"], cli._RUN, False)
+    assert opts == {"bundle": "/b", "pid_file": "/p", "detach": True} and rest == ["id"]
+    opts, rest = cli.parse(["--root", "/r", "--log-format", "json", "create", "-b", "x"], cli._GLOBAL, True)
+    assert opts == {"root": "/r", "log_format": "json"} and rest == ["create", "-b", "x"]
+    opts, rest = cli.parse(["id", "-ef"], cli._PS, True)
+    assert rest == ["id", "-ef"]
+    assert [cli.parse_signal(s) for s in ("9", "KILL", "SIGKILL", "term", "SIGRTMIN+1")] == \
+        [9, 9, 9, 15, int(signal.SIGRTMIN) + 1]
+    for bad in ("0", "NOPE", "SIGRTMAX+1"):
+        with pytest.raises(cli.UsageError):
+            cli.parse_signal(bad)
+    for bad in ("", ".", "..", "a/b", "x y"):
+        with pytest.raises(cli.UsageError):
+            cli.check_id(bad)

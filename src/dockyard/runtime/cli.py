@@ -520,6 +520,7 @@ class _Forwarder:
     def __init__(self, resize_master: bool) -> None:
         import signal
 
+        self.owner = os.getpid()
         self.pid: int | None = None
         self.master: int | None = None
         self.pending: list[int] = []
@@ -544,6 +545,13 @@ class _Forwarder:
             self._resize()
 
     def _forward(self, sig: int, _frame: Any) -> None:
+        if os.getpid() != self.owner:
+            # in a process forked by create (the init before its exec): act as if unhandled
+            import signal
+
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+            return
         if self.pid is None:
             self.pending.append(sig)
             return
