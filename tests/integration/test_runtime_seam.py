@@ -391,6 +391,13 @@ def test_lifecycle(name: str, workdir: Path, rootfs: str) -> None:
         assert st["status"] == "running" and st["pid"] == pid, st
         again = subprocess.run(runtime_cmd(name, state_root, "start", cid), capture_output=True, text=True)
         assert again.returncode != 0  # starting twice is an error
+        ps = subprocess.run(runtime_cmd(name, state_root, "ps", "--format", "json", cid), capture_output=True, text=True)
+        assert ps.returncode == 0 and pid in json.loads(ps.stdout), (ps.stdout, ps.stderr)
+
+        for verb, status in (("pause", "paused"), ("resume", "running")):
+            p = subprocess.run(runtime_cmd(name, state_root, verb, cid), capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+            assert state_of(name, state_root, cid)["status"] == status
 
         busy = subprocess.run(runtime_cmd(name, state_root, "delete", cid), capture_output=True, text=True)
         assert busy.returncode != 0 and state_of(name, state_root, cid)["status"] == "running"
