@@ -13,10 +13,19 @@ import stat
 import sys
 import tempfile
 import threading
-from typing import BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from ..errors import DockyardError, InvalidArgument, NotFound
-from .args import Parser, engine, print_err
+from .args import Parser, print_err
+
+if TYPE_CHECKING:
+    from ..engine.core import Engine
+
+
+def engine() -> "Engine":
+    from ..engine.core import Engine
+
+    return Engine()
 
 
 def _daemon_error(e: DockyardError) -> int:

@@ -258,7 +258,7 @@ def _tar_in_chroot(root: Path, inner: str, arcname: str | None) -> Iterator[Bina
 
     try:
         with open(rfd, "rb", buffering=0) as stream:
-            yield stream  # type: ignore[misc]
+            yield stream
     except BaseException:
         failed = reap()  # a child's error explains a truncated stream better
         if failed is not None:
@@ -310,7 +310,7 @@ def _prefixed(stream: BinaryIO, prefix: str) -> Iterator[BinaryIO]:
     try:
         with open(rfd, "rb") as r:
             try:
-                yield r  # type: ignore[misc]
+                yield r
             except DockyardError:
                 if failure:
                     raise failure[0] from None
