@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from ..engine.core import Engine
 
 
 class UsageError(InvalidArgument):
@@ -31,7 +34,7 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(125)
 
 
-def engine():  # type: ignore[no-untyped-def]
+def engine() -> "Engine":
     from ..engine.core import Engine
 
     return Engine()
