@@ -457,6 +457,29 @@ def test_delete_created_and_kill_all(name: str, workdir: Path, rootfs: str) -> N
         remove_cgroup(cg)
 
 
+@pytest.mark.parametrize("name", [
+    pytest.param("dockyard", marks=pytest.mark.xfail(
+        strict=True, reason="api.Runtime._cleanup_failed looks for cgroupsPath in a state.json that a failed "
+                            "create never wrote, so the cgroup it made stays")),
+    *REFERENCES])
+def test_failed_create_leaves_nothing(name: str, workdir: Path, rootfs: str) -> None:
+    state_root = workdir / f"fail-state-{name}"
+    cid = f"fail-{RUN_ID}-{name}"
+    cg = f"/{CGROUP_PARENT}/{RUN_ID}-fail-{name}"
+    bundle = write_bundle(workdir / f"fail-{name}", make_spec(rootfs, ["/no/such/command"], cg))
+    try:
+        with open(workdir / f"fail-{name}.err", "wb") as err:
+            p = subprocess.run(runtime_cmd(name, state_root, "create", "-b", bundle, cid),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+        assert p.returncode != 0
+        assert "/no/such/command" in (workdir / f"fail-{name}.err").read_text()
+        assert subprocess.run(runtime_cmd(name, state_root, "state", cid), capture_output=True).returncode != 0
+        assert not glob.glob(f"/sys/fs/cgroup/*/{cg.strip('/')}"), "the failed create left its cgroup"
+    finally:
+        force_delete(name, state_root, cid)
+        remove_cgroup(cg)
+
+
 def _wait_dead(pid: int, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
