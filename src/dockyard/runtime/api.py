@@ -15,14 +15,16 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 from pathlib import Path
 
 from .. import _util
-from ..errors import AlreadyExists, Conflict, ExecFailed, FailedPrecondition, NotFound
+from ..errors import AlreadyExists, Conflict, ExecFailed, FailedPrecondition, InvalidArgument, NotFound
 from . import spawn
 
 SHIM_PATH = str(Path(__file__).with_name("shim_entry.py"))
+
+_ID_RE = __import__("re").compile(r"^[A-Za-z0-9_+.-]+$")
 
 #: forks the container's process: (stdio fds for the child, fds the child must close) -> handle
 Forker = Callable[[tuple[int, int, int] | None, tuple[int, ...]], spawn.InitHandle]
@@ -79,6 +81,8 @@ class Runtime:
         self.root = Path(root)
 
     def _dir(self, cid: str) -> Path:
+        if not _ID_RE.match(cid) or cid in (".", ".."):
+            raise InvalidArgument(f"invalid container id {cid!r}: use letters, digits, '_', '+', '.' and '-'")
         return self.root / cid
 
     # -- create ----------------------------------------------------------------
@@ -89,6 +93,7 @@ class Runtime:
             d.mkdir(parents=True)
         except FileExistsError:
             raise AlreadyExists(f"container {cid} already exists in the runtime") from None
+        cg = None
         try:
             with open(os.path.join(bundle, "config.json"), "rb") as f:
                 spec = json.loads(f.read())
@@ -113,28 +118,30 @@ class Runtime:
                 pid = self._create_plain(spec, fifo, cgroup_dirs, stdio, console_socket)
             _util.write_json(d / "state.json", durable=False, obj={"id": cid, "pid": pid, "bundle": bundle,
                                                 "created": _util.now_rfc3339(),
+                                                "start_time": _start_time(pid),
                                                 "annotations": spec.get("annotations") or {},
                                                 "cgroupsPath": (spec.get("linux") or {}).get("cgroupsPath")})
             return pid
-        except BaseException:
-            self._cleanup_failed(cid, d)
+        except BaseException as e:
+            cleanup_error = self._cleanup_failed(d, cg)
+            if cleanup_error:
+                e.add_note(f"cleanup after the failed create: {cleanup_error}")
             raise
 
-    def _cleanup_failed(self, cid: str, d: Path) -> None:
+    @staticmethod
+    def _cleanup_failed(d: Path, cg: Any) -> str | None:
+        """Undo a failed create: kill what reached the cgroup, remove it and the state dir."""
         import shutil
 
-        try:
-            spec_cg = None
-            state = d / "state.json"
-            if state.exists():
-                spec_cg = _util.read_json(state).get("cgroupsPath")
-            if spec_cg:
-                from .cgroups import open_manager
-
-                open_manager(spec_cg).destroy()
-        except Exception:
-            pass
+        problem = None
+        if cg is not None:
+            try:
+                cg.kill_all(signal.SIGKILL)
+                cg.destroy()
+            except Exception as e:  # report, but keep the original error first
+                problem = str(e)
         shutil.rmtree(d, ignore_errors=True)
+        return problem
 
     def _create_plain(self, spec: dict, fifo: str, cgroup_dirs: dict[str, str],
                       stdio: tuple[int, int, int] | None, console_socket: str | None) -> int:
@@ -142,6 +149,7 @@ class Runtime:
         r, w = os.pipe()
         child = os.fork()
         if child == 0:
+            h = None
             try:
                 os.close(r)
                 h = spawn.fork_init(spec, fifo, stdio or (0, 1, 2), cgroup_dirs, close_in_child=(w,))
@@ -159,6 +167,16 @@ class Runtime:
                     s.close()
                 os.write(w, json.dumps({"pid": h.pid}).encode())
                 os._exit(0)
+            except BaseException as e:
+                if h is not None:
+                    try:
+                        os.kill(h.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                try:
+                    os.write(w, json.dumps({"error": str(e) or type(e).__name__, "code": 125}).encode())
+                except OSError:
+                    pass
             finally:
                 os._exit(1)
         os.close(w)
@@ -302,7 +320,7 @@ class Runtime:
     def state(self, cid: str) -> State:
         st = self._load(cid)
         pid = int(st["pid"])
-        if not _alive(pid):
+        if not _alive(pid) or (st.get("start_time") and _start_time(pid) != st["start_time"]):
             status = Status.STOPPED
         elif (self._dir(cid) / "exec.fifo").exists():
             status = Status.CREATED
@@ -330,7 +348,7 @@ class Runtime:
 
     def kill(self, cid: str, sig: int = signal.SIGTERM, all_processes: bool = False) -> None:
         st = self.state(cid)
-        if st.status == Status.STOPPED:
+        if st.status == Status.STOPPED and not all_processes:
             raise Conflict(f"container {cid} is not running")
         if all_processes:
             cg = self._load(cid).get("cgroupsPath")
@@ -339,6 +357,8 @@ class Runtime:
 
                 open_manager(cg).kill_all(sig)
                 return
+        if st.status == Status.STOPPED:
+            return
         if st.status == Status.PAUSED and sig == signal.SIGKILL:
             self.resume(cid)
         os.kill(st.pid, sig)
@@ -405,6 +425,15 @@ def _pid_or_raise(msg: bytes) -> int:
             raise ExecFailed(f"failed to create task for container: {data['error']}", code)
         raise FailedPrecondition(f"failed to create task for container: {data['error']}")
     return int(data["pid"])
+
+
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat: tells a reused PID from the process we started."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _alive(pid: int) -> bool:

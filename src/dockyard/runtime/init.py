@@ -129,6 +129,8 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     cwd = proc.get("cwd") or "/"
     user = proc.get("user") or {}
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    if "HOME" not in env:
+        env["HOME"] = _home_of(uid)
     if not os.path.isdir(cwd):
         os.makedirs(cwd, 0o755, exist_ok=True)
         os.chown(cwd, uid, gid)
@@ -219,6 +221,19 @@ def _attach_console(slave_name: str) -> None:
         os.dup2(fd, target)
     if fd > 2:
         os.close(fd)
+
+
+def _home_of(uid: int) -> str:
+    """HOME from the container's /etc/passwd, as runc sets it when the spec has none."""
+    try:
+        with open("/etc/passwd", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                row = line.rstrip("\n").split(":")
+                if len(row) >= 6 and row[2] == str(uid):
+                    return row[5] or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def _env_dict(env: list[str]) -> dict[str, str]:

@@ -136,6 +136,13 @@ class Shim:
             self.outputs[cfg["stdout_fd"]] = STDOUT
             self.outputs[cfg["stderr_fd"]] = STDERR
             self.stdin_fd = cfg.get("stdin_fd")
+        self.stdin_buf = bytearray()
+        self.stdin_watched = False
+        self.stdin_watched_fd = None
+        self.stdin_close_pending = False
+        self.paused = []
+        if self.stdin_fd is not None and not self.tty:
+            os.set_blocking(self.stdin_fd, False)
         for fd in self.outputs:
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, "out")
@@ -177,6 +184,8 @@ class Shim:
                     self.read_output(key.fd)
                 elif what == "listen":
                     self.accept()
+                elif what == "stdin":
+                    self.flush_stdin()
                 elif what == "signal":
                     try:
                         os.read(self.sig_r, 4096)
@@ -250,6 +259,15 @@ class Shim:
         self.client_process(c)
 
     def client_read(self, c):
+        if len(self.stdin_buf) > (1 << 20):
+            # the container is not keeping up with its stdin: stop reading this client
+            # until the queue drains (flush_stdin resumes it)
+            try:
+                self.sel.unregister(c.sock)
+            except (KeyError, ValueError):
+                pass
+            self.paused.append(c)
+            return
         try:
             data = c.sock.recv(65536)
         except BlockingIOError:
@@ -318,13 +336,47 @@ class Shim:
     def write_stdin(self, data):
         if self.stdin_fd is None:
             return
-        try:
-            os.write(self.stdin_fd, data)  # blocking write: back-pressure from the container
-        except OSError:
-            pass
+        self.stdin_buf += data
+        self.flush_stdin()
+
+    def flush_stdin(self):
+        """Non-blocking: a container that is not reading its stdin must not stall the loop
+        (its output would back up and deadlock both). Pending input waits here instead."""
+        fd = self.stdin_fd
+        while self.stdin_buf and fd is not None:
+            try:
+                n = os.write(fd, self.stdin_buf[:65536])
+            except BlockingIOError:
+                break
+            except OSError:
+                self.stdin_buf = bytearray()
+                break
+            del self.stdin_buf[:n]
+        want = bool(self.stdin_buf) and fd is not None
+        if want != self.stdin_watched:
+            if want:
+                self.sel.register(fd, selectors.EVENT_WRITE, "stdin")
+            else:
+                self.sel.unregister(self.stdin_watched_fd)
+            self.stdin_watched = want
+            self.stdin_watched_fd = fd
+        if self.paused and len(self.stdin_buf) <= (1 << 20):
+            for c in self.paused:
+                if c.sock.fileno() >= 0:
+                    self.sel.register(c.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0), c)
+            self.paused = []
+        if not self.stdin_buf and self.stdin_close_pending:
+            self.stdin_close_pending = False
+            self.close_stdin()
 
     def close_stdin(self):
+        if self.stdin_buf:
+            self.stdin_close_pending = True  # after the queued input is delivered
+            return
         if self.stdin_fd is not None and not self.tty:
+            if self.stdin_watched:
+                self.sel.unregister(self.stdin_fd)
+                self.stdin_watched = False
             os.close(self.stdin_fd)
             self.stdin_fd = None
         elif self.tty:
