@@ -326,7 +326,6 @@ def test_same_facts_as_reference_runtime(reference: str, workdir: Path, seam_bun
     assert not diff, f"dockyard-runtime vs {reference} (dockyard, {reference}): {diff}"
 
 
-@pytest.mark.xfail(strict=True, reason="init.py does not default HOME from /etc/passwd as runc and crun do")
 def test_home_defaults_like_runc(workdir: Path, seam_bundle: tuple[str, str]) -> None:
     _, f, log = run_facts("dockyard", workdir, seam_bundle)
     assert "HOME=/root" in f["env"].split(), log
@@ -457,11 +456,7 @@ def test_delete_created_and_kill_all(name: str, workdir: Path, rootfs: str) -> N
         remove_cgroup(cg)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param("dockyard", marks=pytest.mark.xfail(
-        strict=True, reason="api.Runtime._cleanup_failed looks for cgroupsPath in a state.json that a failed "
-                            "create never wrote, so the cgroup it made stays")),
-    *REFERENCES])
+@pytest.mark.parametrize("name", ["dockyard", *REFERENCES])
 def test_failed_create_leaves_nothing(name: str, workdir: Path, rootfs: str) -> None:
     state_root = workdir / f"fail-state-{name}"
     cid = f"fail-{RUN_ID}-{name}"
