@@ -336,7 +336,7 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
             try:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.connect(sock_path)
-                s.sendall(b'{"wait": true}\n')
+                s.sendall(b"wait=1\n")
                 read_until_exit(s)
                 s.close()
             except OSError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import socket
@@ -27,8 +26,8 @@ def connect(run_dir: str, stdin: bool, stdout: bool, stderr: bool, stdin_once: b
     then call `cleaned(sock)`, so the shim need not start its exit command."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(os.path.join(run_dir, "sock"))
-    s.sendall(json.dumps({"stdin": stdin, "stdout": stdout, "stderr": stderr,
-                          "stdin_once": stdin_once, "cleanup": cleanup}).encode() + b"\n")
+    flags = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "stdin_once": stdin_once, "cleanup": cleanup}
+    s.sendall(" ".join(f"{k}={int(v)}" for k, v in flags.items()).encode() + b"\n")
     return s
 
 

@@ -186,15 +186,17 @@ class Runtime:
 
     def _spawn_with_shim(self, fork: Forker | None, terminal: bool, shim: ShimSpec,
                          external: dict | None = None) -> int:
-        """Fork (via `fork`) a process that waits at its fifo, then exec the shim as its parent."""
+        """Fork (via `fork`) the container's process, held at its fifo, and exec the shim as
+        its parent right away: the shim's interpreter start overlaps with the init's set-up,
+        and the shim reports the init's "ready" (or its error) back on a status pipe."""
         parent_fds: list[int] = []
         child_fds: list[int] = []
         stdio: tuple[int, int, int] | None = None
-        cfg: dict = {"run_dir": shim.run_dir, "log_path": shim.log_path, "log_max_size": shim.log_max_size,
-                     "log_max_files": shim.log_max_files, "exit_cmd": list(shim.exit_cmd),
-                     "remove_run_dir": shim.remove_run_dir}
-        if external is not None:
-            cfg["external"] = external
+        cfg: dict[str, Any] = {"run_dir": shim.run_dir, "log_path": shim.log_path,
+                               "log_max_size": shim.log_max_size, "log_max_files": shim.log_max_files,
+                               "exit_cmd": list(shim.exit_cmd), "remove_run_dir": int(shim.remove_run_dir)}
+        for k, v in (external or {}).items():
+            cfg["ext_" + k] = v
         if not terminal:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
@@ -218,51 +220,37 @@ class Runtime:
                 os.setsid()
                 if os.fork() != 0:
                     os._exit(0)
-                master = None
+                keep = list(parent_fds)
                 if fork is not None:
                     h = fork(stdio, tuple(parent_fds) + (w,))
                     for fd in child_fds:
                         os.close(fd)
-                    try:
-                        master = spawn.wait_ready(h)
-                    except spawn.CreateFailed as e:
-                        os.write(w, json.dumps({"error": str(e), "code": e.code}).encode())
-                        os.waitpid(h.pid, 0)
-                        os._exit(1)
-                    h.sync.close()
                     spawn.restore_pid_ns()
                     cfg["pid"] = h.pid
-                else:
-                    # an external runtime: the shim runs its create itself and reports on `w`
-                    if stdio is not None:
-                        cfg["child_stdio"] = list(stdio)
-                        keep_child = list(stdio)
-                    else:
-                        keep_child = []
-                    cfg["status_fd"] = w
+                    cfg["sync_fd"] = h.sync.fileno()
+                    keep.append(h.sync.fileno())
+                elif stdio is not None:
+                    # an external runtime: the shim runs its create itself
+                    cfg["child_stdio"] = list(stdio)
+                    keep += list(stdio)
+                cfg["status_fd"] = w
+                keep.append(w)
                 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock_path = os.path.join(shim.run_dir, "sock")
                 listener.bind(sock_path)
                 os.chmod(sock_path, 0o600)
                 listener.listen(64)
                 cfg["listen_fd"] = listener.fileno()
-                keep = list(parent_fds) + [listener.fileno()]
-                if master is not None:
-                    cfg["master_fd"] = master
-                    keep.append(master)
-                if fork is None:
-                    keep += keep_child + [w]
-                else:
-                    os.write(w, json.dumps({"pid": cfg["pid"]}).encode())
-                    os.close(w)
+                keep.append(listener.fileno())
                 for fd in keep:
                     os.set_inheritable(fd, True)
                 devnull = os.open(os.devnull, os.O_RDWR)
                 for fd in (0, 1):
                     os.dup2(devnull, fd)
-                errlog = os.open(os.path.join(shim.run_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                errlog = os.open(os.path.join(shim.run_dir, "shim.log"),
+                                 os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
                 os.dup2(errlog, 2)
-                os.execv(sys.executable, [sys.executable, "-E", "-s", "-S", SHIM_PATH, json.dumps(cfg)])
+                os.execv(sys.executable, [sys.executable, "-E", "-s", "-S", SHIM_PATH, *_shim_args(cfg)])
             except BaseException as e:  # report, never return into the caller's code
                 try:
                     os.write(w, json.dumps({"error": f"shim: {e}", "code": 125}).encode())
@@ -402,6 +390,17 @@ class Runtime:
             return sorted(p.name for p in self.root.iterdir() if (p / "state.json").exists())
         except FileNotFoundError:
             return []
+
+
+def _shim_args(cfg: dict[str, Any]) -> list[str]:
+    """The shim's configuration as key=value argv items (lists joined by \\x1f): the shim
+    parses them without importing json."""
+    out = []
+    for k, v in cfg.items():
+        if isinstance(v, (list, tuple)):
+            v = "\x1f".join(str(x) for x in v)
+        out.append(f"{k}={v}")
+    return out
 
 
 def _read_all(fd: int) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import resource
 import signal
@@ -37,8 +36,11 @@ class InitError(Exception):
         self.code = code
 
 
-def send(sock: socket.socket, msg: dict, fds: list[int] | None = None) -> None:
-    data = json.dumps(msg).encode()
+def send(sock: socket.socket, msg: str, fds: list[int] | None = None) -> None:
+    """Sync messages to the parent (the shim or the runtime): "ready", "console" (with the
+    pty master attached), or "error <exit code> <message>". Plain text: the shim reads
+    them without importing json."""
+    data = msg.encode()
     if fds:
         socket.send_fds(sock, [data], fds)
     else:
@@ -60,7 +62,7 @@ def run(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, int, in
 
 def _fail(sync: socket.socket, message: str, code: int) -> None:
     try:
-        send(sync, {"type": "error", "message": message, "code": code})
+        send(sync, f"error {code} {message}")
     except OSError:
         pass
     os._exit(code)
@@ -93,7 +95,7 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     master = -1
     if proc.get("terminal"):
         master, slave_name = _open_console(rootfs)
-        send(sync, {"type": "console", "name": slave_name}, [master])
+        send(sync, "console", [master])
     if has_mntns:
         rfs.pivot(rootfs)
     else:
@@ -139,7 +141,7 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
         raise InitError("no command specified", 125)
     path = find_executable(args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
     reaper = (spec.get("annotations") or {}).get("org.dockyard.init") == "true"
-    send(sync, {"type": "ready"})
+    send(sync, "ready")
     # Block until `start` opens the fifo for reading.
     wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(wfd, b"0")

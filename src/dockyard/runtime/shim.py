@@ -1,31 +1,38 @@
 """The per-container shim: a fresh, small process that outlives the CLI.
 
-It owns the container's stdio (pipes or the pty master), writes the json-file log with
-rotation, serves attach clients on a unix socket, reaps the container's init, records the
-exit code and time, then runs the engine's exit command (cleanup, --rm) and exits.
+It waits for the container's init to be ready (or runs an external runtime's create), owns
+the container's stdio (pipes or the pty master), writes the json-file log with rotation,
+serves attach clients on a unix socket, reaps the init, records the exit code and time, and
+then runs the engine's exit command (cleanup, --rm) unless an attached client did that work.
 
-Run through shim_entry.py: stdlib only, no dockyard imports, so its
-memory stays small. Wire protocol on <run dir>/sock (both directions):
-  8-byte header [type, 0, 0, 0, uint32 big-endian length] + payload.
-  shim -> client: 1 stdout, 2 stderr, 3 exit (payload: decimal exit code).
-  client -> shim: 0 stdin data, 4 close stdin, 5 resize (payload "rows cols"),
-  6 cleaned (sent after exit by a client whose header had "cleanup": true).
-A client first sends one JSON line: {"stdin": bool, "stdout": bool, "stderr": bool}.
+Started through shim_entry.py with `python -E -s -S`. It imports only builtin modules
+(no json, socket.py, selectors, signal.py: each would pull in enum and re and cost
+milliseconds of start-up and about a MiB per running container).
+
+Protocol on <run dir>/sock, both directions: an 8-byte header [type, 0, 0, 0, uint32
+big-endian length] + payload. shim -> client: 1 stdout, 2 stderr, 3 exit (decimal code).
+client -> shim: 0 stdin data, 4 close stdin, 5 resize ("rows cols"), 6 cleaned.
+A client first sends one line of flags: "stdin=1 stdout=1 stderr=1 stdin_once=0 cleanup=0".
 """
 
-import fcntl
-import json
+import _signal
+import _socket
 import os
-import selectors
-import signal
-import socket
-import struct
+import select
 import sys
-import termios
 import time
 
 STDOUT, STDERR, EXIT = 1, 2, 3
 STDIN, CLOSE_STDIN, RESIZE, CLEANED = 0, 4, 5, 6
+MAX_STDIN_QUEUE = 1 << 20
+_ESC = {0x22: '\\"', 0x5C: "\\\\", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x08: "\\b", 0x0C: "\\f"}
+_TABLE = {c: _ESC.get(c, "\\u%04x" % c) for c in list(range(0x20)) + [0x22, 0x5C]}
+_TABLE.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def jstr(s):
+    """A JSON string literal (what json.dumps(s, ensure_ascii=False) gives)."""
+    return '"' + s.translate(_TABLE) + '"'
 
 
 def rfc3339_now():
@@ -36,11 +43,45 @@ def rfc3339_now():
 
 def write_atomic(path, data):
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+
+
+def header(kind, length):
+    return bytes((kind, 0, 0, 0)) + length.to_bytes(4, "big")
+
+
+def frame(kind, payload):
+    return header(kind, len(payload)) + payload
+
+
+def parse_flags(line):
+    out = {}
+    for item in line.decode("ascii", "replace").split():
+        k, _, v = item.partition("=")
+        out[k] = v == "1"
+    return out
+
+
+def parse_config(argv):
+    """argv: key=value items; ints where the key ends in _fd or is a size; lists joined by \\x1f."""
+    cfg = {}
+    for item in argv:
+        k, _, v = item.partition("=")
+        if k == "exit_cmd" or k.startswith("ext_argv") or k == "child_stdio":
+            cfg[k] = v.split("\x1f") if v else []
+        elif k.endswith("_fd") or k in ("pid", "log_max_size", "log_max_files"):
+            cfg[k] = int(v)
+        else:
+            cfg[k] = v
+    if "child_stdio" in cfg:
+        cfg["child_stdio"] = [int(x) for x in cfg["child_stdio"]]
+    return cfg
 
 
 class JsonLog:
@@ -50,35 +91,37 @@ class JsonLog:
         self.path = path
         self.max_size = max_size
         self.max_files = max(1, max_files)
-        self.f = open(path, "ab", buffering=0)
-        self.size = self.f.tell()
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
         self.partial = {STDOUT: b"", STDERR: b""}
 
     def write(self, stream, data, final=False):
         buf = self.partial[stream] + data
         lines = buf.split(b"\n")
         self.partial[stream] = lines.pop()
-        for line in lines:
-            self._emit(stream, line + b"\n")
+        out = [self.record(stream, line + b"\n") for line in lines]
         if final and self.partial[stream]:
-            self._emit(stream, self.partial[stream])
+            out.append(self.record(stream, self.partial[stream]))
             self.partial[stream] = b""
         while len(self.partial[stream]) >= 16384:
-            self._emit(stream, self.partial[stream][:16384])
+            out.append(self.record(stream, self.partial[stream][:16384]))
             self.partial[stream] = self.partial[stream][16384:]
+        for rec in out:
+            self.emit(rec)
 
-    def _emit(self, stream, chunk):
-        rec = json.dumps({"log": chunk.decode("utf-8", "replace"),
-                          "stream": "stdout" if stream == STDOUT else "stderr",
-                          "time": rfc3339_now()}, ensure_ascii=False, separators=(",", ":")) + "\n"
-        data = rec.encode()
+    def record(self, stream, chunk):
+        return ('{"log":%s,"stream":"%s","time":"%s"}\n' % (
+            jstr(chunk.decode("utf-8", "replace")), "stdout" if stream == STDOUT else "stderr",
+            rfc3339_now())).encode()
+
+    def emit(self, data):
         if self.max_size > 0 and self.size + len(data) > self.max_size and self.size > 0:
-            self._rotate()
-        self.f.write(data)
+            self.rotate()
+        os.write(self.fd, data)
         self.size += len(data)
 
-    def _rotate(self):
-        self.f.close()
+    def rotate(self):
+        os.close(self.fd)
         if self.max_files <= 1:
             os.truncate(self.path, 0)
         else:
@@ -86,13 +129,13 @@ class JsonLog:
                 src = self.path if i == 1 else "%s.%d" % (self.path, i - 1)
                 if os.path.exists(src):
                     os.replace(src, "%s.%d" % (self.path, i))
-        self.f = open(self.path, "ab", buffering=0)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         self.size = 0
 
     def close(self):
         for s in (STDOUT, STDERR):
             self.write(s, b"", final=True)
-        self.f.close()
+        os.close(self.fd)
 
 
 class NoLog:
@@ -105,26 +148,26 @@ class NoLog:
         pass
 
 
-def frame(kind, payload):
-    return struct.pack(">BxxxI", kind, len(payload)) + payload
-
-
 class Client:
     def __init__(self, sock):
         self.sock = sock
+        self.fd = sock.fileno()
         self.buf = b""
-        self.header = None
+        self.flags = None
         self.out = bytearray()
+        self.events = 0
 
 
 class Shim:
     def __init__(self, cfg):
         self.cfg = cfg
         self.pid = cfg["pid"]
-        self.tty = cfg.get("master_fd") is not None
-        self.sel = selectors.DefaultSelector()
+        self.tty = "master_fd" in cfg
+        self.ep = select.epoll()
+        self.handlers = {}
         self.clients = {}
         self.exit_code = None
+        self.finished_at = None
         self.log = JsonLog(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_files", 1)) \
             if cfg.get("log_path") else NoLog()
         self.outputs = {}
@@ -137,67 +180,69 @@ class Shim:
             self.outputs[cfg["stderr_fd"]] = STDERR
             self.stdin_fd = cfg.get("stdin_fd")
         self.stdin_buf = bytearray()
-        self.stdin_watched = False
-        self.stdin_watched_fd = None
+        self.stdin_watched = None
         self.stdin_close_pending = False
         self.paused = []
         if self.stdin_fd is not None and not self.tty:
             os.set_blocking(self.stdin_fd, False)
         for fd in self.outputs:
             os.set_blocking(fd, False)
-            self.sel.register(fd, selectors.EVENT_READ, "out")
+            self.watch(fd, select.EPOLLIN, self.read_output)
         # bound and listening already: the runtime made it before exec'ing us, so clients
         # can connect as soon as `create` returns
-        self.listener = socket.socket(fileno=cfg["listen_fd"])
+        self.listener = _socket.socket(fileno=cfg["listen_fd"])
         self.listener.setblocking(False)
-        self.sel.register(self.listener, selectors.EVENT_READ, "listen")
+        self.watch(self.listener.fileno(), select.EPOLLIN, lambda fd, ev: self.accept())
         self.sig_r, sig_w = os.pipe()
         os.set_blocking(self.sig_r, False)
         os.set_blocking(sig_w, False)
-        signal.set_wakeup_fd(sig_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-            signal.signal(s, signal.SIG_IGN)
-        self.sel.register(self.sig_r, selectors.EVENT_READ, "signal")
+        _signal.set_wakeup_fd(sig_w)
+        _signal.signal(_signal.SIGCHLD, lambda *_: None)
+        for s in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGPIPE):
+            _signal.signal(s, _signal.SIG_IGN)
+        self.watch(self.sig_r, select.EPOLLIN, self.on_signal)
 
-    # -- main loop ---------------------------------------------------------
+    def watch(self, fd, events, handler):
+        if fd in self.handlers:
+            self.ep.modify(fd, events)
+        else:
+            self.ep.register(fd, events)
+        self.handlers[fd] = handler
+
+    def unwatch(self, fd):
+        if self.handlers.pop(fd, None) is not None:
+            try:
+                self.ep.unregister(fd)
+            except OSError:
+                pass
+
+    # -- main loop -----------------------------------------------------------
     def run(self):
-        if self.cfg.get("external", {}).get("mode") == "exec":
-            # `exec --detach` has already started the process: give the client that is
-            # about to attach a moment, so the first output reaches it
-            import select
-
+        if self.cfg.get("wait_client"):
+            # the process has started already (external `exec --detach`): give the client
+            # that is about to attach a moment, so the first output reaches it
             if select.select([self.listener], [], [], 5.0)[0]:
                 self.accept()
         self.reap()
         while self.outputs or self.exit_code is None:
-            timeout = None if self.exit_code is None else 2.0
-            events = self.sel.select(timeout)
+            events = self.ep.poll(-1 if self.exit_code is None else 2.0)
             if not events and self.exit_code is not None:
                 break  # output still held open by an escaped process: stop waiting
             # Accept waiting clients before reading output: a client that connected before
             # the container started must see its first bytes.
-            events.sort(key=lambda ev: ev[0].data != "listen")
-            for key, mask in events:
-                what = key.data
-                if what == "out":
-                    self.read_output(key.fd)
-                elif what == "listen":
-                    self.accept()
-                elif what == "stdin":
-                    self.flush_stdin()
-                elif what == "signal":
-                    try:
-                        os.read(self.sig_r, 4096)
-                    except BlockingIOError:
-                        pass
-                    self.reap()
-                elif isinstance(what, Client):
-                    if mask & selectors.EVENT_READ:
-                        self.client_read(what)
-                    if mask & selectors.EVENT_WRITE and what.sock.fileno() >= 0:
-                        self.client_flush(what)
+            events.sort(key=lambda ev: ev[0] != self.listener.fileno())
+            for fd, ev in events:
+                handler = self.handlers.get(fd)
+                if handler is not None:
+                    handler(fd, ev)
         self.finish()
+
+    def on_signal(self, fd, ev):
+        try:
+            os.read(self.sig_r, 4096)
+        except BlockingIOError:
+            pass
+        self.reap()
 
     def reap(self):
         while self.exit_code is None:
@@ -205,18 +250,19 @@ class Shim:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:
                 self.exit_code = 255
+                self.finished_at = rfc3339_now()
                 break
             if pid == 0:
                 break
             code = os.waitstatus_to_exitcode(status)
             self.exit_code = 128 - code if code < 0 else code
             self.finished_at = rfc3339_now()
+        if self.exit_code is not None and not getattr(self, "exit_written", False):
+            self.exit_written = True
             write_atomic(os.path.join(self.cfg["run_dir"], "exit.json"),
-                         json.dumps({"exit_code": self.exit_code, "finished_at": self.finished_at}))
-            if self.tty:
-                pass  # the master reports EIO once every slave is closed
+                         '{"exit_code": %d, "finished_at": "%s"}' % (self.exit_code, self.finished_at))
 
-    def read_output(self, fd):
+    def read_output(self, fd, ev):
         stream = self.outputs[fd]
         try:
             data = os.read(fd, 65536)
@@ -225,25 +271,27 @@ class Shim:
         except OSError:
             data = b""  # EIO on a pty master whose slave side is gone
         if not data:
-            self.sel.unregister(fd)
+            self.unwatch(fd)
             del self.outputs[fd]
-            os.close(fd)
+            if fd != self.stdin_fd:
+                os.close(fd)
             return
         self.log.write(stream, data)
+        key = "stdout" if stream == STDOUT else "stderr"
         for c in list(self.clients.values()):
-            h = c.header or {}
-            if h.get("stdout" if stream == STDOUT else "stderr"):
+            if (c.flags or {}).get(key):
                 self.send(c, frame(stream, data))
 
-    # -- clients -----------------------------------------------------------
+    # -- clients -------------------------------------------------------------
     def accept(self):
         try:
-            sock, _ = self.listener.accept()
-        except BlockingIOError:
+            fd, _addr = self.listener._accept()
+        except (BlockingIOError, InterruptedError):
             return
+        sock = _socket.socket(fileno=fd)
         c = Client(sock)
-        # Clients send their header right after connecting: read it now, so output that is
-        # already waiting is routed to this client rather than dropped.
+        # Clients send their flags right after connecting: read them now, so output that
+        # is already waiting is routed to this client rather than dropped.
         sock.settimeout(2.0)
         try:
             while b"\n" not in c.buf:
@@ -254,18 +302,21 @@ class Shim:
         except OSError:
             pass
         sock.setblocking(False)
-        self.clients[sock.fileno()] = c
-        self.sel.register(sock, selectors.EVENT_READ, c)
+        self.clients[c.fd] = c
+        self.watch(c.fd, select.EPOLLIN, lambda fd, ev, c=c: self.client_event(c, ev))
         self.client_process(c)
 
+    def client_event(self, c, ev):
+        if ev & select.EPOLLOUT:
+            self.client_flush(c)
+        if ev & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR) and c.fd in self.clients:
+            self.client_read(c)
+
     def client_read(self, c):
-        if len(self.stdin_buf) > (1 << 20):
+        if len(self.stdin_buf) > MAX_STDIN_QUEUE:
             # the container is not keeping up with its stdin: stop reading this client
             # until the queue drains (flush_stdin resumes it)
-            try:
-                self.sel.unregister(c.sock)
-            except (KeyError, ValueError):
-                pass
+            self.unwatch(c.fd)
             self.paused.append(c)
             return
         try:
@@ -275,7 +326,7 @@ class Shim:
         except OSError:
             data = b""
         if not data:
-            if c.header and c.header.get("stdin") and c.header.get("stdin_once"):
+            if c.flags and c.flags.get("stdin") and c.flags.get("stdin_once"):
                 self.close_stdin()
             self.drop(c)
             return
@@ -283,19 +334,16 @@ class Shim:
         self.client_process(c)
 
     def client_process(self, c):
-        if c.header is None:
+        if c.flags is None:
             if b"\n" not in c.buf:
                 return
             line, c.buf = c.buf.split(b"\n", 1)
-            try:
-                c.header = json.loads(line)
-            except ValueError:
-                self.drop(c)
-                return
+            c.flags = parse_flags(line)
             if self.exit_code is not None and not self.outputs:
                 self.send(c, frame(EXIT, str(self.exit_code).encode()))
         while len(c.buf) >= 8:
-            kind, length = struct.unpack(">BxxxI", c.buf[:8])
+            kind = c.buf[0]
+            length = int.from_bytes(c.buf[4:8], "big")
             if len(c.buf) < 8 + length:
                 break
             payload, c.buf = c.buf[8:8 + length], c.buf[8 + length:]
@@ -320,26 +368,22 @@ class Shim:
             except OSError:
                 self.drop(c)
                 return
-        try:
-            self.sel.modify(c.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0), c)
-        except (KeyError, ValueError):
-            pass
+        if c.fd in self.handlers:
+            self.ep.modify(c.fd, select.EPOLLIN | (select.EPOLLOUT if c.out else 0))
 
     def drop(self, c):
-        try:
-            self.sel.unregister(c.sock)
-        except (KeyError, ValueError):
-            pass
-        self.clients.pop(c.sock.fileno(), None)
+        self.unwatch(c.fd)
+        self.clients.pop(c.fd, None)
         c.sock.close()
 
+    # -- stdin ---------------------------------------------------------------
     def write_stdin(self, data):
         if self.stdin_fd is None:
             return
         self.stdin_buf += data
-        self.flush_stdin()
+        self.flush_stdin(None, None)
 
-    def flush_stdin(self):
+    def flush_stdin(self, _fd, _ev):
         """Non-blocking: a container that is not reading its stdin must not stall the loop
         (its output would back up and deadlock both). Pending input waits here instead."""
         fd = self.stdin_fd
@@ -352,19 +396,20 @@ class Shim:
                 self.stdin_buf = bytearray()
                 break
             del self.stdin_buf[:n]
-        want = bool(self.stdin_buf) and fd is not None
-        if want != self.stdin_watched:
-            if want:
-                self.sel.register(fd, selectors.EVENT_WRITE, "stdin")
-            else:
-                self.sel.unregister(self.stdin_watched_fd)
-            self.stdin_watched = want
-            self.stdin_watched_fd = fd
-        if self.paused and len(self.stdin_buf) <= (1 << 20):
-            for c in self.paused:
-                if c.sock.fileno() >= 0:
-                    self.sel.register(c.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0), c)
-            self.paused = []
+        if not self.tty:
+            want = bool(self.stdin_buf) and fd is not None
+            if want and self.stdin_watched is None:
+                self.watch(fd, select.EPOLLOUT, self.flush_stdin)
+                self.stdin_watched = fd
+            elif not want and self.stdin_watched is not None:
+                self.unwatch(self.stdin_watched)
+                self.stdin_watched = None
+        if self.paused and len(self.stdin_buf) <= MAX_STDIN_QUEUE:
+            paused, self.paused = self.paused, []
+            for c in paused:
+                if c.fd in self.clients:
+                    self.watch(c.fd, select.EPOLLIN | (select.EPOLLOUT if c.out else 0),
+                               lambda fd, ev, c=c: self.client_event(c, ev))
         if not self.stdin_buf and self.stdin_close_pending:
             self.stdin_close_pending = False
             self.close_stdin()
@@ -374,9 +419,9 @@ class Shim:
             self.stdin_close_pending = True  # after the queued input is delivered
             return
         if self.stdin_fd is not None and not self.tty:
-            if self.stdin_watched:
-                self.sel.unregister(self.stdin_fd)
-                self.stdin_watched = False
+            if self.stdin_watched is not None:
+                self.unwatch(self.stdin_watched)
+                self.stdin_watched = None
             os.close(self.stdin_fd)
             self.stdin_fd = None
         elif self.tty:
@@ -388,9 +433,13 @@ class Shim:
     def resize(self, payload):
         if not self.tty:
             return
+        import fcntl
+        import termios
+
         try:
             rows, cols = (int(x) for x in payload.split())
-            fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            ws = rows.to_bytes(2, sys.byteorder) + cols.to_bytes(2, sys.byteorder) + bytes(4)
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, ws)
         except (ValueError, OSError):
             pass
 
@@ -401,14 +450,14 @@ class Shim:
             self.exit_code = 255
         msg = frame(EXIT, str(self.exit_code).encode())
         cleaners = []
-        for c in list(self.clients.values()):
+        for c in list(self.clients.values()) + self.paused:
             c.sock.setblocking(True)
             try:
                 c.sock.sendall(bytes(c.out) + msg)
             except OSError:
                 c.sock.close()
                 continue
-            if (c.header or {}).get("cleanup"):
+            if (c.flags or {}).get("cleanup"):
                 cleaners.append(c)
             else:
                 c.sock.close()
@@ -433,13 +482,31 @@ class Shim:
         except FileNotFoundError:
             pass
         self.listener.close()
-        if self.cfg.get("remove_run_dir"):
-            import shutil
-
-            shutil.rmtree(self.cfg["run_dir"], ignore_errors=True)
+        if self.cfg.get("remove_run_dir") == "1":
+            remove_tree(self.cfg["run_dir"])
         cmd = self.cfg.get("exit_cmd")
         if cmd and not cleaned:
             spawn_detached(cmd)
+
+
+def remove_tree(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for n in names:
+        p = os.path.join(path, n)
+        if os.path.isdir(p) and not os.path.islink(p):
+            remove_tree(p)
+        else:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def spawn_detached(argv):
@@ -458,27 +525,68 @@ def spawn_detached(argv):
     os.waitpid(pid, 0)
 
 
+def report(cfg, text):
+    fd = cfg.pop("status_fd", None)
+    if fd is not None:
+        os.write(fd, text.encode())
+        os.close(fd)
+
+
+def wait_init_ready(cfg):
+    """Read the init's sync messages ("console" + pty master, "ready", "error CODE MSG")
+    and tell the runtime on status_fd. Runs while the init sets up the container, so this
+    process's own start-up overlaps with it."""
+    sync = _socket.socket(fileno=cfg.pop("sync_fd"))
+    fd_size = 4
+    while True:
+        try:
+            data, anc, _flags, _addr = sync.recvmsg(65536, _socket.CMSG_SPACE(4 * fd_size))
+        except InterruptedError:
+            continue
+        except OSError as e:
+            data, anc = ("error 125 container init: %s" % e.strerror).encode(), []
+        for level, kind, payload in anc:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds = [int.from_bytes(payload[i:i + 4], sys.byteorder) for i in range(0, len(payload) - 3, 4)]
+                if fds:
+                    cfg["master_fd"] = fds[0]
+        text = data.decode("utf-8", "replace")
+        if text == "ready":
+            sync.close()
+            report(cfg, '{"pid": %d}' % cfg["pid"])
+            return True
+        if text.startswith("error ") or not data:
+            code, _, message = text[6:].partition(" ") if data else ("125", "", "")
+            message = message or "container init exited before it was ready"
+            report(cfg, '{"error": %s, "code": %s}' % (jstr(message), int(code) if code.isdigit() else 125))
+            try:
+                os.waitpid(cfg["pid"], 0)
+            except ChildProcessError:
+                pass
+            return False
+
+
 def external_create(cfg):
     """Run an external runtime's `create` / `exec --detach` as a child subreaper, so the
     container's process becomes our child; report its pid (or the error) on status_fd."""
     import ctypes
+    import socket
     import subprocess
 
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    ext = cfg["external"]
     run_dir = cfg["run_dir"]
-    status_fd = cfg.pop("status_fd")
     pidfile = os.path.join(run_dir, "init.pid")
     logfile = os.path.join(run_dir, "runtime.log")
-    argv = list(ext["argv"]) + ["--log", logfile, "--log-format", "json"]
+    argv = list(cfg["ext_argv"]) + ["--log", logfile, "--log-format", "json"]
     tty = "stdout_fd" not in cfg
     console = None
-    if ext["mode"] == "create":
-        argv += ["create", "--bundle", ext["bundle"], "--pid-file", pidfile]
+    if cfg["ext_mode"] == "create":
+        argv += ["create", "--bundle", cfg["ext_bundle"], "--pid-file", pidfile]
     else:
-        argv += ["exec", "--detach", "--pid-file", pidfile, "--process", ext["process"]]
+        argv += ["exec", "--detach", "--pid-file", pidfile, "--process", cfg["ext_process"]]
         if tty:
             argv.append("--tty")
+        cfg["wait_client"] = True
     if tty:
         console_path = os.path.join(run_dir, "console.sock")
         console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -486,10 +594,10 @@ def external_create(cfg):
         console.listen(1)
         console.settimeout(30)
         argv += ["--console-socket", console_path]
-    argv.append(ext["id"])
+    argv.append(cfg["ext_id"])
     stdio = cfg.pop("child_stdio", None)
     devnull = os.open(os.devnull, os.O_RDWR)
-    if stdio is None:
+    if not stdio:
         stdio = [devnull, devnull, devnull]
     try:
         proc = subprocess.Popen(argv, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], close_fds=True)
@@ -501,22 +609,24 @@ def external_create(cfg):
             conn.close()
         code = proc.wait()
     except Exception as e:  # report, never leave the caller waiting
-        os.write(status_fd, json.dumps({"error": "%s: %s" % (ext["argv"][0], e), "code": 125}).encode())
-        os._exit(1)
+        report(cfg, '{"error": %s, "code": 125}' % jstr("%s: %s" % (cfg["ext_argv"][0], e)))
+        return False
     for fd in set(stdio) | {devnull}:
         os.close(fd)
     if code != 0:
-        os.write(status_fd, json.dumps({"error": runtime_error(logfile, code), "code": 125}).encode())
-        os._exit(1)
+        report(cfg, '{"error": %s, "code": 125}' % jstr(runtime_error(logfile, code)))
+        return False
     with open(pidfile) as f:
         cfg["pid"] = int(f.read().strip())
     if master is not None:
         cfg["master_fd"] = master
-    os.write(status_fd, json.dumps({"pid": cfg["pid"]}).encode())
-    os.close(status_fd)
+    report(cfg, '{"pid": %d}' % cfg["pid"])
+    return True
 
 
 def runtime_error(logfile, code):
+    import json
+
     msg = "exit status %d" % code
     try:
         with open(logfile) as f:
@@ -533,14 +643,19 @@ def runtime_error(logfile, code):
 
 
 def main():
-    cfg = json.loads(sys.argv[1])
+    cfg = parse_config(sys.argv[1:])
     try:
         os.chdir("/")
     except OSError:
         pass
-    if "external" in cfg:
-        external_create(cfg)
-    Shim(cfg).run()
+    if "ext_argv" in cfg:
+        ok = external_create(cfg)
+    elif "sync_fd" in cfg:
+        ok = wait_init_ready(cfg)
+    else:
+        ok = True
+    if ok:
+        Shim(cfg).run()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ container's init is the shim's child); `dockyard-runtime create` calls it in its
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -65,15 +64,16 @@ def wait_ready(handle: InitHandle) -> int | None:
             raise CreateFailed(f"container init: {e.strerror}", 125) from None
         if not data:
             raise CreateFailed("container init exited before it was ready", 125)
-        msg = json.loads(data)
-        if msg["type"] == "console":
+        kind, _, rest = data.decode(errors="replace").partition(" ")
+        if kind == "console":
             master = fds[0]
-        elif msg["type"] == "ready":
+        elif kind == "ready":
             return master
-        elif msg["type"] == "error":
+        elif kind == "error":
             for fd in fds:
                 os.close(fd)
-            raise CreateFailed(msg["message"], int(msg.get("code", 125)))
+            code, _, message = rest.partition(" ")
+            raise CreateFailed(message, int(code))
 
 
 def restore_pid_ns() -> None:

@@ -76,7 +76,7 @@ def _child(process: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, i
         master = -1
         if process.get("terminal"):
             master, slave_name = init._open_console("/")
-            init.send(sync, {"type": "console", "name": slave_name}, [master])
+            init.send(sync, "console", [master])
             init._attach_console(slave_name)
             os.close(master)
         env = init._env_dict(process.get("env") or [])
@@ -87,7 +87,7 @@ def _child(process: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, i
         if not os.path.isdir(cwd):
             raise init.InitError(f"chdir to cwd (\"{cwd}\") set in config.json failed: no such file or directory", 125)
         path = init.find_executable(args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
-        init.send(sync, {"type": "ready"})
+        init.send(sync, "ready")
         wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wfd, b"0")
         os.close(wfd)
