@@ -6,7 +6,6 @@ Tier 0: imports nothing from dockyard but `errors`.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
 import json
 import os
@@ -91,7 +90,9 @@ def _now_ns() -> int:
 
 def format_rfc3339_ns(ns: int) -> str:
     secs, frac = divmod(ns, 1_000_000_000)
-    base = _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    import time
+
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
     return f"{base}.{frac:09d}Z"
 
 
@@ -112,7 +113,9 @@ def parse_rfc3339(value: str) -> float:
             i += 1
         frac = float("0." + digits) if digits else 0.0
         v = head + rest[i:]
-    return _dt.datetime.fromisoformat(v).timestamp() + frac
+    import datetime
+
+    return datetime.datetime.fromisoformat(v).timestamp() + frac
 
 
 def human_duration(seconds: float) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import random
+import os
 import re
 
 from ..errors import InvalidArgument
@@ -44,10 +44,14 @@ _NAMES = (
 _VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
+def _pick(seq: tuple[str, ...] | list[str]) -> str:
+    return seq[int.from_bytes(os.urandom(4), "big") % len(seq)]
+
+
 def generate(retry: int = 0) -> str:
-    name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+    name = f"{_pick(_ADJECTIVES)}_{_pick(_NAMES)}"
     if retry:
-        name += str(random.randint(0, 9))
+        name += str(os.urandom(1)[0] % 10)
     return name
 
 

@@ -8,7 +8,6 @@ sparse dict into it, in Docker's field order.
 from __future__ import annotations
 
 import copy
-import platform
 from typing import Any
 
 #: (field, default, omitted when empty) in Docker's container.Config order
@@ -77,11 +76,15 @@ _ARCH = {
 
 def host_architecture() -> str:
     """The host architecture in GOARCH spelling (x86_64 → amd64, aarch64 → arm64)."""
+    import platform
+
     machine = platform.machine().lower()
     return _ARCH.get(machine, machine)
 
 
 def host_variant() -> str | None:
+    import platform
+
     machine = platform.machine().lower()
     if machine == "armv7l":
         return "v7"

@@ -14,12 +14,9 @@ Container read-write layers live in `rwlayers`; this class is their entry point 
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import os
 import re
-import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -55,6 +52,8 @@ def chain_id_of(parent_chain: str | None, diff_id: str) -> str:
     """Docker's chain ID: the diff ID for a base layer, else sha256("<parent> <diff>")."""
     if parent_chain is None:
         return diff_id
+    import hashlib
+
     return "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode("ascii")).hexdigest()
 
 
@@ -77,7 +76,9 @@ def _hex(chain_id: str) -> str:
 
 def new_link_id() -> str:
     """Docker's overlay2 short link name: 26 upper-case base32 characters."""
-    return base64.b32encode(secrets.token_bytes(20)).decode("ascii")[:26]
+    import base64
+
+    return base64.b32encode(os.urandom(20)).decode("ascii")[:26]
 
 
 class LayerStore:
@@ -193,14 +194,14 @@ class LayerStore:
                 lowers.extend(above.split(":"))
         return ":".join(lowers)
 
-    def prepare_dir(self, d: Path, lower: str | None) -> str:
+    def prepare_dir(self, d: Path, lower: str | None, durable: bool = True) -> str:
         """Write link (+ lower and work/ when there is a parent) into an unlinked layer dir."""
         short = new_link_id()
-        atomic_write(d / "link", short)
+        atomic_write(d / "link", short, durable=durable)
         if lower is not None:
             (d / "work").mkdir(mode=0o700, exist_ok=True)
             if lower:
-                atomic_write(d / "lower", lower, mode=0o666)
+                atomic_write(d / "lower", lower, mode=0o666, durable=durable)
         return short
 
     def link(self, short: str, name: str) -> Path:
@@ -230,7 +231,7 @@ class LayerStore:
     def _write_db(self, layer: Layer) -> None:
         self.db.mkdir(parents=True, exist_ok=True)
         hexid = _hex(layer.chain_id)
-        tmp = self.db / f".tmp-{hexid}-{secrets.token_hex(4)}"
+        tmp = self.db / f".tmp-{hexid}-{os.urandom(4).hex()}"
         tmp.mkdir()
         try:
             atomic_write(tmp / "diff", layer.diff_id)
@@ -269,7 +270,7 @@ class LayerStore:
 
     def _delete(self, layer: Layer) -> None:
         hexid = _hex(layer.chain_id)
-        tomb = self.db / f".del-{hexid}-{secrets.token_hex(4)}"
+        tomb = self.db / f".del-{hexid}-{os.urandom(4).hex()}"
         os.rename(self.db / hexid, tomb)
         self.remove_layer_dir(layer.cache_id)
         shutil.rmtree(tomb, ignore_errors=True)

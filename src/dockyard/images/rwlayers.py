@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import shutil
 import stat
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .._util import atomic_write, new_id
 from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ._lock import store_lock
-from ._mount import MNT_DETACH, PAGE_SIZE, is_mounted, mount, mount_from, syncfs, umount2
+from ._mount import MNT_DETACH, PAGE_SIZE, is_mounted, mount, mount_from, umount2
 
 if TYPE_CHECKING:
     from .layers import LayerStore
@@ -118,7 +117,8 @@ def create_rw(
             _make_layer_dir(store, mount_id, lower)
             made.append(mount_id)
             (store.home / mount_id / "merged").mkdir(mode=0o755)
-            syncfs(store.home)
+            # No fsync/syncfs here: a container's rw layer is scratch space, and one that a
+            # crash leaves half-made has no layerdb entry, so gc() removes it.
             _write_entry(store, container_id, mount_id, init_id, parent)
         except BaseException:
             for name in made:
@@ -131,7 +131,7 @@ def _make_layer_dir(store: LayerStore, name: str, lower: str | None) -> str:
     d = store.home / name
     d.mkdir(mode=0o710)
     (d / "diff").mkdir(mode=0o755)
-    short = store.prepare_dir(d, lower)
+    short = store.prepare_dir(d, lower, durable=False)
     store.link(short, name)
     return short
 
@@ -139,13 +139,13 @@ def _make_layer_dir(store: LayerStore, name: str, lower: str | None) -> str:
 def _write_entry(store: LayerStore, container_id: str, mount_id: str, init_id: str,
                  parent: str | None) -> None:
     store.mounts_db.mkdir(parents=True, exist_ok=True)
-    tmp = store.mounts_db / f".tmp-{container_id}-{secrets.token_hex(4)}"
+    tmp = store.mounts_db / f".tmp-{container_id}-{os.urandom(4).hex()}"
     tmp.mkdir()
     try:
-        atomic_write(tmp / "mount-id", mount_id)
-        atomic_write(tmp / "init-id", init_id)
+        atomic_write(tmp / "mount-id", mount_id, durable=False)
+        atomic_write(tmp / "init-id", init_id, durable=False)
         if parent:
-            atomic_write(tmp / "parent", parent)
+            atomic_write(tmp / "parent", parent, durable=False)
         os.rename(tmp, store.mounts_db / container_id)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -257,7 +257,7 @@ def remove_rw(store: LayerStore, container_id: str) -> None:
         except NotFound:
             return
         unmount_rw(store, container_id)
-        tomb = store.mounts_db / f".del-{container_id}-{secrets.token_hex(4)}"
+        tomb = store.mounts_db / f".del-{container_id}-{os.urandom(4).hex()}"
         os.rename(store.mounts_db / container_id, tomb)
         store.remove_layer_dir(rw.mount_id)
         store.remove_layer_dir(rw.init_id)

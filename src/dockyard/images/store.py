@@ -15,11 +15,9 @@ passed in (``containers_using``) run under it too and must not take ``paths.lock
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -37,9 +35,10 @@ from .repositories import ReferenceStore
 
 #: Docker's layer.EmptyLayer (a tar of two zero blocks) and Python tarfile's empty
 #: archive (padded to a 10 KiB record): a diff with nothing in it adds no layer.
-EMPTY_DIFF_IDS = frozenset(
-    "sha256:" + hashlib.sha256(b"\0" * n).hexdigest() for n in (1024, 10240)
-)
+EMPTY_DIFF_IDS = frozenset((
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef",  # 1024 zero bytes
+    "sha256:84ff92691f909a05b224e1c56abb4864f01b4f8e3c854e4bb4c7baf1d3f6d652",  # 10240 zero bytes
+))
 
 #: containers_using(image_id) -> [(container_id, running), ...]
 ContainersUsing = Callable[[str], list[tuple[str, bool]]]
@@ -98,6 +97,8 @@ class ImageStore:
             raise FailedPrecondition(
                 f"failed to create image: layer {chain_ids(diff_ids)[-1]} does not exist"
             )
+        import hashlib
+
         hexid = hashlib.sha256(data).hexdigest()
         path = self.content / hexid
         if not path.exists():
@@ -294,6 +295,8 @@ class ImageStore:
         self.paths.tmp.mkdir(parents=True, exist_ok=True)
         base = parent_image.config if parent_image else {}
         parent_top = parent_image.top_chain_id if parent_image else None
+        import tempfile
+
         with tempfile.TemporaryFile(dir=self.paths.tmp) as f:
             diff_id = write_diff_tar(upper, lowers, f)
             empty = diff_id in EMPTY_DIFF_IDS

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import unquote_to_bytes
 
 from ..errors import Conflict, DockyardError, FailedPrecondition, InvalidArgument, NotFound, Unsupported
 
@@ -216,6 +215,8 @@ def member_xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
     for key, value in member.pax_headers.items():
         if key.startswith(_LIBARCHIVE_XATTR_PREFIX):
             try:
+                from urllib.parse import unquote_to_bytes
+
                 name = unquote_to_bytes(key[len(_LIBARCHIVE_XATTR_PREFIX):]).decode("utf-8", "surrogateescape")
                 out.setdefault(name, base64.b64decode(value + "=" * (-len(value) % 4)))
             except ValueError:
