@@ -624,3 +624,17 @@ def test_rmi_refuses_image_in_use(container_cleanup):
     assert dy("image", "inspect", repo).returncode != 0
     # the shared layer is still there for busybox
     assert dy("run", "--rm", "busybox", "true").returncode == 0
+
+
+def test_sigkill_exit_code_is_always_137(container_cleanup):
+    """The recorded exit code must come from the shim's wait status, never a fallback: kill
+    several `sleep` containers (PID 1, no handler) and stop others; every one exits 137."""
+    names = [run_d(container_cleanup, "busybox", "sleep", "100")[0] for _ in range(8)]
+    for i, name in enumerate(names):
+        if i % 2:
+            dy("kill", name, check=True)
+        else:
+            dy("stop", "-t", "0", name, check=True)
+    codes = {name: inspect(name)["State"]["ExitCode"] for name in names}
+    assert set(codes.values()) == {137}, codes
+    assert {dy("wait", n, check=True).stdout.strip() for n in names} == {"137"}
