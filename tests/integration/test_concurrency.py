@@ -142,22 +142,24 @@ def test_parallel_detached_then_parallel_rm(container_cleanup, tmp_path):
     assert not [x for x in ids if glob.glob(f"/sys/fs/cgroup/*/dockyard/{x}")]
 
 
-def test_concurrent_rm_of_one_container(container_cleanup, tmp_path):
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_rm_of_one_container(container_cleanup, tmp_path, round_):
     name = f"conc-{secrets.token_hex(4)}"
     container_cleanup.append(name)
     cid = dy("run", "-d", "--name", name, "busybox", "sleep", "100", check=True).stdout.strip()
     merged = json.loads(dy("inspect", name, check=True).stdout)[0]["GraphDriver"]["Data"]["MergedDir"]
     assert merged in _mounts_under_root()
     jobs = " ".join(f"( {DY} rm -f {name} > /dev/null 2> {tmp_path}/err.{i}; echo $? > {tmp_path}/rc.{i} ) &"
-                    for i in range(5))
+                    for i in range(6))
     assert _shell(f"{jobs} wait").returncode == 0
-    codes = [int((tmp_path / f"rc.{i}").read_text()) for i in range(5)]
+    codes = [int((tmp_path / f"rc.{i}").read_text()) for i in range(6)]
     assert 0 in codes
     for i, c in enumerate(codes):
         err = (tmp_path / f"err.{i}").read_text()
         assert "Traceback" not in err
         if c != 0:
-            assert "No such container" in err or "removal" in err, err
+            # Docker: the loser reports the container gone or its removal already in progress
+            assert "No such container" in err or "already in progress" in err, err
     assert dy("inspect", name).returncode != 0
     assert not glob.glob(f"/sys/fs/cgroup/*/dockyard/{cid}")
     assert merged not in _mounts_under_root()
