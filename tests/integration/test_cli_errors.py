@@ -231,11 +231,13 @@ def test_command_not_found_without_rm_keeps_record(container_cleanup):
     container_cleanup.append(name)
     p = dy("run", "--name", name, "busybox", "qa-no-such-command")
     assert p.returncode == 127
-    q = dy("inspect", "--format", "{{.State.Running}} {{.State.Pid}}", name)
+    q = dy("inspect", "--format", "{{.Id}} {{.State.Running}} {{.State.Pid}} {{.GraphDriver.Data.MergedDir}}", name)
     if q.returncode == 0:
-        assert q.stdout.split() == ["false", "0"]
+        cid, running, pid, merged = q.stdout.split()
+        assert (running, pid) == ("false", "0")
         with open("/proc/mounts") as f:
-            assert not [line for line in f if ROOT in line and "/merged " in line and name in line]
+            assert merged not in {line.split()[1] for line in f}
+        assert not glob.glob(f"/sys/fs/cgroup/*/dockyard/{cid}")
         assert dy("rm", name).returncode == 0
 
 

@@ -223,7 +223,6 @@ def test_pivot_root_not_chroot(container_cleanup, tmp_path):
     assert p.returncode == 0, p.stderr
     mounts = _mounts(p.stdout)
     assert mounts["/"][1] == "overlay"
-    assert os.environ["DOCKYARD_ROOT"] not in p.stdout.replace("lowerdir=", "").split("overlay / overlay")[0]
     with open("/proc/self/mounts") as f:
         host_points = set(_mounts(f.read()))
     standard = {"/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"}

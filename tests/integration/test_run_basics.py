@@ -387,7 +387,6 @@ def test_pause_unpause(container_cleanup):
     with open(freezer) as f:
         assert f.read().strip() == "FROZEN"
     assert "Paused" in dy("ps", "-f", f"name={name}", check=True).stdout
-    # a paused container cannot be stopped without unpausing in Docker? it can be killed; rm refuses
     p = dy("unpause", name)
     assert p.returncode == 0, p.stderr
     st = inspect(name)["State"]
