@@ -44,13 +44,15 @@ def _winsize(fd: int) -> tuple[int, int] | None:
 
 
 def session(run_dir: str, c: Container, detach_keys: str | None, want_stdin: bool,
-            cleanup: bool = False) -> tuple[object, object]:
-    """Connect to the shim; returns (socket, pump function)."""
+            cleanup: bool = False, streams: tuple[bool, bool] | None = None) -> tuple[object, object]:
+    """Connect to the shim; returns (socket, pump function). `streams` = (stdout, stderr)
+    to attach; by default the container's AttachStdout/AttachStderr (what `run` asked for)."""
     cfg = c.config
     tty = bool(cfg.get("Tty"))
-    sock = stream.connect(run_dir, stdin=want_stdin, stdout=bool(cfg.get("AttachStdout", True)),
-                          stderr=bool(cfg.get("AttachStderr", True)), stdin_once=bool(cfg.get("StdinOnce")),
-                          cleanup=cleanup)
+    out, err = streams if streams is not None else (bool(cfg.get("AttachStdout", True)),
+                                                    bool(cfg.get("AttachStderr", True)))
+    sock = stream.connect(run_dir, stdin=want_stdin, stdout=out, stderr=err,
+                          stdin_once=bool(cfg.get("StdinOnce")) and want_stdin, cleanup=cleanup)
     keys = stream.parse_detach_keys(detach_keys or "ctrl-p,ctrl-q")
 
     def pump() -> int | None:
@@ -77,8 +79,9 @@ def attach_and_start(eng: Engine, c: Container, detach_keys: str | None) -> int:
     def before_start(run_dir: str) -> None:
         holder["sock"], holder["pump"] = session(run_dir, c, detach_keys, want_stdin, cleanup=True)
 
+    size = (_winsize(sys.stdout.fileno()) or _winsize(0)) if c.config.get("Tty") else None
     try:
-        c = lifecycle.start(eng, c, before_start=before_start)
+        c = lifecycle.start(eng, c, before_start=before_start, console_size=size)
     except BaseException:
         if c.host_config.get("AutoRemove"):
             with contextlib.suppress(Exception):
@@ -118,5 +121,5 @@ def cmd_attach(argv: list[str]) -> int:
     if c.state.get("Paused"):
         raise Conflict("You cannot attach to a paused container, unpause it first")
     want_stdin = bool(c.config.get("OpenStdin")) and not ns.no_stdin
-    sock, pump = session(lifecycle.run_dir(eng, c.id), c, ns.detach_keys, want_stdin)
+    sock, pump = session(lifecycle.run_dir(eng, c.id), c, ns.detach_keys, want_stdin, streams=(True, True))
     return _finish(eng, c, {"sock": sock, "pump": pump})

@@ -6,6 +6,7 @@ import sys
 
 from ..engine import execs, stream
 from .args import Parser, engine
+from .attach import _winsize
 
 
 def cmd_exec(argv: list[str]) -> int:
@@ -33,7 +34,8 @@ def cmd_exec(argv: list[str]) -> int:
     c = eng.containers.resolve(ns.container)
     opts = execs.ExecOptions(cmd=tuple(ns.command), tty=ns.tty, interactive=ns.interactive, detach=ns.detach,
                              env=tuple(_env_files(ns.env_file) + ns.env), workdir=ns.workdir, user=ns.user,
-                             privileged=ns.privileged)
+                             privileged=ns.privileged,
+                             console_size=(_winsize(sys.stdout.fileno()) or _winsize(0)) if ns.tty else None)
     if ns.detach:
         execs.create_and_start(eng, c, opts)
         return 0

@@ -48,7 +48,8 @@ def cmd_start(argv: list[str]) -> int:
         want_stdin = ns.interactive and bool(c.config.get("OpenStdin"))
 
         def before(run_dir: str) -> None:
-            holder["sock"], holder["pump"] = session(run_dir, c, ns.detach_keys, want_stdin, cleanup=True)
+            holder["sock"], holder["pump"] = session(run_dir, c, ns.detach_keys, want_stdin, cleanup=True,
+                                                     streams=(True, True))
         c = lifecycle.start(eng, c, before_start=before)
         return _finish(eng, c, holder)
     return _each(ns.containers, lambda e, c: lifecycle.start(e, c))

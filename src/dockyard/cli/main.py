@@ -15,7 +15,7 @@ COMMANDS: dict[str, str] = {
     "ps": "query:cmd_ps", "inspect": "query:cmd_inspect", "logs": "logs:cmd_logs", "top": "query:cmd_top",
     "stats": "query:cmd_stats", "attach": "attach:cmd_attach", "exec": "exec:cmd_exec",
     "cp": "files:cmd_cp", "diff": "files:cmd_diff", "export": "files:cmd_export", "commit": "files:cmd_commit",
-    "container-prune": "lifecycle:cmd_prune",
+    "container-prune": "lifecycle:cmd_prune", "container-inspect": "query:cmd_container_inspect",
     "import": "images:cmd_import", "images": "images:cmd_images", "tag": "images:cmd_tag",
     "rmi": "images:cmd_rmi", "image-inspect": "images:cmd_image_inspect",
     "info": "system:cmd_info", "version": "system:cmd_version", "system-_exited": "system:cmd_exited",
@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
 #: two-word forms (`docker container ls`) -> command
 SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("container", "ls"): "ps", ("container", "list"): "ps", ("container", "ps"): "ps",
-    ("container", "prune"): "container-prune", ("container", "inspect"): "inspect",
+    ("container", "prune"): "container-prune", ("container", "inspect"): "container-inspect",
     ("image", "ls"): "images", ("image", "list"): "images", ("image", "inspect"): "image-inspect",
     ("image", "rm"): "rmi", ("image", "remove"): "rmi", ("image", "tag"): "tag", ("image", "import"): "import",
     ("system", "info"): "info", ("system", "_exited"): "system-_exited", ("container", "rm"): "rm",
@@ -93,17 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     import importlib
 
     func: Callable[[list[str]], int] = getattr(importlib.import_module(f"dockyard.cli.{mod_name}"), func_name)
-    return run_command(func, args)
+    return run_command(func, args, cmd)
 
 
-def run_command(func: Callable[[list[str]], int], args: list[str]) -> int:
-    from dockyard.errors import DockyardError
+#: commands whose engine errors exit 125 (Docker: `run` and `create`); the others exit 1
+_EXIT_125 = ("run", "create")
+
+
+def run_command(func: Callable[[list[str]], int], args: list[str], cmd: str = "") -> int:
+    from dockyard.errors import DockyardError, ExecFailed
 
     try:
         return func(args) or 0
     except DockyardError as e:
         print(f"Error: {e}", file=sys.stderr)
-        return e.exit_code
+        if isinstance(e, ExecFailed) or cmd in _EXIT_125:
+            return e.exit_code
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -69,7 +69,9 @@ def cmd_inspect(argv: list[str]) -> int:
                     continue
                 except NotFound:
                     if ns.type == "container":
-                        raise
+                        print(f"Error: No such container: {ref}", file=sys.stderr)
+                        failed = True
+                        continue
             if ns.type in (None, "image"):
                 img = eng.images.resolve(ref)
                 objs.append(eng.images.inspect(img))
@@ -81,6 +83,10 @@ def cmd_inspect(argv: list[str]) -> int:
     if objs or not ns.format:
         print_inspect(objs, ns.format)
     return 1 if failed else 0
+
+
+def cmd_container_inspect(argv: list[str]) -> int:
+    return cmd_inspect(["--type", "container", *argv])
 
 
 def cmd_top(argv: list[str]) -> int:

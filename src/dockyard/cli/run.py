@@ -19,7 +19,7 @@ def _create(argv: list[str], cmd: str):  # type: ignore[no-untyped-def]
     try:
         c = lifecycle.create(eng, config, hc, ns.name)
     except NotFound as e:
-        if str(e).startswith("No such image"):
+        if str(e).startswith("No such image") and ns.pull != "never":
             ref = str(e).split(": ", 1)[1]
             print(f"Unable to find image '{ref}' locally", file=sys.stderr)
         raise

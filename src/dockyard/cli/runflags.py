@@ -95,6 +95,8 @@ def _env_files(files: list[str]) -> list[str]:
 
 
 def _env_item(item: str) -> str:
+    if item.startswith("=") or not item.strip() or "\0" in item:
+        raise InvalidArgument(f"invalid environment variable: {item}")
     if "=" in item:
         return item
     # `-e NAME` takes the value from the caller's environment; unset -> dropped (Docker: kept unset)

@@ -25,6 +25,7 @@ class ExecOptions:
     workdir: str = ""
     user: str = ""
     privileged: bool = False
+    console_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
     if opts.tty and "TERM" not in keys:
         env.append("TERM=xterm")
     proc.update(args=list(opts.cmd), env=env, terminal=opts.tty, cwd=opts.workdir or proc.get("cwd") or "/")
+    proc.pop("consoleSize", None)
+    if opts.tty and opts.console_size:
+        proc["consoleSize"] = {"height": opts.console_size[0], "width": opts.console_size[1]}
     if opts.workdir and not opts.workdir.startswith("/"):
         raise InvalidArgument(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")
     if opts.privileged:

@@ -94,6 +94,9 @@ def _resolv_conf(hc: dict[str, Any]) -> str:
 def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], name: str | None) -> Container:
     image = engine.images.resolve(config["Image"])
     engine.runtime_named(host_config.get("Runtime"))  # unknown runtime: fail before creating
+    from .specgen import validate_sysctls
+
+    validate_sysctls(host_config)
     if name is not None:
         name = namegen.validate(name)
     merged = merge_image_config(config, image.config)
@@ -190,7 +193,8 @@ def run_dir(engine: Engine, cid: str) -> str:
     return str(engine.paths.container_run(cid))
 
 
-def start(engine: Engine, c: Container, before_start: Callable[[str], None] | None = None) -> Container:
+def start(engine: Engine, c: Container, before_start: Callable[[str], None] | None = None,
+          console_size: tuple[int, int] | None = None) -> Container:
     """Start a created or exited container. `before_start(run_dir)` runs once the shim is up
     and the init waits at the exec fifo (the CLI attaches there, so no output is lost)."""
     from ..runtime.api import ShimSpec
@@ -213,6 +217,8 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
             _stale_runtime_cleanup(engine, c)
             rootfs = str(engine.layers.mount_rw(c.id))
             spec = build_spec(c, rootfs, _lookup_pid(engine))
+            if console_size and spec["process"].get("terminal"):
+                spec["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
             _util.write_json(os.path.join(rdir, "config.json"), spec, 0o600, durable=False)
             cfg, hc = c.config, c.host_config
             log_opts = (hc.get("LogConfig") or {}).get("Config") or {}
@@ -279,11 +285,7 @@ def handle_exit(engine: Engine, cid: str) -> Container | None:
                 return c  # still running
         except NotFound:
             pass
-        exit_file = os.path.join(run_dir(engine, cid), "exit.json")
-        try:
-            info = _util.read_json(exit_file)
-        except (FileNotFoundError, ValueError):
-            info = {"exit_code": 255, "finished_at": _util.now_rfc3339()}
+        info = _read_exit(run_dir(engine, cid))
         oom = False
         try:
             from ..runtime.cgroups import open_manager
@@ -307,6 +309,22 @@ def handle_exit(engine: Engine, cid: str) -> Container | None:
             _remove_locked(engine, c)
             return None
         return c
+
+
+def _read_exit(rdir: str) -> dict[str, Any]:
+    """The shim's exit record. The init may be dead a moment before its shim has reaped it
+    and written the record: wait while the shim is still serving (its socket exists)."""
+    exit_file = os.path.join(rdir, "exit.json")
+    sock = os.path.join(rdir, "sock")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return _util.read_json(exit_file)  # type: ignore[no-any-return]
+        except (FileNotFoundError, ValueError):
+            pass
+        if not os.path.exists(sock) or time.monotonic() > deadline:
+            return {"exit_code": 255, "finished_at": _util.now_rfc3339()}
+        time.sleep(0.005)
 
 
 def refresh_or_none(engine: Engine, c: Container) -> Container | None:
@@ -488,8 +506,8 @@ def remove(engine: Engine, c: Container, force: bool = False) -> None:
                            "attempting removal or force remove")
         try:
             engine.runtime_for(c).kill(c.id, signal.SIGKILL, all_processes=True)
-        except (Conflict, NotFound):
-            pass
+        except (Conflict, NotFound, FileNotFoundError):
+            pass  # already gone: another rm or the exit handling got there first
         _wait_dead(int(c.state["Pid"]), 10)
         if handle_exit(engine, c.id) is None:
             return

@@ -165,6 +165,13 @@ def build_spec(c: Container, rootfs: str, lookup_pid: Any) -> dict[str, Any]:
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     if not args:
         raise InvalidArgument("no command specified")
+    init_mount = None
+    if hc.get("Init"):
+        # Docker's --init: a static tini bind-mounted at /sbin/docker-init runs as PID 1
+        init_path = _find_init()
+        init_mount = {"destination": "/sbin/docker-init", "type": "bind", "source": init_path,
+                      "options": ["bind", "ro"]}
+        args = ["/sbin/docker-init", "--"] + args
     capl = _caps(hc)
     nnp = any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
               for o in hc.get("SecurityOpt") or [])
@@ -183,6 +190,8 @@ def build_spec(c: Container, rootfs: str, lookup_pid: Any) -> dict[str, Any]:
         "rlimits": rlimits, "noNewPrivileges": nnp,
     }
     mounts = defaults.default_mounts(int(hc.get("ShmSize") or 64 * 1024 * 1024))
+    if init_mount is not None:
+        mounts.append(init_mount)
     if privileged:
         for m in mounts:
             if m["destination"] in ("/sys", "/sys/fs/cgroup"):
@@ -213,9 +222,40 @@ def build_spec(c: Container, rootfs: str, lookup_pid: Any) -> dict[str, Any]:
         "hostname": cfg.get("Hostname") or c.id[:12],
         "mounts": mounts,
         "linux": linux,
-        "annotations": {"org.dockyard.init": "true"} if hc.get("Init") else {},
+        "annotations": {},
     }
     return spec
+
+
+def _find_init() -> str:
+    import shutil
+
+    for name in ("docker-init", "tini-static"):
+        found = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+        if found:
+            return found
+    raise InvalidArgument("--init needs a static init binary: install Debian's tini package (tini-static)")
+
+
+#: sysctls that live in a namespace of the container's own (Docker's allow list)
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def validate_sysctls(hc: dict[str, Any]) -> None:
+    """Refuse sysctls that would change the host (not namespaced, or in a shared namespace)."""
+    net = hc.get("NetworkMode") or "default"
+    ipc = hc.get("IpcMode") or "private"
+    for key in hc.get("Sysctls") or {}:
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if ipc == "host":
+                raise InvalidArgument(f"sysctl {key!r} is not allowed in host IPC mode")
+        elif key.startswith("net."):
+            if net == "host" or net.startswith("container:"):
+                raise InvalidArgument(f"sysctl {key!r} is not allowed in host network mode" if net == "host"
+                                      else f"sysctl {key!r} is not allowed: the network namespace is shared")
+        else:
+            raise InvalidArgument(f"sysctl {key!r} is not allowed: it is not namespaced and would change the host")
 
 
 def _host_devices() -> list[dict[str, Any]]:

@@ -94,7 +94,7 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
             rfs.create_devices(rootfs, linux.get("devices") or [], bind_from_host=False)
     master = -1
     if proc.get("terminal"):
-        master, slave_name = _open_console(rootfs)
+        master, slave_name = _open_console(rootfs, proc.get("consoleSize"))
         send(sync, "console", [master])
     if has_mntns:
         rfs.pivot(rootfs)
@@ -103,7 +103,9 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
         os.chdir("/")
     for path in linux.get("maskedPaths") or []:
         rfs.mask_path(path)
+    new_ns = {n["type"] for n in linux.get("namespaces") or [] if not n.get("path")}
     for key, value in (linux.get("sysctl") or {}).items():
+        _check_sysctl(key, new_ns)
         with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
             f.write(str(value))
     for path in linux.get("readonlyPaths") or []:
@@ -140,7 +142,6 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     if not args:
         raise InitError("no command specified", 125)
     path = find_executable(args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
-    reaper = (spec.get("annotations") or {}).get("org.dockyard.init") == "true"
     send(sync, "ready")
     # Block until `start` opens the fifo for reading.
     wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
@@ -154,8 +155,6 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     except OSError as e:
         os.write(2, f"container init: {e}\n".encode())
         os._exit(126)
-    if reaper:
-        _reaper(path, args, env)
     os.closerange(3, 65536)
     for sig in range(1, signal.NSIG):
         try:
@@ -167,6 +166,9 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     except OSError as e:
         os.write(2, f"exec {args[0]}: {e.strerror}\n".encode())
         os._exit(127 if e.errno == errno.ENOENT else 126)
+    except ValueError as e:  # e.g. an environment entry the kernel cannot take
+        os.write(2, f"exec {args[0]}: {e}\n".encode())
+        os._exit(126)
 
 
 def _enter_namespaces(namespaces: list[dict]) -> None:
@@ -208,11 +210,14 @@ def _loopback_up() -> None:
         s.close()
 
 
-def _open_console(rootfs: str) -> tuple[int, str]:
+def _open_console(rootfs: str, size: dict | None = None) -> tuple[int, str]:
     ptmx = os.path.join(rootfs, "dev/pts/ptmx")
     master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+    if size and size.get("height") and size.get("width"):
+        # OCI process.consoleSize: the window size is right before the command starts
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size["height"], size["width"], 0, 0))
     return master, f"/dev/pts/{n}"
 
 
@@ -223,6 +228,20 @@ def _attach_console(slave_name: str) -> None:
         os.dup2(fd, target)
     if fd > 2:
         os.close(fd)
+
+
+def _check_sysctl(key: str, new_ns: set[str]) -> None:
+    """Like runc: only sysctls of a namespace this container owns may be set."""
+    ipc = key.startswith("fs.mqueue.") or key in (
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+    if ipc and "ipc" in new_ns:
+        return
+    if key.startswith("net.") and "network" in new_ns:
+        return
+    if key in ("kernel.domainname", "kernel.hostname") and "uts" in new_ns:
+        return
+    raise InitError(f"sysctl {key!r} is not in a separate kernel namespace")
 
 
 def _home_of(uid: int) -> str:
@@ -317,39 +336,3 @@ def _apply_caps(c: dict) -> None:
                 k.ambient_raise(capmod.CAP_NUMBERS[name])
             except OSError:
                 pass
-
-
-def _reaper(path: str, args: list[str], env: dict[str, str]) -> None:
-    """--init: stay as PID 1, forward signals to the command, reap every zombie."""
-    try:
-        with open("/proc/self/comm", "w") as f:
-            f.write("docker-init")
-    except OSError:
-        pass
-    child = os.fork()
-    if child == 0:
-        os.closerange(3, 65536)
-        try:
-            os.execve(path, args, env)
-        except OSError as e:
-            os.write(2, f"exec {args[0]}: {e.strerror}\n".encode())
-            os._exit(127 if e.errno == errno.ENOENT else 126)
-    forward = [s for s in range(1, signal.NSIG) if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
-    for s in forward:
-        try:
-            signal.signal(s, lambda sig, _f: os.kill(child, sig))
-        except (OSError, ValueError):
-            pass
-    status = 0
-    while True:
-        try:
-            pid, st = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        if pid == child:
-            status = os.waitstatus_to_exitcode(st)
-            status = 128 - status if status < 0 else status
-    sys.stdout.flush()
-    os._exit(status)

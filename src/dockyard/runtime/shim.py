@@ -326,7 +326,10 @@ class Shim:
         except OSError:
             data = b""
         if not data:
-            if c.flags and c.flags.get("stdin") and c.flags.get("stdin_once"):
+            # A non-tty stdin-once client going away ends the container's input (Docker's
+            # StdinOnce). A terminal is left open: detaching or a killed CLI must not send
+            # the shell an end-of-file.
+            if c.flags and c.flags.get("stdin") and c.flags.get("stdin_once") and not self.tty:
                 self.close_stdin()
             self.drop(c)
             return

@@ -75,7 +75,7 @@ def _child(process: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, i
         os.chdir("/")
         master = -1
         if process.get("terminal"):
-            master, slave_name = init._open_console("/")
+            master, slave_name = init._open_console("/", process.get("consoleSize"))
             init.send(sync, "console", [master])
             init._attach_console(slave_name)
             os.close(master)
