@@ -25,7 +25,9 @@ def raw_terminal(fd: int) -> Iterator[None]:
         return
     old = termios.tcgetattr(fd)
     try:
-        tty.setraw(fd)
+        # TCSANOW, not setraw's default TCSAFLUSH: keystrokes typed before we got here
+        # belong to the container and must not be thrown away
+        tty.setraw(fd, termios.TCSANOW)
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, old)
