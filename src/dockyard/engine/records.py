@@ -73,9 +73,11 @@ class ContainerStore:
     def save(self, c: Container, host_config: bool = False) -> None:
         """Write the record; HostConfig only when asked (it changes at create, not per start)."""
         d = self.path(c.id)
+        # A --rm container's record is gone at its exit anyway: no fsync for it (atomic still).
+        durable = not c.host_config.get("AutoRemove")
         if host_config:
-            _util.write_json(d / "hostconfig.json", c.host_config, 0o600)
-        _util.write_json(d / "config.v2.json", c.doc, 0o600)
+            _util.write_json(d / "hostconfig.json", c.host_config, 0o600, durable)
+        _util.write_json(d / "config.v2.json", c.doc, 0o600, durable)
 
     def load(self, cid: str) -> Container:
         d = self.path(cid)
