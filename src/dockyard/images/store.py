@@ -25,9 +25,7 @@ from typing import Any, BinaryIO, Callable
 from .._util import ZERO_TIME, atomic_write, now_rfc3339, parse_rfc3339
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..paths import Paths
-from . import removal
 from ._lock import store_lock
-from .changes import apply_changes
 from .config import container_config, host_architecture, host_variant
 from .layers import LayerStore, chain_ids
 from .refs import Reference, is_hex_prefix, parse_any, parse_reference
@@ -248,6 +246,8 @@ class ImageStore:
         left without children are removed too (as Docker does).
         """
         with store_lock(self.paths):
+            from . import removal
+
             return removal.remove_image(self, name_or_id, force, prune, containers_using)
 
     # ---- create ------------------------------------------------------------------------
@@ -258,6 +258,8 @@ class ImageStore:
         target = parse_reference(ref) if ref else None
         if target is not None and target.digest is not None:
             raise InvalidArgument("refusing to create a tag with a digest reference")
+        from .changes import apply_changes
+
         config = container_config(apply_changes({}, changes))
         layer = self.layers.register(stream, None)
         created = now_rfc3339()

@@ -12,13 +12,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import resource
 import signal
 import socket
 import stat
 import struct
 import sys
-import termios
 
 from ..kernel import caps as capmod
 from ..kernel import syscalls as k
@@ -27,7 +25,6 @@ from . import rootfs as rfs
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
 
-_RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
 
 
 class InitError(Exception):
@@ -118,8 +115,11 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     if proc.get("terminal"):
         _attach_console(slave_name)
         os.close(master)
-    for rl in proc.get("rlimits") or []:
-        res = _RLIMITS.get(rl["type"])
+    rlimits = proc.get("rlimits") or []
+    if rlimits:
+        import resource
+    for rl in rlimits:
+        res = getattr(resource, rl["type"], None) if rl["type"].startswith("RLIMIT_") else None
         if res is None:
             raise InitError(f"unknown rlimit {rl['type']}")
         try:
@@ -211,6 +211,8 @@ def _loopback_up() -> None:
 
 
 def _open_console(rootfs: str, size: dict | None = None) -> tuple[int, str]:
+    import termios
+
     ptmx = os.path.join(rootfs, "dev/pts/ptmx")
     master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
@@ -222,6 +224,8 @@ def _open_console(rootfs: str, size: dict | None = None) -> tuple[int, str]:
 
 
 def _attach_console(slave_name: str) -> None:
+    import termios
+
     fd = os.open(slave_name, os.O_RDWR)
     fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
     for target in (0, 1, 2):
