@@ -56,21 +56,9 @@ def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
     if opts.user:
         uid, gid, extra, home = resolve_user(rootfs, opts.user)
         proc["user"] = {"uid": uid, "gid": gid, "additionalGids": extra}
-    env = list(proc.get("env") or [])
-    keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
-    for e in opts.env:
-        if "=" not in e:
-            if e in os.environ:
-                e = f"{e}={os.environ[e]}"
-            else:
-                continue
-        k = e.split("=", 1)[0]
-        if k in keys:
-            env[keys[k]] = e
-        else:
-            keys[k] = len(env)
-            env.append(e)
-    if opts.tty and "TERM" not in keys:
+    extra = [e if "=" in e else f"{e}={os.environ[e]}" for e in opts.env if "=" in e or e in os.environ]
+    env = lifecycle.merge_env(list(proc.get("env") or []), extra)
+    if opts.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
     proc.update(args=list(opts.cmd), env=env, terminal=opts.tty, cwd=opts.workdir or proc.get("cwd") or "/")
     proc.pop("consoleSize", None)

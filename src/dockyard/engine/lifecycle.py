@@ -12,13 +12,13 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import time
 from typing import Any, Callable
 
 from .. import _util
 from ..errors import Conflict, DockyardError, ExecFailed, FailedPrecondition, InvalidArgument, NotFound
 from . import names as namegen
+from . import stream
 from .core import Engine
 from .records import Container, new_state
 
@@ -31,20 +31,25 @@ HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00:
 
 # ---- create ---------------------------------------------------------------------
 
-def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
-    """Docker's merge of the image's config into the container's (run/create)."""
-    img = image_config.get("config") or {}
-    out = dict(config)
-    env = list(img.get("Env") or [])
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """KEY=VALUE lists: `extra` overrides `base` in place, new keys are appended."""
+    env = list(base)
     keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
-    for e in config.get("Env") or []:
+    for e in extra:
         k = e.split("=", 1)[0]
         if k in keys:
             env[keys[k]] = e
         else:
             keys[k] = len(env)
             env.append(e)
-    out["Env"] = env
+    return env
+
+
+def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
+    """Docker's merge of the image's config into the container's (run/create)."""
+    img = image_config.get("config") or {}
+    out = dict(config)
+    out["Env"] = merge_env(img.get("Env") or [], config.get("Env") or [])
     if config.get("Entrypoint") is None:
         out["Entrypoint"] = img.get("Entrypoint")
         if not config.get("Cmd"):
@@ -355,7 +360,7 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.connect(sock_path)
                 s.sendall(b"wait=1\n")
-                read_until_exit(s)
+                stream.read_exit(s)
                 s.close()
             except OSError:
                 pass
@@ -372,22 +377,6 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
                 if os.path.exists(os.path.join(run_dir(engine, c.id), "exit.json")) else 0
         c = got
     return int(c.state.get("ExitCode", 0))
-
-
-def read_until_exit(s: socket.socket) -> int | None:
-    buf = b""
-    while True:
-        data = s.recv(65536)
-        if not data:
-            return None
-        buf += data
-        while len(buf) >= 8:
-            kind, length = struct.unpack(">BxxxI", buf[:8])
-            if len(buf) < 8 + length:
-                break
-            payload, buf = buf[8:8 + length], buf[8 + length:]
-            if kind == 3:
-                return int(payload)
 
 
 # ---- stop / kill / restart / pause -----------------------------------------------

@@ -43,6 +43,31 @@ def resize(s: socket.socket, rows: int, cols: int) -> None:
     s.sendall(frame(RESIZE, f"{rows} {cols}".encode()))
 
 
+def split_frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """Complete frames at the front of `buf`, and the incomplete rest."""
+    frames = []
+    while len(buf) >= 8:
+        kind, length = struct.unpack(">BxxxI", buf[:8])
+        if len(buf) < 8 + length:
+            break
+        frames.append((kind, buf[8:8 + length]))
+        buf = buf[8 + length:]
+    return frames, buf
+
+
+def read_exit(s: socket.socket) -> int | None:
+    """Read frames until the exit frame; its code, or None if the shim went away first."""
+    buf = b""
+    while True:
+        data = s.recv(65536)
+        if not data:
+            return None
+        frames, buf = split_frames(buf + data)
+        for kind, payload in frames:
+            if kind == EXIT:
+                return int(payload)
+
+
 def parse_detach_keys(spec: str) -> bytes:
     """Docker's --detach-keys syntax: 'ctrl-p,ctrl-q', 'a', 'ctrl-@'..."""
     out = bytearray()
@@ -99,12 +124,8 @@ def pump(s: socket.socket, stdin_fd: int | None, out: BinaryIO, err: BinaryIO,
             chunk = s.recv(65536)
             if not chunk:
                 return None
-            buf += chunk
-            while len(buf) >= 8:
-                kind, length = struct.unpack(">BxxxI", buf[:8])
-                if len(buf) < 8 + length:
-                    break
-                payload, buf = buf[8:8 + length], buf[8 + length:]
+            frames, buf = split_frames(buf + chunk)
+            for kind, payload in frames:
                 if kind == STDOUT:
                     out.write(payload)
                     out.flush()

@@ -149,8 +149,15 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     os.close(wfd)
     os.close(fifo_fd)
     sync.close()
+    become(proc, path, args, env, cwd)
+
+
+def become(proc: dict, path: str, args: list[str], env: dict[str, str], cwd: str) -> None:
+    """The last steps of an init or a tenant, after `start`: drop to the process's user and
+    capabilities, reset signals, close every other fd, execve. Never returns; failures are
+    written to the process's stderr (exit 126, or 127 for a vanished command)."""
     try:
-        finalize(user, proc.get("capabilities") or {}, bool(proc.get("noNewPrivileges")))
+        finalize(proc.get("user") or {}, proc.get("capabilities") or {}, bool(proc.get("noNewPrivileges")))
         os.chdir(cwd)
     except OSError as e:
         os.write(2, f"container init: {e}\n".encode())

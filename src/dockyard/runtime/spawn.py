@@ -99,7 +99,7 @@ def open_fifo_for_start(fifo_path: str, pid: int, timeout: float = 30.0) -> None
                 data = os.read(fd, 1)
                 if data:
                     break
-            if not _alive(pid):
+            if not alive(pid):
                 raise CreateFailed("container init exited before start", 125)
             if time.monotonic() > deadline:
                 raise CreateFailed("timed out waiting for the container's init at start", 125)
@@ -111,7 +111,8 @@ def open_fifo_for_start(fifo_path: str, pid: int, timeout: float = 30.0) -> None
         pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"

@@ -9,7 +9,6 @@ other namespaces (mount last), optionally opens a pty inside the container, repo
 from __future__ import annotations
 
 import os
-import signal
 import socket
 
 from ..kernel import syscalls as k
@@ -93,24 +92,7 @@ def _child(process: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, i
         os.close(wfd)
         os.close(fifo_fd)
         sync.close()
-        try:
-            init.finalize(process.get("user") or {}, process.get("capabilities") or {},
-                          bool(process.get("noNewPrivileges")))
-            os.chdir(cwd)
-        except OSError as e:
-            os.write(2, f"exec: {e}\n".encode())
-            os._exit(126)
-        os.closerange(3, 65536)
-        for sig in range(1, signal.NSIG):
-            try:
-                signal.signal(sig, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-        try:
-            os.execve(path, args, env)
-        except OSError as e:
-            os.write(2, f"exec {args[0]}: {e.strerror}\n".encode())
-            os._exit(127 if e.errno == 2 else 126)
+        init.become(process, path, args, env, cwd)
     except init.InitError as e:
         init._fail(sync, str(e), e.code)
     except OSError as e:
