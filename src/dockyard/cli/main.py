@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "container-prune": "lifecycle:cmd_prune", "container-inspect": "query:cmd_container_inspect",
     "import": "images:cmd_import", "images": "images:cmd_images", "tag": "images:cmd_tag",
     "rmi": "images:cmd_rmi", "image-inspect": "images:cmd_image_inspect",
+    "build": "build:cmd_build", "history": "imageio:cmd_history", "save": "imageio:cmd_save",
+    "load": "imageio:cmd_load", "image-prune": "imageio:cmd_image_prune", "system-df": "imageio:cmd_system_df",
     "info": "system:cmd_info", "version": "system:cmd_version", "system-_exited": "system:cmd_exited",
 }
 #: two-word forms (`docker container ls`) -> command
@@ -26,7 +28,9 @@ SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("container", "prune"): "container-prune", ("container", "inspect"): "container-inspect",
     ("image", "ls"): "images", ("image", "list"): "images", ("image", "inspect"): "image-inspect",
     ("image", "rm"): "rmi", ("image", "remove"): "rmi", ("image", "tag"): "tag", ("image", "import"): "import",
-    ("system", "info"): "info", ("system", "_exited"): "system-_exited", ("container", "rm"): "rm",
+    ("system", "info"): "info", ("system", "df"): "system-df", ("image", "prune"): "image-prune",
+    ("image", "history"): "history", ("image", "save"): "save", ("image", "load"): "load",
+    ("image", "build"): "build", ("builder", "build"): "build", ("system", "_exited"): "system-_exited", ("container", "rm"): "rm",
     ("container", "remove"): "rm",
 }
 for _c in ("run", "create", "start", "stop", "kill", "restart", "wait", "pause", "unpause", "rename", "logs",
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     cmd = args.pop(0)
-    if cmd in ("container", "image", "system") and args and (cmd, args[0]) in SUBCOMMANDS:
+    if cmd in ("container", "image", "system", "builder") and args and (cmd, args[0]) in SUBCOMMANDS:
         cmd = SUBCOMMANDS[(cmd, args.pop(0))]
     elif cmd in ("container", "image", "system"):
         print(f"Usage:  dockyard {cmd} COMMAND\n\nRun 'dockyard {cmd} COMMAND --help' for more information.",

@@ -70,6 +70,11 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     proc = spec["process"]
     linux = spec.get("linux") or {}
     rootfs = spec["root"]["path"]
+    # Import now what is needed later: after pivot_root the host's modules are out of reach.
+    if proc.get("rlimits"):
+        import resource  # noqa: F401
+    if proc.get("terminal"):
+        import termios  # noqa: F401
     os.setsid()
     if stdio is not None:
         for target, fd in enumerate(stdio):

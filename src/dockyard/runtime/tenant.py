@@ -57,6 +57,8 @@ def fork_tenant(init_pid: int, process: dict, fifo_path: str, stdio: tuple[int, 
 def _child(process: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, int, int] | None,
            cgroup_dirs: dict[str, str], ns_fds: dict[str, int]) -> None:
     try:
+        if process.get("terminal"):
+            import termios  # noqa: F401  (before the mount namespace switch hides the host's modules)
         os.setsid()
         if stdio is not None:
             for target, fd in enumerate(stdio):
