@@ -260,8 +260,10 @@ class ImageStore:
             raise InvalidArgument("refusing to create a tag with a digest reference")
         from .changes import apply_changes
 
+        from .tarsplit import register_recorded
+
         config = container_config(apply_changes({}, changes))
-        layer = self.layers.register(stream, None)
+        layer = register_recorded(self.layers, stream, None)  # keeps the tar's layout for save
         created = now_rfc3339()
         comment = message or f"Imported from {src}"
         image: dict[str, Any] = {

@@ -1,0 +1,350 @@
+"""history, save, load, image prune, system df."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import _util
+from ..errors import DockyardError, InvalidArgument
+from .args import Parser, engine
+from .formatting import print_rows, trunc
+
+if TYPE_CHECKING:
+    from ..engine.core import Engine
+    from ..images.store import Image
+
+HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
+
+
+def _bool_flag(value: str) -> bool:
+    v = value.lower()
+    if v in ("1", "t", "true"):
+        return True
+    if v in ("0", "f", "false"):
+        return False
+    raise InvalidArgument(f'invalid argument "{value}" for "-H, --human" flag: strconv.ParseBool: '
+                          f'parsing "{value}": invalid syntax')
+
+
+def _size3(n: float) -> str:
+    """Docker's units.HumanSizeWithPrecision(n, 3)."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000.0
+        i += 1
+    return f"{n:.3g}{units[i]}"
+
+
+def cmd_history(argv: list[str]) -> int:
+    p = Parser("history", usage="dockyard history [OPTIONS] IMAGE", description="Show the history of an image")
+    p.add_argument("--format", help="Format output using a custom template")
+    p.add_argument("-H", "--human", nargs="?", const="true", default="true",
+                   help="Print sizes and dates in human readable format (default true)")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only show image IDs")
+    p.add_argument("image")
+    ns = p.parse_args(argv)
+    human = _bool_flag(ns.human)
+    from ..images.history import MISSING, image_history
+
+    eng = engine()
+    rows = image_history(eng.images, eng.images.resolve(ns.image))
+    now = time.time()
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        ident = r.id if ns.no_trunc or r.id == MISSING else _util.short_id(r.id)
+        created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.created))
+        created_by = r.created_by.replace("\t", " ")
+        out.append({
+            "ID": ident,
+            "CreatedSince": (_util.human_duration(now - r.created) + " ago") if human else created_at,
+            "CreatedAt": created_at,
+            "CreatedBy": created_by if ns.no_trunc else trunc(created_by, 45),
+            "Size": _size3(r.size) if human else str(r.size),
+            "Comment": r.comment,
+        })
+    if ns.quiet:
+        for row in out:
+            print(row["ID"])
+        return 0
+    print_rows(out, ns.format, HISTORY_TABLE, HISTORY_HEADERS)
+    return 0
+
+
+def cmd_save(argv: list[str]) -> int:
+    p = Parser("save", usage="dockyard save [OPTIONS] IMAGE [IMAGE...]",
+               description="Save one or more images to a tar archive (streamed to STDOUT by default)")
+    p.add_argument("-o", "--output", help="Write to a file, instead of STDOUT")
+    p.add_argument("--platform", help="Save only the given platform variant")
+    p.add_argument("images", nargs="+")
+    ns = p.parse_args(argv)
+    from ..images.archive import save
+
+    eng = engine()
+    if not ns.output:
+        if sys.stdout.isatty():
+            raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        sys.stdout.flush()
+        save(eng.images, ns.images, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return 0
+    target = os.path.abspath(ns.output)
+    if os.path.isdir(target):
+        raise InvalidArgument(f"failed to save image: invalid output path: {ns.output!r} is a directory")
+    tmp = os.path.join(os.path.dirname(target) or ".", f".{os.path.basename(target)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            save(eng.images, ns.images, f)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return 0
+
+
+def cmd_load(argv: list[str]) -> int:
+    p = Parser("load", usage="dockyard load [OPTIONS]",
+               description="Load an image from a tar archive or STDIN")
+    p.add_argument("-i", "--input", help="Read from tar archive file, instead of STDIN")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress the load output")
+    p.add_argument("--platform", help="Load only the given platform variant")
+    ns = p.parse_args(argv)
+    from ..images.archive_load import load
+
+    eng = engine()
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if ns.input:
+        try:
+            f = open(ns.input, "rb")
+        except OSError as e:
+            raise InvalidArgument(f"open {ns.input}: {(e.strerror or str(e)).lower()}") from None
+        with f:
+            load(eng.images, f, say)
+        return 0
+    if sys.stdin.isatty():
+        raise InvalidArgument("requested load from stdin, but stdin is empty")
+    load(eng.images, sys.stdin.buffer, say)
+    return 0
+
+
+# ---- prune and df ---------------------------------------------------------------------
+
+
+def _until(value: str, now: float) -> float:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", value)
+    if m:
+        mult = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+        return now - float(m.group(1)) * mult
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            import calendar
+
+            return float(calendar.timegm(time.strptime(value, fmt)))
+        except ValueError:
+            pass
+    try:
+        return _util.parse_rfc3339(value)
+    except ValueError:
+        raise InvalidArgument(f"failed to parse value as time or duration: \"{value}\"") from None
+
+
+def _image_in_use(eng: "Engine") -> set[str]:
+    return {str(c.doc.get("Image")) for c in eng.containers.all() if c.doc.get("Image")}
+
+
+def _prune_candidates(eng: "Engine", all_: bool, filters: list[str]) -> list["Image"]:
+    from ..engine.query import label_match
+
+    now = time.time()
+    until: float | None = None
+    labels: list[tuple[str, bool]] = []
+    for f in filters:
+        k, sep, v = f.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
+        if k == "until":
+            until = _until(v, now)
+        elif k in ("label", "label!"):
+            labels.append((v, k == "label"))
+        elif k == "dangling":
+            if v.lower() not in ("true", "false", "1", "0"):
+                raise InvalidArgument(f"invalid filter 'dangling={v}'")
+            all_ = v.lower() in ("false", "0")
+        else:
+            raise InvalidArgument(f"invalid filter '{k}'")
+    images = eng.images.list_images()
+    used = _image_in_use(eng)
+    parents = {img.parent for img in images if img.parent}
+    out = []
+    for img in images:
+        if img.id in used or img.id in parents:  # parents go with their children (rmi prunes them)
+            continue
+        if not all_ and (img.repo_tags or img.repo_digests):
+            continue
+        if until is not None and _timestamp(img.created) >= until:
+            continue
+        img_labels = (img.config.get("config") or {}).get("Labels") or {}
+        if any(label_match(img_labels, spec) != want for spec, want in labels):
+            continue
+        out.append(img)
+    return out
+
+
+def _timestamp(value: str) -> float:
+    try:
+        return _util.parse_rfc3339(value)
+    except ValueError:
+        return 0.0
+
+
+def cmd_image_prune(argv: list[str]) -> int:
+    p = Parser("image prune", usage="dockyard image prune [OPTIONS]", description="Remove unused images")
+    p.add_argument("-a", "--all", action="store_true", help="Remove all unused images, not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    p.add_argument("--filter", action="append", default=[], help='Provide filter values (e.g. "until=<timestamp>")')
+    ns = p.parse_args(argv)
+    if not ns.force:
+        what = ("all images without at least one container associated to them" if ns.all
+                else "all dangling images")
+        sys.stdout.write(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            return 0
+    from .images import _containers_using
+
+    eng = engine()
+    sizes = {layer.chain_id: layer.size for layer in eng.layers.list_layers()}
+    lines: list[str] = []
+    reclaimed = 0
+    for img in _prune_candidates(eng, ns.all, ns.filter):
+        try:
+            records = eng.images.remove(img.id, ns.all, _containers_using(eng), prune=True)
+        except DockyardError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            continue
+        for kind, what in records:
+            lines.append(f"{kind.lower()}: {what}")
+            if kind == "Deleted":
+                reclaimed += sizes.get(what, 0)
+    if lines:
+        print("Deleted Images:")
+        print("\n".join(lines))
+        print()
+    print(f"Total reclaimed space: {_util.human_size(reclaimed)}")
+    return 0
+
+
+def _pct(part: int, total: int) -> str:
+    h = _util.human_size(part)
+    return f"{h} ({part * 100 // total}%)" if total > 0 else h
+
+
+def cmd_system_df(argv: list[str]) -> int:
+    p = Parser("system df", usage="dockyard system df [OPTIONS]", description="Show docker disk usage")
+    p.add_argument("-v", "--verbose", action="store_true", help="Show detailed information on space usage")
+    p.add_argument("--format", help="Format output using a custom template")
+    ns = p.parse_args(argv)
+    eng = engine()
+    images = eng.images.list_images()
+    containers = eng.containers.all()
+    layer_sizes = {layer.chain_id: layer.size for layer in eng.layers.list_layers()}
+    chains: dict[str, set[str]] = {}
+    for img in images:
+        chain: set[str] = set()
+        if img.top_chain_id and eng.layers.exists(img.top_chain_id):
+            chain = {layer.chain_id for layer in eng.layers.chain(img.top_chain_id)}
+        chains[img.id] = chain
+    users: dict[str, int] = {}
+    for c in containers:
+        users[str(c.doc.get("Image"))] = users.get(str(c.doc.get("Image")), 0) + 1
+    all_layers: set[str] = set().union(*chains.values()) if chains else set()
+    active_layers: set[str] = set()
+    for img in images:
+        if users.get(img.id):
+            active_layers |= chains[img.id]
+    total = sum(layer_sizes.get(c, 0) for c in all_layers)
+    active_size = sum(layer_sizes.get(c, 0) for c in active_layers)
+    rw: dict[str, int] = {}
+    for c in containers:
+        try:
+            rw[c.id] = eng.layers.rw_size(c.id)
+        except (DockyardError, OSError):
+            rw[c.id] = 0
+    c_total = sum(rw.values())
+    c_recl = sum(rw[c.id] for c in containers if not c.running)
+    rows = [
+        {"Type": "Images", "TotalCount": str(len(images)),
+         "Active": str(sum(1 for img in images if users.get(img.id))),
+         "Size": _util.human_size(total), "Reclaimable": _pct(total - active_size, total)},
+        {"Type": "Containers", "TotalCount": str(len(containers)),
+         "Active": str(sum(1 for c in containers if c.running)),
+         "Size": _util.human_size(c_total), "Reclaimable": _pct(c_recl, c_total)},
+        {"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+    ]
+    if not ns.verbose:
+        print_rows(rows, ns.format, "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+                   {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+                    "Reclaimable": "RECLAIMABLE"})
+        return 0
+    _df_verbose(eng, images, containers, chains, users, layer_sizes, rw)
+    return 0
+
+
+def _df_verbose(eng: "Engine", images: list["Image"], containers: list[Any], chains: dict[str, set[str]],
+                users: dict[str, int], layer_sizes: dict[str, int], rw: dict[str, int]) -> None:
+    from ..engine import query
+
+    now = time.time()
+    count: dict[str, int] = {}
+    for chain in chains.values():
+        for cid in chain:
+            count[cid] = count.get(cid, 0) + 1
+    print("Images space usage:\n")
+    irows = []
+    for img in images:
+        size = sum(layer_sizes.get(c, 0) for c in chains[img.id])
+        shared = sum(layer_sizes.get(c, 0) for c in chains[img.id] if count.get(c, 0) > 1)
+        for tag in img.repo_tags or ("<none>:<none>",):
+            repo, _, t = tag.rpartition(":")
+            irows.append({"Repository": repo, "Tag": t, "ID": _util.short_id(img.id),
+                          "CreatedSince": _util.human_duration(now - _timestamp(img.created)) + " ago",
+                          "Size": _util.human_size(size), "SharedSize": _util.human_size(shared),
+                          "UniqueSize": _util.human_size(size - shared), "Containers": str(users.get(img.id, 0))})
+    print_rows(irows, None, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t"
+               "{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+               {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
+                "Size": "SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+                "Containers": "CONTAINERS"})
+    print("\nContainers space usage:\n")
+    crows = []
+    for c in containers:
+        r = query.ps_row(eng, c)
+        crows.append({"ID": c.id[:12], "Image": r.get("Image", ""),
+                      "Command": '"' + trunc(str(r.get("Command", "")), 20) + '"', "LocalVolumes": "0",
+                      "Size": _util.human_size(rw.get(c.id, 0)), "RunningFor": r.get("RunningFor", ""),
+                      "Status": r.get("Status", ""), "Names": r.get("Names", "")})
+    print_rows(crows, None, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t"
+               "{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+               {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "LocalVolumes": "LOCAL VOLUMES",
+                "Size": "SIZE", "RunningFor": "CREATED", "Status": "STATUS", "Names": "NAMES"})
+    print("\nLocal Volumes space usage:\n")
+    print("VOLUME NAME   LINKS     SIZE")
+    print("\nBuild cache usage: 0B\n")
+    print("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED")
