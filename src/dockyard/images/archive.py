@@ -50,6 +50,7 @@ class SaveItem:
     config: bytes
     diff_ids: tuple[str, ...]
     tags: tuple[Reference, ...]
+    parent: str = ""  # the parent image (commit/build), if any
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def select(store: ImageStore, names: list[str]) -> list[SaveItem]:
     out = []
     for image_id in order:
         image: Image = store.get(image_id)
-        out.append(SaveItem(image.id, store.raw_config(image.id), image.diff_ids, tuple(tags[image_id])))
+        out.append(SaveItem(image.id, store.raw_config(image.id), image.diff_ids, tuple(tags[image_id]),
+                            image.parent))
     return out
 
 
@@ -202,11 +204,14 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
             w.file(_blob_name(manifest.digest), mbytes)
             written[manifest.digest] = manifest
         index.extend(index_entries(manifest, item.tags))
-        manifest_json.append({
+        entry: dict[str, Any] = {
             "Config": _blob_name(item.image_id),
             "RepoTags": [t.familiar() for t in item.tags] or None,
             "Layers": [_blob_name(l.digest) for l in layers],
-        })
+        }
+        if item.parent and any(other.image_id == item.parent for other in items):
+            entry["Parent"] = item.parent  # as Docker: only when the parent is saved too
+        manifest_json.append(entry)
         if layers:
             for t in item.tags:
                 repositories.setdefault(t.familiar_name(), {})[t.tag or "latest"] = layers[-1].digest[7:]

@@ -40,6 +40,7 @@ class ImageSpec:
     layers: tuple[str, ...]  # archive member names, base first
     tags: tuple[Reference, ...]
     config_digest: str | None  # what the archive says the config hashes to, if it says
+    parent: str = ""  # Docker's manifest.json "Parent" (set when the parent was saved too)
 
 
 def _norm(name: str) -> str:
@@ -104,7 +105,8 @@ def docker_specs(ar: Archive) -> list[ImageSpec]:
         if posixpath.dirname(_norm(config_name)) == "blobs/sha256":
             digest = "sha256:" + base
         out.append(ImageSpec(ar.read(config_name), tuple(str(l) for l in entry.get("Layers") or []),
-                             _tags([str(t) for t in entry.get("RepoTags") or []]), digest))
+                             _tags([str(t) for t in entry.get("RepoTags") or []]), digest,
+                             str(entry.get("Parent") or "")))
     return out
 
 
@@ -216,6 +218,8 @@ def load(store: ImageStore, stream: BinaryIO, say: Callable[[str], None]) -> lis
         for spec in specs:
             image_id = load_image(store, ar, spec)
             ids.append(image_id)
+            if spec.parent and store.exists(spec.parent) and spec.parent != image_id:
+                store.set_parent(image_id, spec.parent)
             for ref in spec.tags:
                 old = store.refs.get(ref)
                 if old is not None and old != image_id:

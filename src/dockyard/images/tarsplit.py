@@ -25,7 +25,7 @@ import json
 import lzma
 import os
 import posixpath
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from .._util import atomic_write
 from ..errors import DockyardError
@@ -294,16 +294,12 @@ def _items(path: str) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def reassemble(layers: LayerStore, layer: Layer, out: BinaryIO) -> str | None:
-    """Write the layer's original tar from its record and tree; return the sha256 of what
-    was written, or None when there is no record. Raises `NotReproducible`."""
-    path = sidecar_path(layers, layer.chain_id)
-    if not os.path.exists(path):
-        return None
-    root = os.fspath(layers.layer_dir(layer) / "diff")
+def fill(items: Iterable[dict[str, Any]], root: str, out: BinaryIO) -> str:
+    """Write a recorded tar, its file contents read from the tree at `root`; return the
+    sha256 of what was written. Raises `NotReproducible`."""
     sha = hashlib.sha256()
     try:
-        for item in _items(path):
+        for item in items:
             if item.get("type") == 2:
                 data = base64.b64decode(item["payload"])
                 sha.update(data)
@@ -318,6 +314,15 @@ def reassemble(layers: LayerStore, layer: Layer, out: BinaryIO) -> str | None:
                     sha.update(chunk)
                     out.write(chunk)
                     left -= len(chunk)
-    except (OSError, ValueError, KeyError) as e:
-        raise NotReproducible(f"reading the tar-split record of {layer.chain_id}: {e}") from None
+    except (OSError, EOFError, ValueError, KeyError) as e:
+        raise NotReproducible(f"reading a tar-split record: {e}") from None
     return "sha256:" + sha.hexdigest()
+
+
+def reassemble(layers: LayerStore, layer: Layer, out: BinaryIO) -> str | None:
+    """Write the layer's original tar from its record and tree; return the sha256 of what
+    was written, or None when there is no record. Raises `NotReproducible`."""
+    path = sidecar_path(layers, layer.chain_id)
+    if not os.path.exists(path):
+        return None
+    return fill(_items(path), os.fspath(layers.layer_dir(layer) / "diff"), out)
