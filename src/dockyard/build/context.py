@@ -1,0 +1,238 @@
+"""COPY/ADD sources: the build context (with .dockerignore) or another image's rootfs,
+resolved with Docker's rules into `CopyEntry` lists, plus their content digests.
+
+Rules: sources are relative to the context root (a leading "/" is ignored); wildcards
+(``*``, ``?``, ``[...]``) match per path component; a directory source copies its
+contents, not itself; several sources (or a wildcard) need a destination ending in "/";
+a destination ending in "/" is a directory (a file goes in as dest/NAME), otherwise a
+single file source is written at the destination itself (or into it, if the image has a
+directory there). A relative destination is relative to WORKDIR. With ADD, a local tar
+archive (plain or compressed) is extracted into the destination; URLs are refused.
+
+Digests cover each copied path's name, type, mode and content (or link target), never
+mtimes or owners, so a touched but unchanged file keeps the cache.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import posixpath
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InvalidArgument, NotFound
+from .backend import CopyEntry, EntryKind
+from .ignore import Matcher
+
+_WILD = set("*?[")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class SourceRoot:
+    """Where sources are read: the context (with its ignore rules) or an image's rootfs."""
+
+    path: Path
+    matcher: Matcher | None = None
+    chroot: bool = False  # symlinks resolve inside `path` (an image rootfs)
+
+    def excluded(self, rel: str) -> bool:
+        return self.matcher is not None and rel not in ("", ".") and self.matcher.excluded(rel)
+
+
+@dataclass(frozen=True)
+class Plan:
+    entries: tuple[CopyEntry, ...]
+    #: per copied path: "kind mode sha" (the cache's view; no mtimes)
+    files: dict[str, str] = field(default_factory=dict)
+    digest: str = ""      # sha256 hex of `files` and the destinations
+    source_hash: str = ""  # Docker's history form: file:<hex>, dir:<hex>, multi:<hex>
+
+
+def resolve_in(root: Path, rel: str) -> str:
+    """Host path of `rel` under `root`, following symlinks as if `root` were "/"."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    cur = ""
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            cur = posixpath.dirname(cur)
+            continue
+        nxt = f"{cur}/{name}" if cur else name
+        host = os.path.join(root, nxt)
+        if os.path.islink(host):
+            hops += 1
+            if hops > 40:
+                raise InvalidArgument(f"too many levels of symbolic links: {rel}")
+            target = os.readlink(host)
+            if target.startswith("/"):
+                cur = ""
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        cur = nxt
+    return os.path.join(root, cur) if cur else str(root)
+
+
+def _host(src: SourceRoot, rel: str) -> str:
+    if src.chroot:
+        return resolve_in(src.path, rel)
+    return os.path.join(src.path, rel) if rel else str(src.path)
+
+
+def _glob(src: SourceRoot, pattern: str) -> list[str]:
+    """Context-relative paths matching `pattern` (filepath.Match per component)."""
+    found = [""]
+    for comp in pattern.split("/"):
+        nxt: list[str] = []
+        for base in found:
+            if not set(comp) & _WILD:
+                cand = f"{base}/{comp}" if base else comp
+                if os.path.lexists(_host(src, cand)):
+                    nxt.append(cand)
+                continue
+            try:
+                names = sorted(os.listdir(_host(src, base)))
+            except OSError:
+                continue
+            for name in names:
+                if fnmatch.fnmatchcase(name, comp):
+                    nxt.append(f"{base}/{name}" if base else name)
+        found = nxt
+    return [p for p in found if not src.excluded(p)]
+
+
+def _clean_src(s: str) -> str:
+    rel = posixpath.normpath("/" + s).lstrip("/")
+    return "" if rel in (".", "") else rel
+
+
+def _file_sha(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def is_archive(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" \
+            or head[:4] == b"\x28\xb5\x2f\xfd":
+        return True
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def plan_copy(src: SourceRoot, sources: list[str], dest: str, workdir: str, cmd: str = "COPY",
+              extract_archives: bool = False) -> Plan:
+    """Resolve `sources` into entries under `dest` (see the module rules)."""
+    for s in sources:
+        if "://" in s:
+            if cmd == "ADD":
+                raise InvalidArgument(f"ADD {s}: cannot download a remote URL: this build has no network "
+                                      "access to fetch it; download it into the build context and COPY it")
+            raise InvalidArgument(f"COPY {s}: source can't be a URL for COPY")
+    dest_dir = dest.endswith("/") or dest.endswith("/.") or dest in (".", "")
+    full = dest if dest.startswith("/") else posixpath.join(workdir or "/", dest)
+    full = posixpath.normpath(full)
+    matches: list[str] = []
+    for s in sources:
+        rel = _clean_src(s)
+        if set(rel) & _WILD:
+            got = _glob(src, rel)
+            if not got:
+                raise NotFound(f"{cmd} failed: no source files were specified" if not rel else
+                               f"{cmd} failed: no files match {s!r} in the build context "
+                               "(or all are excluded by .dockerignore)")
+            matches.extend(got)
+        else:
+            if not os.path.lexists(_host(src, rel)) or src.excluded(rel):
+                where = "build context" if not src.chroot else "source image"
+                raise NotFound(f"{cmd} failed: file not found in {where} or excluded by .dockerignore: "
+                               f"stat {s}: file does not exist")
+            matches.append(rel)
+    several = len(matches) > 1 or any(set(s) & _WILD for s in sources)
+    if several and not dest_dir:
+        raise InvalidArgument(f"When using {cmd} with more than one source file, the destination must be a "
+                              "directory and end with a /")
+    entries: list[CopyEntry] = []
+    files: dict[str, str] = {}
+    kinds: list[str] = []
+    for rel in matches:
+        host = _host(src, rel)
+        st = os.stat(host) if src.chroot else os.lstat(host)
+        name = posixpath.basename(rel) if rel else ""
+        if stat.S_ISDIR(st.st_mode):
+            kinds.append("dir")
+            entries.append(CopyEntry(EntryKind.DIR, full, mode=None))
+            _walk_dir(src, rel, host, full, entries, files)
+        elif extract_archives and stat.S_ISREG(st.st_mode) and is_archive(host):
+            kinds.append("file")
+            entries.append(CopyEntry(EntryKind.TAR, full, host))
+            files[rel or "."] = f"tar {_file_sha(host)}"
+        else:
+            kinds.append("file")
+            target = posixpath.join(full, name) if dest_dir else full
+            entries.append(_entry(host, target, st, into=not dest_dir))
+            files[rel] = _describe(host, st)
+    h = hashlib.sha256()
+    for k in sorted(files):
+        h.update(f"{k}\0{files[k]}\n".encode("utf-8", "surrogateescape"))
+    h.update(f"dest {full}{'/' if dest_dir else ''}".encode())
+    digest = h.hexdigest()
+    if len(matches) == 1:
+        source_hash = f"{kinds[0]}:{digest}"
+    else:
+        source_hash = f"multi:{digest}"
+    return Plan(tuple(entries), files, digest, source_hash)
+
+
+def _describe(host: str, st: os.stat_result) -> str:
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        return f"link {mode:o} {os.readlink(host)}"
+    if stat.S_ISDIR(st.st_mode):
+        return f"dir {mode:o}"
+    if stat.S_ISREG(st.st_mode):
+        return f"file {mode:o} {_file_sha(host)}"
+    return f"other {mode:o}"
+
+
+def _entry(host: str, target: str, st: os.stat_result, into: bool = False) -> CopyEntry:
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        return CopyEntry(EntryKind.SYMLINK, target, os.readlink(host), mtime=st.st_mtime)
+    if stat.S_ISDIR(st.st_mode):
+        return CopyEntry(EntryKind.DIR, target, mode=mode, mtime=st.st_mtime)
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidArgument(f"cannot copy {host}: not a regular file, directory or symlink")
+    return CopyEntry(EntryKind.FILE, target, host, mode=mode, mtime=st.st_mtime, into_existing_dir=into)
+
+
+def _walk_dir(src: SourceRoot, rel: str, host: str, dest: str, entries: list[CopyEntry],
+              files: dict[str, str]) -> None:
+    for name in sorted(os.listdir(host)):
+        crel = f"{rel}/{name}" if rel else name
+        if src.excluded(crel) and not (src.matcher and src.matcher.has_exclusions):
+            continue
+        chost = os.path.join(host, name)
+        st = os.lstat(chost)
+        target = posixpath.join(dest, name)
+        if stat.S_ISDIR(st.st_mode):
+            before = len(entries)
+            entries.append(_entry(chost, target, st))
+            _walk_dir(src, crel, chost, target, entries, files)
+            if src.excluded(crel):
+                if len(entries) == before + 1:
+                    entries.pop()  # excluded and nothing re-included below it
+                    continue
+            files[crel] = _describe(chost, st)
+            continue
+        if src.excluded(crel):
+            continue
+        entries.append(_entry(chost, target, st))
+        files[crel] = _describe(chost, st)

@@ -1,0 +1,210 @@
+"""The build frontend against an in-memory backend: stages, ARG scoping, cache, history,
+and COPY source planning against a real directory."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from dockyard.build.backend import BaseImage, CopyRequest, EntryKind, LayerResult, RunRequest
+from dockyard.build.cache import BuildCache, StepInputs, explain_miss
+from dockyard.build.context import SourceRoot, plan_copy
+from dockyard.build.executor import Builder, BuildFailed, BuildOptions
+from dockyard.build.ignore import Matcher, parse as parse_ignore
+from dockyard.build.parser import parse
+from dockyard.errors import InvalidArgument, NotFound
+
+
+class FakeBackend:
+    def __init__(self) -> None:
+        self.images: dict[str, dict[str, Any]] = {}
+        self.runs: list[RunRequest] = []
+        self.copies: list[CopyRequest] = []
+        base = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]},
+                "history": [{"created_by": "import"}]}
+        self.base_id = self.create_image(base, None)
+        self.exit_code = 0
+
+    def base(self, ref: str) -> BaseImage:
+        if ref != "busybox":
+            raise NotFound(f"No such image: {ref}")
+        return self.get_image(self.base_id)
+
+    def get_image(self, image_id: str) -> BaseImage:
+        return BaseImage(image_id, json.loads(json.dumps(self.images[image_id])), None)
+
+    def image_exists(self, image_id: str) -> bool:
+        return image_id in self.images
+
+    def create_image(self, config: dict[str, Any], parent_id: str | None) -> str:
+        data = json.dumps(config, separators=(",", ":")).encode()
+        iid = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.images[iid] = json.loads(data)
+        return iid
+
+    def run(self, parent: BaseImage, req: RunRequest, output: Callable[[bytes], None], mtime_clamp: int | None,
+            on_start: Callable[[str], None]) -> LayerResult:
+        on_start("c" * 64)
+        self.runs.append(req)
+        output(b"ran\n")
+        if self.exit_code:
+            return LayerResult(None, self.exit_code)
+        return LayerResult("sha256:" + hashlib.sha256(repr(req.argv).encode()).hexdigest())
+
+    def copy(self, parent: BaseImage | None, req: CopyRequest, mtime_clamp: int | None) -> LayerResult:
+        self.copies.append(req)
+        if all(e.kind is EntryKind.DIR for e in req.entries):
+            return LayerResult(None)
+        return LayerResult("sha256:" + hashlib.sha256(repr(req.entries).encode()).hexdigest())
+
+    @contextlib.contextmanager
+    def rootfs(self, image: BaseImage) -> Iterator[Path]:
+        yield Path(self.tmp)
+
+    def tag(self, image_id: str, ref: str) -> None:
+        pass
+
+    tmp = "/"
+
+
+def _build(backend: FakeBackend, text: str, ctx: Path, cache: BuildCache | None = None,
+           **opts: Any) -> tuple[str, list[str]]:
+    lines: list[str] = []
+    b = Builder(backend, cache, SourceRoot(ctx), BuildOptions(**opts), lines.append, lambda _d: None)
+    return b.build(parse(text)), lines
+
+
+def test_four_steps_history_and_config(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("hello")
+    fb = FakeBackend()
+    iid, lines = _build(fb, 'FROM busybox\nRUN echo hi > /x\nCOPY a.txt /a.txt\nENV A=b\nCMD ["cat", "/x"]\n',
+                        tmp_path)
+    assert lines[0] == "Step 1/5 : FROM busybox"
+    doc = fb.images[iid]
+    hist = [h["created_by"] for h in doc["history"][1:]]
+    assert hist[0] == "/bin/sh -c echo hi > /x"
+    assert hist[1].startswith("/bin/sh -c #(nop) COPY file:") and hist[1].endswith(" in /a.txt ")
+    assert hist[2] == "/bin/sh -c #(nop)  ENV A=b"
+    assert [h.get("empty_layer", False) for h in doc["history"][1:]] == [False, False, True, True]
+    assert len(doc["rootfs"]["diff_ids"]) == 3
+    assert doc["config"]["Cmd"] == ["cat", "/x"] and "A=b" in doc["config"]["Env"]
+    assert list(doc) == sorted(doc)
+
+
+def test_args_scoping_build_args_and_unused_warning(tmp_path: Path) -> None:
+    fb = FakeBackend()
+    text = ("ARG V=1\nARG BASE=busybox\nFROM $BASE\nARG V\nARG W=w\nENV E=$V-$W\nRUN echo $V\n")
+    iid, lines = _build(fb, text, tmp_path, build_args={"V": "2", "NOPE": "x"})
+    doc = fb.images[iid]
+    assert "E=2-w" in doc["config"]["Env"]
+    run = [h["created_by"] for h in doc["history"] if "echo" in h["created_by"]][0]
+    assert run == "|2 V=2 W=w /bin/sh -c echo $V"
+    assert fb.runs[0].env[-2:] == ("V=2", "W=w")
+    assert any("[Warning] One or more build-args [NOPE] were not consumed" in line for line in lines)
+    assert "/bin/sh -c #(nop)  ARG W=w" in [h["created_by"] for h in doc["history"]]
+
+
+def test_env_overrides_arg_in_run_record(tmp_path: Path) -> None:
+    fb = FakeBackend()
+    iid, _ = _build(fb, "FROM busybox\nARG A=1\nENV A=2\nRUN echo\n", tmp_path)
+    assert fb.images[iid]["history"][-1]["created_by"] == "/bin/sh -c echo"
+
+
+def test_target_skips_unneeded_stages(tmp_path: Path) -> None:
+    fb = FakeBackend()
+    text = ("FROM busybox AS a\nRUN echo a\nFROM busybox AS b\nRUN echo b\nFROM busybox AS c\n"
+            "COPY --from=a /etc /e\nRUN echo c\n")
+    fb.tmp = str(tmp_path)
+    (tmp_path / "etc").mkdir()
+    _iid, lines = _build(fb, text, tmp_path, target="c")
+    assert [r.argv[-1] for r in fb.runs] == ["echo a", "echo c"]
+    assert lines[0] == "Step 1/5 : FROM busybox AS a"
+    fb2 = FakeBackend()
+    _build(fb2, text, tmp_path, target="b")
+    assert [r.argv[-1] for r in fb2.runs] == ["echo b"]
+    with pytest.raises(InvalidArgument, match="target"):
+        _build(FakeBackend(), text, tmp_path, target="zzz")
+
+
+def test_from_earlier_stage_and_scratch(tmp_path: Path) -> None:
+    fb = FakeBackend()
+    iid, _ = _build(fb, "FROM busybox AS one\nENV X=1\nFROM one\nENV Y=2\n", tmp_path)
+    env = fb.images[iid]["config"]["Env"]
+    assert "X=1" in env and "Y=2" in env
+    (tmp_path / "f").write_text("x")
+    iid, _ = _build(fb, "FROM scratch\nCOPY f /f\n", tmp_path)
+    assert len(fb.images[iid]["rootfs"]["diff_ids"]) == 1
+    with pytest.raises(BuildFailed, match="empty"):
+        _build(fb, "FROM scratch\n", tmp_path)
+
+
+def test_failed_run_names_step_command_and_code(tmp_path: Path) -> None:
+    fb = FakeBackend()
+    fb.exit_code = 3
+    with pytest.raises(BuildFailed) as e:
+        _build(fb, "FROM busybox\nRUN exit 3\n", tmp_path)
+    assert str(e.value) == ("Step 2/2 : RUN exit 3: The command '/bin/sh -c exit 3' returned a non-zero "
+                            "code: 3")
+
+
+def test_cache_hits_and_miss_reasons(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("one")
+    cache = BuildCache(tmp_path / "cache")
+    fb = FakeBackend()
+    text = "FROM busybox\nARG VERSION=1\nRUN echo $VERSION\nCOPY a.txt /a.txt\nCMD x\n"
+    first, _ = _build(fb, text, ctx, cache)
+    again, lines = _build(fb, text, ctx, cache)
+    assert again == first and lines.count(" ---> Using cache") == 4
+    os.utime(ctx / "a.txt", (1, 1))  # mtimes are not content
+    assert _build(fb, text, ctx, cache)[0] == first
+    (ctx / "a.txt").write_text("two")
+    _, lines = _build(fb, text, ctx, cache)
+    assert " ---> Cache miss: COPY a.txt: a.txt content changed" in lines
+    assert " ---> Cache miss: previous step was rebuilt" in lines
+    _, lines = _build(fb, text, ctx, cache, build_args={"VERSION": "2"})
+    assert " ---> Cache miss: ARG: --build-arg VERSION changed" in lines or \
+        " ---> Cache miss: RUN: --build-arg VERSION changed" in lines
+    _, lines = _build(fb, text, ctx, cache, no_cache=True)
+    assert not any("cache" in line.lower() for line in lines)
+
+
+def test_explain_miss_metadata() -> None:
+    a = StepInputs("COPY x /x", "c", files={"x": "file 644 abc"})
+    b = StepInputs("COPY x /x", "c", files={"x": "file 755 abc"})
+    assert explain_miss(b, [a], set(), False) == "COPY x: x metadata changed"
+    assert explain_miss(b, [], set(), False) == "not built before on this parent"
+
+
+def test_plan_copy_rules(tmp_path: Path) -> None:
+    (tmp_path / "dir" / "sub").mkdir(parents=True)
+    (tmp_path / "dir" / "sub" / "f").write_text("f")
+    (tmp_path / "dir" / "g.log").write_text("g")
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "b.txt").write_text("b")
+    src = SourceRoot(tmp_path, Matcher(parse_ignore("**/*.log")))
+    plan = plan_copy(src, ["dir"], "/app", "/")
+    dests = sorted(e.dest for e in plan.entries)
+    assert dests == ["/app", "/app/sub", "/app/sub/f"]  # contents, not the dir; g.log ignored
+    plan = plan_copy(src, ["*.txt"], "/out/", "/")
+    assert sorted(e.dest for e in plan.entries) == ["/out/a.txt", "/out/b.txt"]
+    assert plan.source_hash.startswith("multi:")
+    with pytest.raises(InvalidArgument, match="must be a directory"):
+        plan_copy(src, ["a.txt", "b.txt"], "/out", "/")
+    plan = plan_copy(src, ["a.txt"], "rel", "/work")
+    assert plan.entries[0].dest == "/work/rel" and plan.source_hash.startswith("file:")
+    with pytest.raises(NotFound, match="file not found"):
+        plan_copy(src, ["dir/g.log"], "/x", "/")
+    with pytest.raises(InvalidArgument, match="remote URL"):
+        plan_copy(src, ["http://example.com/x"], "/x", "/", cmd="ADD")
+    before = plan_copy(src, ["a.txt"], "/a", "/").digest
+    os.utime(tmp_path / "a.txt", (5, 5))
+    assert plan_copy(src, ["a.txt"], "/a", "/").digest == before
