@@ -283,7 +283,11 @@ def test_image_prune_dangling_then_all(own_root: dict[str, str]):
     dy("rm", "user", check=True, env=env)
     p = dy("image", "prune", "-a", "-f", "--filter", "until=1h", check=True, env=env)
     assert p.stdout == "Total reclaimed space: 0B\n"  # the image is newer than an hour
-    p = dy("image", "prune", "-a", "-f", check=True, env=env)
+    dy("run", "--name", "pr2", "keep:me", "sh", "-c", "echo 2 > /two", check=True, env=env)
+    dy("commit", "pr2", "child:1", check=True, env=env)
+    dy("rm", "pr2", check=True, env=env)
+    p = dy("image", "prune", "-a", "-f", check=True, env=env)  # the child first, then its tagged parent
+    assert "untagged: child:1" in p.stdout
     assert "untagged: busybox:latest" in p.stdout and "untagged: keep:me" in p.stdout
     assert "Total reclaimed space: 1.98" in p.stdout
     assert dy("images", "-q", env=env).stdout == ""

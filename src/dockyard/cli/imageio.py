@@ -96,6 +96,9 @@ def cmd_save(argv: list[str]) -> int:
         sys.stdout.buffer.flush()
         return 0
     target = os.path.abspath(ns.output)
+    if not os.path.isdir(os.path.dirname(target)):
+        raise InvalidArgument(f"failed to save image: invalid output path: directory "
+                              f"{os.path.dirname(target)!r} does not exist")
     if os.path.isdir(target):
         raise InvalidArgument(f"failed to save image: invalid output path: {ns.output!r} is a directory")
     tmp = os.path.join(os.path.dirname(target) or ".", f".{os.path.basename(target)}.{os.getpid()}.tmp")
@@ -226,22 +229,38 @@ def cmd_image_prune(argv: list[str]) -> int:
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return 0
-    from .images import _containers_using
-
     eng = engine()
+
+    def containers_using(image_id: str) -> list[tuple[str, bool]]:
+        return [(c.id, c.running) for c in eng.containers.all() if c.doc.get("Image") == image_id]
+
     sizes = {layer.chain_id: layer.size for layer in eng.layers.list_layers()}
     lines: list[str] = []
     reclaimed = 0
-    for img in _prune_candidates(eng, ns.all, ns.filter):
-        try:
-            records = eng.images.remove(img.id, ns.all, _containers_using(eng), prune=True)
-        except DockyardError as e:
-            print(f"Error: {e}", file=sys.stderr)
-            continue
-        for kind, what in records:
-            lines.append(f"{kind.lower()}: {what}")
-            if kind == "Deleted":
-                reclaimed += sizes.get(what, 0)
+    from ..errors import Conflict, NotFound
+
+    failed: set[str] = set()
+    for _ in range(100):  # a pass can free parents for the next one (-a)
+        progress = False
+        for img in _prune_candidates(eng, ns.all, ns.filter):
+            if img.id in failed:
+                continue
+            try:
+                records = eng.images.remove(img.id, ns.all, containers_using, prune=True)
+            except (Conflict, NotFound):  # raced with another user of the image: skip it, as Docker
+                failed.add(img.id)
+                continue
+            except DockyardError as e:
+                print(f"Error: {e}", file=sys.stderr)
+                failed.add(img.id)
+                continue
+            progress = True
+            for kind, what in records:
+                lines.append(f"{kind.lower()}: {what}")
+                if kind == "Deleted":
+                    reclaimed += sizes.get(what, 0)
+        if not progress:
+            break
     if lines:
         print("Deleted Images:")
         print("\n".join(lines))

@@ -23,7 +23,7 @@ import json
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from ..errors import FailedPrecondition, NotFound
 from .layers import Layer
@@ -78,15 +78,15 @@ def select(store: ImageStore, names: list[str]) -> list[SaveItem]:
                 if r.name == bare.name and r.tag is not None and store.exists(image_id):
                     found.append((image_id, r))
         if not found:
-            image = store.resolve(name)
-            tagged = isinstance(ref, Reference) and ref.digest is None and store.refs.get(ref) == image.id
-            found.append((image.id, ref if tagged and isinstance(ref, Reference) else None))
-        for image_id, r in found:
+            resolved = store.resolve(name)
+            tagged = isinstance(ref, Reference) and ref.digest is None and store.refs.get(ref) == resolved.id
+            found.append((resolved.id, ref if tagged and isinstance(ref, Reference) else None))
+        for image_id, tag in found:
             if image_id not in tags:
                 order.append(image_id)
                 tags[image_id] = []
-            if r is not None and r not in tags[image_id]:
-                tags[image_id].append(r)
+            if tag is not None and tag not in tags[image_id]:
+                tags[image_id].append(tag)
     out = []
     for image_id in order:
         image: Image = store.get(image_id)
@@ -95,7 +95,7 @@ def select(store: ImageStore, names: list[str]) -> list[SaveItem]:
     return out
 
 
-def write_layer(store: ImageStore, layer: Layer, out: IO[bytes]) -> Blob:
+def write_layer(store: ImageStore, layer: Layer, out: BinaryIO) -> Blob:
     """Write `layer`'s tar to the seekable `out`, which must hash to its diffID."""
     reason = ""
     start = out.tell()
@@ -189,7 +189,7 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
         for layer in chain:
             if layer.diff_id not in written:
                 with tempfile.TemporaryFile(dir=store.paths.tmp) as f:
-                    blob = write_layer(store, layer, f)
+                    blob = write_layer(store, layer, cast(BinaryIO, f))
                     f.seek(0)
                     w.file(_blob_name(blob.digest), f, blob.size)
                 written[layer.diff_id] = blob

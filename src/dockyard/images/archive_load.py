@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
@@ -20,6 +21,7 @@ from typing import IO, Any, BinaryIO, Callable
 
 from ..errors import DockyardError, InvalidArgument
 from .config import host_architecture
+from .layers import chain_id_of
 from .refs import Reference, parse_reference
 from .store import ImageStore
 from .tarsplit import register_recorded
@@ -30,6 +32,7 @@ _INDEXES = ("application/vnd.oci.image.index.v1+json",
             "application/vnd.docker.distribution.manifest.list.v2+json")
 _ANNOTATION_NAME = "io.containerd.image.name"
 _ANNOTATION_REF = "org.opencontainers.image.ref.name"
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,9 @@ def load_image(store: ImageStore, ar: Archive, spec: ImageSpec) -> str:
         diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
     except (ValueError, AttributeError) as e:
         raise InvalidArgument(f"invalid image config: {e}") from None
+    bad = [d for d in diff_ids if not _DIGEST_RE.match(d)]
+    if bad:
+        raise InvalidArgument(f"invalid image config: bad diffID {bad[0]!r}")
     if len(diff_ids) != len(spec.layers):
         raise InvalidArgument(
             f"invalid archive: the config names {len(diff_ids)} layers, the manifest {len(spec.layers)}")
@@ -188,6 +194,10 @@ def load_image(store: ImageStore, ar: Archive, spec: ImageSpec) -> str:
     top: str | None = None
     try:
         for i, (name, want) in enumerate(zip(spec.layers, diff_ids)):
+            chain = chain_id_of(parent, want)
+            if store.layers.exists(chain):  # already here: as Docker, not unpacked again
+                parent = chain
+                continue
             with ar.open(name) as f:
                 layer = register_recorded(store.layers, f, parent)  # type: ignore[arg-type]
             top = layer.chain_id
