@@ -1,0 +1,180 @@
+"""`dockyard build`: Docker's classic builder's command line and output.
+
+CONTEXT is a directory, or ``-``: a tar archive (plain or compressed) or a bare
+Dockerfile on stdin. ``-f -`` reads the Dockerfile from stdin with a directory context.
+SOURCE_DATE_EPOCH (environment or --build-arg) clamps created times and file mtimes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InvalidArgument
+from .args import Parser, engine
+
+
+def _parser() -> Parser:
+    p = Parser("build", usage="dockyard build [OPTIONS] PATH | -", description="Build an image from a Dockerfile")
+    p.add_argument("-t", "--tag", action="append", default=[], help="Name and optionally a tag (name:tag)")
+    p.add_argument("-f", "--file", help="Name of the Dockerfile (default: PATH/Dockerfile)")
+    p.add_argument("--build-arg", action="append", default=[], help="Set build-time variables")
+    p.add_argument("--target", default="", help="Set the target build stage to build")
+    p.add_argument("--no-cache", action="store_true", help="Do not use cache when building the image")
+    p.add_argument("--label", action="append", default=[], help="Set metadata for an image")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress the build output and print image ID on success")
+    p.add_argument("--iidfile", help="Write the image ID to the file")
+    p.add_argument("--network", default="default", help="Networking mode for the RUN instructions")
+    p.add_argument("--progress", default="auto", help="Set type of progress output (auto, plain)")
+    p.add_argument("--pull", action="store_true", help="Always attempt to pull a newer version of the image")
+    p.add_argument("--rm", default="true", nargs="?", const="true", help="Remove intermediate containers")
+    p.add_argument("--force-rm", action="store_true", help="Always remove intermediate containers")
+    p.add_argument("--platform", help="Set platform if server is multi-platform capable")
+    p.add_argument("context")
+    return p
+
+
+def _is_tar(data: bytes) -> bool:
+    if data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00":
+        return True
+    return len(data) >= 262 and data[257:262] == b"ustar"
+
+
+@contextlib.contextmanager
+def _context(ns: object, stdin_used: list[bool]) -> Iterator[tuple[Path, str]]:
+    """(context dir, Dockerfile text)."""
+    ctx = getattr(ns, "context")
+    dfile = getattr(ns, "file")
+    if ctx == "-":
+        data = sys.stdin.buffer.read()
+        stdin_used.append(True)
+        with tempfile.TemporaryDirectory(prefix="dockyard-build-") as tmp:
+            if _is_tar(data):
+                import io
+
+                try:
+                    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+                        tf.extractall(tmp, filter="data")
+                except (tarfile.TarError, OSError) as e:
+                    raise InvalidArgument(f"the build context on stdin is not a valid tar archive: {e}") from None
+                name = dfile or "Dockerfile"
+                try:
+                    text = (Path(tmp) / name).read_text()
+                except OSError:
+                    raise InvalidArgument(f"Cannot locate specified Dockerfile: {name}") from None
+            else:
+                text = data.decode("utf-8", "replace")
+            yield Path(tmp), text
+        return
+    root = Path(ctx)
+    if not root.is_dir():
+        raise InvalidArgument(f'unable to prepare context: path "{ctx}" not found')
+    if dfile == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(dfile) if dfile else root / "Dockerfile"
+        try:
+            text = path.read_text()
+        except OSError:
+            raise InvalidArgument(f"unable to prepare context: unable to evaluate symlinks in Dockerfile path: "
+                                  f"lstat {path.absolute()}: no such file or directory") from None
+    yield root, text
+
+
+def _build_args(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not k:
+            raise InvalidArgument(f"invalid argument {item!r} for \"--build-arg\" flag")
+        if sep:
+            out[k] = v
+        elif k in os.environ:
+            out[k] = os.environ[k]
+    return out
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+def cmd_build(argv: list[str]) -> int:
+    ns = _parser().parse_args(argv)
+    if ns.network not in ("default", "host", "none", "bridge"):
+        raise InvalidArgument(f"network mode {ns.network!r} is not supported for build (host, none, default)")
+    network = "default" if ns.network == "bridge" else ns.network
+    if ns.progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
+        raise InvalidArgument(f"invalid progress mode {ns.progress!r}")
+    from ..images.refs import parse_reference
+
+    for t in ns.tag:
+        try:
+            ref = parse_reference(t)
+        except InvalidArgument:
+            raise InvalidArgument(f'invalid argument "{t}" for "-t, --tag" flag: invalid reference format') from None
+        if ref.digest is not None:
+            raise InvalidArgument(f'invalid argument "{t}" for "-t, --tag" flag: invalid reference format')
+    if ns.context == "-" and ns.file == "-":
+        raise InvalidArgument("invalid argument: can't use stdin for both build context and dockerfile")
+    build_args = _build_args(ns.build_arg)
+    epoch_txt = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH") or ""
+    epoch: int | None = None
+    if epoch_txt:
+        try:
+            epoch = int(epoch_txt)
+        except ValueError:
+            raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH: {epoch_txt!r}") from None
+
+    from ..build import ignore
+    from ..build.cache import BuildCache
+    from ..build.context import SourceRoot
+    from ..build.executor import Builder, BuildOptions
+    from ..build.parser import parse
+    from ..engine.builder import EngineBackend
+
+    quiet = ns.quiet
+    out = sys.stdout
+
+    def log(line: str) -> None:
+        if not quiet:
+            out.write(line + "\n")
+            out.flush()
+
+    def output(data: bytes) -> None:
+        if not quiet:
+            out.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+
+    eng = engine()
+    opts = BuildOptions(build_args=build_args, target=ns.target, no_cache=ns.no_cache,
+                        labels=_labels(ns.label), network=network, source_date_epoch=epoch, quiet=quiet)
+    with _context(ns, []) as (root, text):
+        df = parse(text)
+        matcher = None
+        ign = root / ".dockerignore"
+        if ign.is_file():
+            matcher = ignore.Matcher(ignore.parse(ign.read_text()))
+        cache = BuildCache(eng.paths.root / "build" / "cache")
+        builder = Builder(EngineBackend(eng), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
+        image_id = builder.build(df)
+    for t in ns.tag:
+        eng.images.tag(image_id, t)
+    if ns.iidfile:
+        Path(ns.iidfile).write_text(image_id)
+    if quiet:
+        print(image_id)
+        return 0
+    log(f"Successfully built {image_id.split(':', 1)[-1][:12]}")
+    for t in ns.tag:
+        log(f"Successfully tagged {parse_reference(t).familiar()}")
+    return 0

@@ -1,0 +1,247 @@
+"""The engine side of `dockyard build`: the `build.backend.Backend` over containers,
+layers and images.
+
+* RUN: a build container is created from the parent image (`lifecycle.create`, the same
+  isolation as `dockyard run`, NetworkMode from --network), attached through the shim's
+  socket so its output streams as it comes, started, waited for, and removed (always).
+* COPY/ADD/WORKDIR: a read-write layer (no container record: it is never started, and it
+  works on `FROM scratch`) is mounted, the files are written into the merged dir with
+  paths resolved inside the rootfs (`runtime.rootfs.secure_join`), then it is removed.
+* Either way the upper dir becomes a layer the way `commit` does it: `write_diff_tar`
+  (one diff/tar/digest path, here with the SOURCE_DATE_EPOCH clamp) and
+  `LayerStore.register`; an empty diff adds no layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .. import _util
+from ..build.backend import (BaseImage, CopyEntry, CopyRequest, EntryKind, LayerResult, OutputSink,
+                             RunRequest)
+from ..errors import DockyardError, InvalidArgument, NotFound
+from ..images._lock import store_lock
+from ..images.store import EMPTY_DIFF_IDS
+from ..images.tarfs import extract_tree_tar, write_diff_tar
+from ..runtime.rootfs import secure_join
+from . import lifecycle, stream
+from .core import Engine
+from .files import _without_bind_mounted
+
+
+class EngineBackend:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ---- images ------------------------------------------------------------------------
+
+    def _base_of(self, image: Any) -> BaseImage:
+        return BaseImage(image.id, image.config, image.top_chain_id)
+
+    def base(self, ref: str) -> BaseImage:
+        return self._base_of(self.engine.images.resolve(ref))
+
+    def get_image(self, image_id: str) -> BaseImage:
+        return self._base_of(self.engine.images.get(image_id))
+
+    def image_exists(self, image_id: str) -> bool:
+        return self.engine.images.exists(image_id)
+
+    def create_image(self, config: dict[str, Any], parent_id: str | None) -> str:
+        images = self.engine.images
+        with store_lock(self.engine.paths):
+            image_id = images.create_image(config)
+            if parent_id:
+                images.set_parent(image_id, parent_id)
+        return image_id
+
+    def tag(self, image_id: str, ref: str) -> None:
+        self.engine.images.tag(image_id, ref)
+
+    # ---- layers ------------------------------------------------------------------------
+
+    def _register(self, upper: Path, lowers: list[Path], parent_top: str | None,
+                  mtime_clamp: int | None) -> str | None:
+        tmp = self.engine.paths.tmp
+        tmp.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=tmp) as f:
+            diff_id = write_diff_tar(upper, lowers, f, mtime_clamp=mtime_clamp)
+            if diff_id in EMPTY_DIFF_IDS:
+                return None
+            f.seek(0)
+            return self.engine.layers.register(f, parent_top).diff_id
+
+    # ---- RUN ---------------------------------------------------------------------------
+
+    def run(self, parent: BaseImage, req: RunRequest, output: OutputSink, mtime_clamp: int | None,
+            on_start: Callable[[str], None]) -> LayerResult:
+        eng = self.engine
+        config: dict[str, Any] = {
+            "Image": parent.id, "Cmd": list(req.argv), "Entrypoint": [], "Env": list(req.env),
+            "WorkingDir": req.workdir, "User": req.user, "AttachStdin": False,
+            "AttachStdout": True, "AttachStderr": True, "Tty": False, "OpenStdin": False,
+            "Labels": {"dockyard.build": "1"},
+        }
+        host_config: dict[str, Any] = {"NetworkMode": req.network,
+                                       "LogConfig": {"Type": "json-file", "Config": {}}}
+        c = lifecycle.create(eng, config, host_config, None)
+        try:
+            on_start(c.id)
+            holder: dict[str, socket.socket] = {}
+
+            def before_start(run_dir: str) -> None:
+                holder["sock"] = stream.connect(run_dir, stdin=False, stdout=True, stderr=True, cleanup=True)
+
+            c = lifecycle.start(eng, c, before_start=before_start)
+            sock = holder["sock"]
+            try:
+                code = _pump(sock, output)
+                final = lifecycle.wait_exit(eng, c, exited=code is not None)
+            finally:
+                stream.cleaned(sock)
+            code = code if code is not None else final
+            if code != 0:
+                return LayerResult(None, code)
+            p = eng.layers.rw_paths(c.id)
+            with _without_bind_mounted(eng, p.upper) as upper:
+                diff_id = self._register(upper, list(p.lower_dirs), parent.top_chain_id, mtime_clamp)
+            return LayerResult(diff_id, 0)
+        finally:
+            self._remove_container(c.id)
+
+    def _remove_container(self, cid: str) -> None:
+        eng = self.engine
+        try:
+            lifecycle.remove(eng, eng.containers.load(cid), force=True)
+        except NotFound:
+            pass
+
+    # ---- COPY / ADD / WORKDIR ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _scratch_layer(self, top: str | None) -> Iterator[tuple[str, Path]]:
+        lid = _util.new_id()
+        layers = self.engine.layers
+        layers.create_rw(lid, top, {})
+        try:
+            merged = layers.mount_rw(lid)
+            try:
+                yield lid, merged
+            finally:
+                layers.unmount_rw(lid)
+        finally:
+            layers.remove_rw(lid)
+
+    @contextlib.contextmanager
+    def rootfs(self, image: BaseImage) -> Iterator[Path]:
+        with self._scratch_layer(image.top_chain_id) as (_lid, merged):
+            yield merged
+
+    def copy(self, parent: BaseImage | None, req: CopyRequest, mtime_clamp: int | None) -> LayerResult:
+        top = parent.top_chain_id if parent else None
+        with self._scratch_layer(top) as (lid, merged):
+            owner = (0, 0)
+            if req.chown:
+                from .specgen import resolve_user
+
+                uid, gid, _, _ = resolve_user(str(merged), req.chown)
+                owner = (uid, gid)
+            _write_entries(merged, req, owner)
+            self.engine.layers.unmount_rw(lid)
+            p = self.engine.layers.rw_paths(lid)
+            diff_id = self._register(p.upper, list(p.lower_dirs), top, mtime_clamp)
+        return LayerResult(diff_id, 0)
+
+
+def _pump(sock: socket.socket, output: OutputSink) -> int | None:
+    buf = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        frames, buf = stream.split_frames(buf + chunk)
+        for kind, payload in frames:
+            if kind in (stream.STDOUT, stream.STDERR):
+                output(payload)
+            elif kind == stream.EXIT:
+                return int(payload)
+
+
+def _host_path(root: Path, dest: str) -> str:
+    """Host path of `dest`: its parent resolved inside `root`, its last part not followed."""
+    parent, name = posixpath.split(posixpath.normpath("/" + dest))
+    base = secure_join(str(root), parent)
+    return os.path.join(base, name) if name else base
+
+
+def _mkdirs(root: Path, dest: str, owner: tuple[int, int]) -> str:
+    """Create `dest` and missing parents (0755, owned by `owner`); return its host path."""
+    parts = [p for p in posixpath.normpath("/" + dest).split("/") if p]
+    cur = "/"
+    for part in parts:
+        cur = posixpath.join(cur, part)
+        host = secure_join(str(root), cur)
+        if not os.path.lexists(host):
+            os.mkdir(host, 0o755)
+            os.chown(host, *owner)
+        elif not os.path.isdir(host):
+            raise InvalidArgument(f"cannot copy to {dest}: {cur} is not a directory")
+    return secure_join(str(root), dest)
+
+
+def _write_entries(root: Path, req: CopyRequest, owner: tuple[int, int]) -> None:
+    dir_times: list[tuple[str, float]] = []
+    for e in req.entries:
+        try:
+            _write_entry(root, e, req, owner, dir_times)
+        except OSError as err:
+            raise DockyardError(f"copying to {e.dest}: {err.strerror or err}") from None
+    for host, mtime in reversed(dir_times):
+        os.utime(host, (mtime, mtime), follow_symlinks=False)
+
+
+def _write_entry(root: Path, e: CopyEntry, req: CopyRequest, owner: tuple[int, int],
+                 dir_times: list[tuple[str, float]]) -> None:
+    if e.kind is EntryKind.DIR:
+        host = _host_path(root, e.dest)
+        existed = os.path.isdir(host)
+        host = _mkdirs(root, e.dest, owner)
+        if not existed or e.mode is not None or req.chmod is not None:
+            mode = req.chmod if req.chmod is not None else (e.mode if e.mode is not None else 0o755)
+            os.chmod(host, mode)
+            os.chown(host, *owner)
+        if e.mtime is not None:
+            dir_times.append((host, e.mtime))
+        return
+    if e.kind is EntryKind.TAR:
+        host = _mkdirs(root, e.dest, owner)
+        with open(e.source, "rb") as f:
+            extract_tree_tar(f, Path(host), chown=owner if req.chown else None)
+        return
+    parent = posixpath.dirname(posixpath.normpath("/" + e.dest))
+    _mkdirs(root, parent, (0, 0))
+    host = _host_path(root, e.dest)
+    if e.into_existing_dir and os.path.isdir(host) and not os.path.islink(host):
+        host = os.path.join(host, os.path.basename(e.source))
+    if os.path.lexists(host):
+        if os.path.isdir(host) and not os.path.islink(host):
+            shutil.rmtree(host)
+        else:
+            os.unlink(host)
+    if e.kind is EntryKind.SYMLINK:
+        os.symlink(e.source, host)
+        os.lchown(host, *owner)
+    else:
+        shutil.copyfile(e.source, host, follow_symlinks=True)
+        mode = req.chmod if req.chmod is not None else (e.mode if e.mode is not None else 0o644)
+        os.chown(host, *owner)
+        os.chmod(host, mode)
+    if e.mtime is not None:
+        os.utime(host, (e.mtime, e.mtime), follow_symlinks=False)

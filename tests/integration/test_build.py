@@ -1,0 +1,201 @@
+"""`dockyard build` on the real kernel: RUN in containers, COPY into layers, the cache,
+stages, config/history bookkeeping, failures that leave nothing behind, reproducibility."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import TEST_ROOT, dy
+
+pytestmark = pytest.mark.kernel
+
+FOUR = 'FROM busybox\nRUN echo hi > /x\nCOPY a.txt /a.txt\nENV GREETING=hello\nCMD ["cat", "/x"]\n'
+
+
+@pytest.fixture
+def images() -> Iterator[list[str]]:
+    """Image IDs and tags to remove after the test (newest first)."""
+    made: list[str] = []
+    yield made
+    for ref in reversed(made):
+        dy("rmi", "-f", ref)
+
+
+def _build(images: list[str], ctx: Path, *args: str, ok: bool = True, **kw):  # type: ignore[no-untyped-def]
+    p = dy("build", *args, str(ctx), **kw)
+    m = re.search(r"Successfully built ([0-9a-f]{12})", p.stdout)
+    if m:
+        images.append(m.group(1))
+    for i, a in enumerate(args):
+        if a == "-t":
+            images.append(args[i + 1])
+    if ok:
+        assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def _config(image: str) -> dict:  # type: ignore[type-arg]
+    iid = json.loads(dy("image", "inspect", image, check=True).stdout)[0]["Id"]
+    return json.loads(Path(TEST_ROOT, "image/overlay2/imagedb/content/sha256", iid[7:]).read_text())
+
+
+def _mounts() -> list[str]:
+    with open("/proc/mounts") as f:
+        return [line.split()[1] for line in f if TEST_ROOT in line]
+
+
+def test_four_steps_build_run_cache_and_invalidation(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "a.txt").write_text("hello\n")
+    (tmp_path / "Dockerfile").write_text(FOUR)
+    p = _build(images, tmp_path, "-t", "dy-build-four")
+    assert "Step 1/5 : FROM busybox" in p.stdout and "Successfully tagged dy-build-four:latest" in p.stdout
+    run = dy("run", "--rm", "dy-build-four", "cat", "/x", "/a.txt")
+    assert run.stdout == "hi\nhello\n", run.stderr
+    assert dy("run", "--rm", "dy-build-four").stdout == "hi\n"
+
+    again = _build(images, tmp_path, "-t", "dy-build-four")
+    assert again.stdout.count(" ---> Using cache") == 4, again.stdout
+    assert "Cache miss" not in again.stdout
+
+    (tmp_path / "a.txt").write_text("changed\n")
+    changed = _build(images, tmp_path, "-t", "dy-build-four")
+    out = changed.stdout
+    assert out.count(" ---> Using cache") == 1  # the RUN before the COPY
+    assert " ---> Cache miss: COPY a.txt: a.txt content changed" in out
+    assert dy("run", "--rm", "dy-build-four", "cat", "/a.txt").stdout == "changed\n"
+
+    fresh = _build(images, tmp_path, "-t", "dy-build-four", "--no-cache")
+    assert "Using cache" not in fresh.stdout and " ---> Running in " in fresh.stdout
+
+    cfg = _config("dy-build-four")
+    hist = cfg["history"][-4:]
+    assert hist[0]["created_by"] == "/bin/sh -c echo hi > /x" and "empty_layer" not in hist[0]
+    assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY file:[0-9a-f]{64} in /a.txt ", hist[1]["created_by"])
+    assert hist[2] == {**hist[2], "created_by": "/bin/sh -c #(nop)  ENV GREETING=hello", "empty_layer": True}
+    assert hist[3]["created_by"] == '/bin/sh -c #(nop)  CMD ["cat" "/x"]'
+    assert "GREETING=hello" in cfg["config"]["Env"]
+    assert len(cfg["rootfs"]["diff_ids"]) == len([h for h in cfg["history"] if not h.get("empty_layer")])
+
+
+def test_args_build_args_and_unused_warning(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "Dockerfile").write_text("ARG TAG=latest\nFROM busybox:${TAG}\nARG VERSION=1\n"
+                                         "RUN echo v=$VERSION > /v\n")
+    p = _build(images, tmp_path, "-t", "dy-build-args", "--build-arg", "VERSION=2", "--build-arg", "UNUSED=1")
+    assert "[Warning] One or more build-args [UNUSED] were not consumed" in p.stdout
+    assert dy("run", "--rm", "dy-build-args", "cat", "/v").stdout == "v=2\n"
+    assert _config("dy-build-args")["history"][-1]["created_by"] == "|1 VERSION=2 /bin/sh -c echo v=$VERSION > /v"
+    p = _build(images, tmp_path, "-t", "dy-build-args", "--build-arg", "VERSION=3")
+    assert " ---> Cache miss: RUN: --build-arg VERSION changed" in p.stdout
+
+
+def test_multi_stage_copy_from_and_target(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox AS builder\nRUN mkdir /out && echo built > /out/artifact\n"
+        "FROM busybox AS unused\nRUN exit 1\n"
+        "FROM busybox\nCOPY --from=builder /out/artifact /app/\nCMD [\"cat\", \"/app/artifact\"]\n")
+    p = _build(images, tmp_path, "-t", "dy-build-multi")
+    assert "exit 1" not in p.stdout  # the unused stage is skipped
+    assert dy("run", "--rm", "dy-build-multi").stdout == "built\n"
+    p = _build(images, tmp_path, "-t", "dy-build-multi-b", "--target", "builder")
+    assert "Step 2/2" in p.stdout
+    assert dy("run", "--rm", "dy-build-multi-b", "cat", "/out/artifact").stdout == "built\n"
+
+
+def test_workdir_user_entrypoint_cmd(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nWORKDIR /app\nWORKDIR sub\nRUN pwd > /pwd\nUSER 1000:1000\nEXPOSE 8080\n"
+        "LABEL a=b\nSTOPSIGNAL SIGINT\nENTRYPOINT [\"echo\"]\nCMD [\"hello\", \"world\"]\n")
+    _build(images, tmp_path, "-t", "dy-build-cfg", "--label", "extra=1")
+    info = json.loads(dy("image", "inspect", "dy-build-cfg", check=True).stdout)[0]["Config"]
+    assert info["WorkingDir"] == "/app/sub" and info["User"] == "1000:1000"
+    assert info["Entrypoint"] == ["echo"] and info["Cmd"] == ["hello", "world"]
+    assert info["ExposedPorts"] == {"8080/tcp": {}} and info["Labels"] == {"a": "b", "extra": "1"}
+    assert info["StopSignal"] == "SIGINT"
+    assert dy("run", "--rm", "dy-build-cfg").stdout == "hello world\n"
+    got = dy("run", "--rm", "--entrypoint", "sh", "dy-build-cfg", "-c", "cat /pwd; id -u; pwd; ls -d /app/sub")
+    assert got.stdout == "/app/sub\n1000\n/app/sub\n/app/sub\n", got.stderr
+
+
+def test_dockerignore_and_copy_rules(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "src" / "deep").mkdir(parents=True)
+    (tmp_path / "src" / "deep" / "f.txt").write_text("f")
+    (tmp_path / "src" / "debug.log").write_text("x")
+    (tmp_path / "secret").write_text("s")
+    (tmp_path / "keep.log").write_text("k")
+    (tmp_path / ".dockerignore").write_text("secret\n**/*.log\n!keep.log\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        data = b"from tar\n"
+        ti = tarfile.TarInfo("inner/t.txt")
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+    (tmp_path / "bundle.tar.gz").write_bytes(buf.getvalue())
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nCOPY . /ctx/\nCOPY src /flat\nCOPY --chown=1000:1000 --chmod=600 keep.log /owned\n"
+        "ADD bundle.tar.gz /unpacked/\n")
+    _build(images, tmp_path, "-t", "dy-build-ignore")
+    got = dy("run", "--rm", "dy-build-ignore", "sh", "-c",
+             "cd /ctx && find . | sort; ls /flat; stat -c '%u %g %a' /owned; cat /unpacked/inner/t.txt")
+    lines = got.stdout.splitlines()
+    assert "./secret" not in lines and "./src/debug.log" not in lines
+    assert "./keep.log" in lines and "./src/deep/f.txt" in lines and "./Dockerfile" in lines
+    assert "deep" in lines and "1000 1000 600" in lines and "from tar" in lines
+    p = dy("build", "-t", "dy-build-missing", "-f", "-", str(tmp_path), input="FROM busybox\nCOPY secret /s\n")
+    assert p.returncode != 0 and "secret" in p.stderr and "excluded by .dockerignore" in p.stderr
+
+
+def test_failing_run_leaves_nothing(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    before_ps = set(dy("ps", "-aq", "--no-trunc").stdout.split())
+    before_mounts = _mounts()
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo about to fail && exit 7\nCMD true\n")
+    p = _build(images, tmp_path, "-t", "dy-build-fail", ok=False)
+    assert p.returncode != 0
+    assert "about to fail" in p.stdout
+    err = p.stderr.strip().splitlines()[-1]
+    assert "Step 2/3 : RUN echo about to fail && exit 7" in err and "returned a non-zero code: 7" in err
+    assert dy("image", "inspect", "dy-build-fail").returncode != 0
+    assert set(dy("ps", "-aq", "--no-trunc").stdout.split()) == before_ps
+    assert _mounts() == before_mounts
+    bad = dy("build", "-f", "-", str(tmp_path), input="FROM busybox\nBOGUS x\n")
+    assert bad.returncode != 0 and "line 2" in bad.stderr
+
+
+def test_source_date_epoch_is_reproducible(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "a.txt").write_text("hello\n")
+    (tmp_path / "Dockerfile").write_text(FOUR)
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    ids = []
+    for _ in range(2):
+        p = dy("build", "-q", "--no-cache", str(tmp_path), env=env)
+        assert p.returncode == 0, p.stderr
+        ids.append(p.stdout.strip())
+        images.append(ids[-1])
+    assert ids[0] == ids[1] and ids[0].startswith("sha256:")
+    assert _config(ids[0])["created"] == "2023-11-14T22:13:20Z"
+
+
+def test_dockerfile_and_context_from_stdin(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "f.txt").write_text("from dir\n")
+    _build(images, tmp_path, "-t", "dy-build-stdin-f", "-f", "-", input="FROM busybox\nCOPY f.txt /f\n")
+    assert dy("run", "--rm", "dy-build-stdin-f", "cat", "/f").stdout == "from dir\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in (("Dockerfile", b"FROM busybox\nCOPY g.txt /g\n"), ("g.txt", b"from tar\n")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    p = dy("build", "-t", "dy-build-stdin-tar", "-", input=buf.getvalue())
+    images.append("dy-build-stdin-tar")
+    assert p.returncode == 0, p.stderr
+    assert dy("run", "--rm", "dy-build-stdin-tar", "cat", "/g").stdout == "from tar\n"
+    p = dy("build", "-q", "-", input=b"FROM busybox\nENV BARE=1\n")
+    assert p.returncode == 0, p.stderr
+    images.append(p.stdout.strip())
