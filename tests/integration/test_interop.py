@@ -174,6 +174,31 @@ def test_skopeo_reads_both_transports_and_copies(saved: Path, tmp_path: Path):
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "copied"
 
 
+def test_skopeo_oci_layout_with_gzip_layers_loads_into_dockyard(saved: Path, tmp_path: Path):
+    """A pure OCI layout written by another tool (gzip'd layers, converted config) loads and runs."""
+    skopeo = shutil.which("skopeo")
+    _need(skopeo, "skopeo")
+    dest = tmp_path / "ocz"
+    p = subprocess.run([str(skopeo), "--insecure-policy", "copy", "--dest-compress", f"docker-archive:{saved}",
+                        f"oci:{dest}:copied"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    manifest_digest = json.loads((dest / "index.json").read_text())["manifests"][0]["digest"]
+    manifest = json.loads((dest / "blobs" / "sha256" / manifest_digest[7:]).read_text())
+    assert manifest["layers"][0]["mediaType"].endswith("+gzip")
+    layout = tmp_path / "ocz.tar"
+    with tarfile.open(layout, "w") as t:
+        t.add(dest, arcname=".")
+    p = dy("load", "-i", str(layout), check=True)
+    assert p.stdout.startswith("Loaded image ID: sha256:")
+    image_id = p.stdout.split()[-1]
+    try:
+        assert image_id == manifest["config"]["digest"]
+        assert dy("run", "--rm", image_id, "echo", "ok", check=True).stdout == "ok\n"
+        assert _dy_inspect(image_id)["RootFS"]["Layers"] == _dy_inspect("busybox")["RootFS"]["Layers"]
+    finally:
+        dy("rmi", "-f", image_id)
+
+
 def test_umoci_unpacks_the_oci_layout(saved: Path, tmp_path: Path):
     umoci = shutil.which("umoci")
     _need(umoci, "umoci")
