@@ -223,6 +223,11 @@ def test_history_like_docker(committed: str):
     assert parts[1] == "sh -c echo hi > /x; rm /etc/group; rm -rf /var/spool; mkdir -p /var/spool/new"
     assert parts[2].isdigit() and parts[3].endswith("Z")
     assert raw[1].split("|")[2] == str(base["Size"])
+    # -H is a bool flag: bare, it takes no value
+    bare = dy("history", "-H", committed, check=True).stdout.splitlines()
+    assert len(bare) == 3 and "MB" in bare[2]
+    p = dy("history", "-H=maybe", committed)
+    assert p.returncode == 125 and 'invalid argument "maybe" for "-H, --human" flag' in p.stderr
 
 
 def test_history_of_a_loaded_image_without_parents_shows_missing(tmp_path: Path):

@@ -45,13 +45,17 @@ def _size3(n: float) -> str:
 def cmd_history(argv: list[str]) -> int:
     p = Parser("history", usage="dockyard history [OPTIONS] IMAGE", description="Show the history of an image")
     p.add_argument("--format", help="Format output using a custom template")
-    p.add_argument("-H", "--human", nargs="?", const="true", default="true",
+    p.add_argument("-H", "--human", default="true",
                    help="Print sizes and dates in human readable format (default true)")
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
     p.add_argument("-q", "--quiet", action="store_true", help="Only show image IDs")
     p.add_argument("image")
-    ns = p.parse_args(argv)
-    human = _bool_flag(ns.human)
+    # a bool flag, as pflag's: a bare -H takes no value (`-H IMAGE` is not `-H=IMAGE`)
+    ns = p.parse_args([f"{a}=true" if a in ("-H", "--human") else a for a in argv])
+    try:
+        human = _bool_flag(ns.human)
+    except InvalidArgument as e:
+        p.error(str(e))
     from ..images.history import MISSING, image_history
 
     eng = engine()
