@@ -199,3 +199,29 @@ def test_dockerfile_and_context_from_stdin(busybox: str, tmp_path: Path, images:
     p = dy("build", "-q", "-", input=b"FROM busybox\nENV BARE=1\n")
     assert p.returncode == 0, p.stderr
     images.append(p.stdout.strip())
+
+
+def test_heredoc_onbuild_shell_volume_healthcheck(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nRUN <<EOF\necho one > /h1\necho two >> /h1\nEOF\n"
+        "RUN cat > /h2 <<END\nline\nEND\n"
+        'SHELL ["/bin/sh", "-ec"]\nRUN echo shell=$0 > /sh\n'
+        "VOLUME /data\nHEALTHCHECK --interval=5s CMD true\nONBUILD RUN echo triggered > /trig\n")
+    _build(images, tmp_path, "-t", "dy-build-misc")
+    got = dy("run", "--rm", "dy-build-misc", "cat", "/h1", "/h2", "/sh")
+    assert got.stdout == "one\ntwo\nline\nshell=/bin/sh\n", got.stderr
+    cfg = _config("dy-build-misc")["config"]
+    assert cfg["Volumes"] == {"/data": {}} and cfg["Shell"] == ["/bin/sh", "-ec"]
+    assert cfg["Healthcheck"]["Test"] == ["CMD-SHELL", "true"] and cfg["OnBuild"] == ["RUN echo triggered > /trig"]
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "Dockerfile").write_text("FROM dy-build-misc\nRUN chown 1234:1234 /h1\n")
+    p = _build(images, child, "-t", "dy-build-misc-child")
+    assert "# Executing 1 build trigger" in p.stdout
+    assert dy("run", "--rm", "dy-build-misc-child", "cat", "/trig").stdout == "triggered\n"
+    assert _config("dy-build-misc-child")["config"]["OnBuild"] is None
+    grand = tmp_path / "grand"
+    grand.mkdir()
+    (grand / "Dockerfile").write_text("FROM busybox\nCOPY --from=dy-build-misc-child /h1 /h1\n")
+    _build(images, grand, "-t", "dy-build-misc-grand")
+    assert dy("run", "--rm", "dy-build-misc-grand", "stat", "-c", "%u:%g", "/h1").stdout == "1234:1234\n"

@@ -45,6 +45,8 @@ class CopyEntry:
     mtime: float | None = None
     #: FILE: when `dest` is an existing directory in the image, copy into it
     into_existing_dir: bool = False
+    #: (uid, gid) to keep when no --chown is given (COPY --from keeps owners), else 0:0
+    owner: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -177,8 +177,8 @@ def plan_copy(src: SourceRoot, sources: list[str], dest: str, workdir: str, cmd:
         else:
             kinds.append("file")
             target = posixpath.join(full, name) if dest_dir else full
-            entries.append(_entry(host, target, st, into=not dest_dir))
-            files[rel] = _describe(host, st)
+            entries.append(_entry(host, target, st, into=not dest_dir, keep_owner=src.chroot))
+            files[rel] = _describe(host, st, src.chroot)
     h = hashlib.sha256()
     for k in sorted(files):
         h.update(f"{k}\0{files[k]}\n".encode("utf-8", "surrogateescape"))
@@ -191,8 +191,10 @@ def plan_copy(src: SourceRoot, sources: list[str], dest: str, workdir: str, cmd:
     return Plan(tuple(entries), files, digest, source_hash)
 
 
-def _describe(host: str, st: os.stat_result) -> str:
+def _describe(host: str, st: os.stat_result, keep_owner: bool = False) -> str:
     mode = stat.S_IMODE(st.st_mode)
+    if keep_owner:
+        return f"{_describe(host, st)} uid={st.st_uid} gid={st.st_gid}"
     if stat.S_ISLNK(st.st_mode):
         return f"link {mode:o} {os.readlink(host)}"
     if stat.S_ISDIR(st.st_mode):
@@ -202,15 +204,18 @@ def _describe(host: str, st: os.stat_result) -> str:
     return f"other {mode:o}"
 
 
-def _entry(host: str, target: str, st: os.stat_result, into: bool = False) -> CopyEntry:
+def _entry(host: str, target: str, st: os.stat_result, into: bool = False,
+           keep_owner: bool = False) -> CopyEntry:
     mode = stat.S_IMODE(st.st_mode)
+    owner = (st.st_uid, st.st_gid) if keep_owner else None
     if stat.S_ISLNK(st.st_mode):
-        return CopyEntry(EntryKind.SYMLINK, target, os.readlink(host), mtime=st.st_mtime)
+        return CopyEntry(EntryKind.SYMLINK, target, os.readlink(host), mtime=st.st_mtime, owner=owner)
     if stat.S_ISDIR(st.st_mode):
-        return CopyEntry(EntryKind.DIR, target, mode=mode, mtime=st.st_mtime)
+        return CopyEntry(EntryKind.DIR, target, mode=mode, mtime=st.st_mtime, owner=owner)
     if not stat.S_ISREG(st.st_mode):
         raise InvalidArgument(f"cannot copy {host}: not a regular file, directory or symlink")
-    return CopyEntry(EntryKind.FILE, target, host, mode=mode, mtime=st.st_mtime, into_existing_dir=into)
+    return CopyEntry(EntryKind.FILE, target, host, mode=mode, mtime=st.st_mtime, into_existing_dir=into,
+                     owner=owner)
 
 
 def _walk_dir(src: SourceRoot, rel: str, host: str, dest: str, entries: list[CopyEntry],
@@ -224,15 +229,15 @@ def _walk_dir(src: SourceRoot, rel: str, host: str, dest: str, entries: list[Cop
         target = posixpath.join(dest, name)
         if stat.S_ISDIR(st.st_mode):
             before = len(entries)
-            entries.append(_entry(chost, target, st))
+            entries.append(_entry(chost, target, st, keep_owner=src.chroot))
             _walk_dir(src, crel, chost, target, entries, files)
             if src.excluded(crel):
                 if len(entries) == before + 1:
                     entries.pop()  # excluded and nothing re-included below it
                     continue
-            files[crel] = _describe(chost, st)
+            files[crel] = _describe(chost, st, src.chroot)
             continue
         if src.excluded(crel):
             continue
-        entries.append(_entry(chost, target, st))
-        files[crel] = _describe(chost, st)
+        entries.append(_entry(chost, target, st, keep_owner=src.chroot))
+        files[crel] = _describe(chost, st, src.chroot)

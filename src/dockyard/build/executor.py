@@ -331,7 +331,7 @@ class Builder:
         path = effect.config["WorkingDir"]
         parent = state.image
         inputs = self._inputs(state, ins, effect.created_by)
-        req = CopyRequest((CopyEntry(EntryKind.DIR, path, mode=0o755),), chown=effect.config.get("User") or "")
+        req = CopyRequest((CopyEntry(EntryKind.DIR, path, mode=None),))
 
         def action() -> str | None:
             return self.backend.copy(parent, req, self.opts.source_date_epoch).diff_id
@@ -357,6 +357,11 @@ class Builder:
             yield SourceRoot(root, None, chroot=True)
 
     def _copy(self, state: _State, ins: Instruction) -> None:
+        for flag in ("parents", "exclude", "keep-git-dir"):
+            if ins.flag(flag) is not None:
+                raise InvalidArgument(f"{ins.cmd} --{flag} is not supported by this builder")
+        if ins.cmd == "COPY" and ins.heredocs:
+            raise InvalidArgument("COPY with a heredoc source is not supported by this builder")
         env = state.expand_env()
         words = [process_word(w, env, self.escape) if not ins.json else w for w in ins.args]
         srcs, dest = words[:-1], words[-1]

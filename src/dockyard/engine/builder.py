@@ -209,6 +209,8 @@ def _write_entries(root: Path, req: CopyRequest, owner: tuple[int, int]) -> None
 
 def _write_entry(root: Path, e: CopyEntry, req: CopyRequest, owner: tuple[int, int],
                  dir_times: list[tuple[str, float]]) -> None:
+    if not req.chown and e.owner is not None:
+        owner = e.owner
     if e.kind is EntryKind.DIR:
         host = _host_path(root, e.dest)
         existed = os.path.isdir(host)
