@@ -21,6 +21,18 @@ from tests.conftest import BUSYBOX_TAR, dy
 pytestmark = pytest.mark.usefixtures("busybox")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def busybox_layer_record(busybox: str) -> None:
+    """A test root made before Dockyard kept tar-split records has a busybox layer without
+    one, which `save` cannot reproduce: importing the same tar again records it."""
+    diff_id = json.loads(dy("image", "inspect", busybox, check=True).stdout)[0]["RootFS"]["Layers"][0]
+    record = Path(os.environ["DOCKYARD_ROOT"], "image/overlay2/layerdb/sha256", diff_id[7:], "tar-split.json.gz")
+    if not record.exists():
+        tag = f"dyit/record:{os.getpid()}"
+        dy("import", BUSYBOX_TAR, tag, check=True)
+        dy("rmi", tag, check=True)
+
+
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -314,3 +326,22 @@ def test_system_df_counts_shared_layers_once(own_root: dict[str, str]):
     assert "Images space usage:" in v and "Containers space usage:" in v and "Build cache usage: 0B" in v
     five = next(l for l in v.splitlines() if l.startswith("five "))
     assert five.split()[-4:] == [human_size(size + 5000), human_size(size), "5kB", "0"]
+
+
+def test_save_fails_clearly_when_a_layer_cannot_be_reproduced(own_root: dict[str, str], tmp_path: Path):
+    env = own_root
+    foreign = tmp_path / "foreign.tar"
+    foreign.write_bytes(_layer({"b": b"2", "a": b"1"}))  # GNU headers, owner names, unsorted
+    dy("import", str(foreign), "foreign:1", check=True, env=env)
+    diff_id = inspect("foreign:1", env)["RootFS"]["Layers"][0]
+    assert diff_id == sha(foreign.read_bytes())
+    out = tmp_path / "f.tar"
+    dy("save", "-o", str(out), "foreign:1", check=True, env=env)
+    assert members(out)["blobs/sha256/" + diff_id[7:]] == foreign.read_bytes()
+    record = Path(env["DOCKYARD_ROOT"], "image/overlay2/layerdb/sha256", diff_id[7:], "tar-split.json.gz")
+    record.unlink()
+    p = dy("save", "-o", str(tmp_path / "g.tar"), "foreign:1", env=env)
+    assert p.returncode == 1 and f"cannot reproduce layer {diff_id}" in p.stderr
+    assert not (tmp_path / "g.tar").exists() and not list(tmp_path.glob(".g.tar*"))
+    dy("import", str(foreign), "foreign:2", check=True, env=env)  # the same tar again records it
+    dy("save", "-o", str(tmp_path / "g.tar"), "foreign:1", check=True, env=env)

@@ -115,7 +115,9 @@ def write_layer(store: ImageStore, layer: Layer, out: BinaryIO) -> Blob:
     if digest != layer.diff_id:
         raise FailedPrecondition(
             f"cannot reproduce layer {layer.diff_id}: its tree tars to {digest}"
-            + (f" ({reason})" if reason else " (no tar-split record was kept for it)")
+            + (f" ({reason})" if reason else
+               " and no tar-split record was kept for it (a layer stored before Dockyard kept them:"
+               " importing or loading its tar again records it)")
         )
     return Blob(digest, out.tell() - start)
 
