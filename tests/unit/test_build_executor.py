@@ -208,3 +208,20 @@ def test_plan_copy_rules(tmp_path: Path) -> None:
     before = plan_copy(src, ["a.txt"], "/a", "/").digest
     os.utime(tmp_path / "a.txt", (5, 5))
     assert plan_copy(src, ["a.txt"], "/a", "/").digest == before
+
+
+def test_context_symlinks_never_lead_outside(tmp_path: Path) -> None:
+    (tmp_path / "hostusr").symlink_to("/usr")
+    (tmp_path / "up").symlink_to("../../usr")
+    src = SourceRoot(tmp_path)
+    for name in ("hostusr/bin", "up/bin", "hostusr/b*", "up/b*"):
+        with pytest.raises(NotFound):
+            plan_copy(src, [name], "/x/", "/")
+    plan = plan_copy(src, ["hostusr"], "/e", "/")  # the link itself is copied, not followed
+    assert [(e.kind, e.source) for e in plan.entries] == [(EntryKind.SYMLINK, "/usr")]
+    image = tmp_path / "img"
+    (image / "real").mkdir(parents=True)
+    (image / "real" / "f").write_text("f")
+    (image / "abs").symlink_to("/real")
+    plan = plan_copy(SourceRoot(image, chroot=True), ["abs/f"], "/f", "/")
+    assert plan.entries[0].source == str(image / "real" / "f")

@@ -78,9 +78,12 @@ def resolve_in(root: Path, rel: str) -> str:
 
 
 def _host(src: SourceRoot, rel: str) -> str:
-    if src.chroot:
-        return resolve_in(src.path, rel)
-    return os.path.join(src.path, rel) if rel else str(src.path)
+    """Host path of `rel`: its parents resolved inside the root (a symlink in the context
+    or the image never leads outside it), the last component not followed."""
+    if not rel:
+        return str(src.path)
+    parent, name = posixpath.split(rel)
+    return os.path.join(resolve_in(src.path, parent), name)
 
 
 def _glob(src: SourceRoot, pattern: str) -> list[str]:
@@ -95,7 +98,7 @@ def _glob(src: SourceRoot, pattern: str) -> list[str]:
                     nxt.append(cand)
                 continue
             try:
-                names = sorted(os.listdir(_host(src, base)))
+                names = sorted(os.listdir(resolve_in(src.path, base)))
             except OSError:
                 continue
             for name in names:
@@ -164,7 +167,9 @@ def plan_copy(src: SourceRoot, sources: list[str], dest: str, workdir: str, cmd:
     kinds: list[str] = []
     for rel in matches:
         host = _host(src, rel)
-        st = os.stat(host) if src.chroot else os.lstat(host)
+        if src.chroot and os.path.islink(host):
+            host = resolve_in(src.path, rel)  # --from follows a symlink named as the source
+        st = os.lstat(host)
         name = posixpath.basename(rel) if rel else ""
         if stat.S_ISDIR(st.st_mode):
             kinds.append("dir")

@@ -230,8 +230,10 @@ def _write_entry(root: Path, e: CopyEntry, req: CopyRequest, owner: tuple[int, i
     parent = posixpath.dirname(posixpath.normpath("/" + e.dest))
     _mkdirs(root, parent, (0, 0))
     host = _host_path(root, e.dest)
-    if e.into_existing_dir and os.path.isdir(host) and not os.path.islink(host):
-        host = os.path.join(host, os.path.basename(e.source))
+    if e.into_existing_dir:
+        resolved = secure_join(str(root), e.dest)  # a symlink to a directory counts, inside root
+        if os.path.isdir(resolved) and not os.path.islink(resolved):
+            host = os.path.join(resolved, os.path.basename(e.source))
     if os.path.lexists(host):
         if os.path.isdir(host) and not os.path.islink(host):
             shutil.rmtree(host)
