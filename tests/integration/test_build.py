@@ -225,3 +225,17 @@ def test_heredoc_onbuild_shell_volume_healthcheck(busybox: str, tmp_path: Path, 
     (grand / "Dockerfile").write_text("FROM busybox\nCOPY --from=dy-build-misc-child /h1 /h1\n")
     _build(images, grand, "-t", "dy-build-misc-grand")
     assert dy("run", "--rm", "dy-build-misc-grand", "stat", "-c", "%u:%g", "/h1").stdout == "1234:1234\n"
+
+
+def test_iidfile_network_none_and_quiet(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN cat /proc/net/dev > /netdev\n")
+    iidfile = tmp_path / "iid"
+    p = dy("build", "-q", "--no-cache", "--network", "none", "--iidfile", str(iidfile), str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    iid = p.stdout.strip()
+    images.append(iid)
+    assert iidfile.read_text() == iid and p.stdout == iid + "\n"
+    ifaces = dy("run", "--rm", iid, "sh", "-c", "tail -n +3 /netdev | cut -d: -f1").stdout.split()
+    assert ifaces == ["lo"]
+    bad = dy("build", "--network", "bogus", str(tmp_path))
+    assert bad.returncode != 0 and "network" in bad.stderr

@@ -214,14 +214,46 @@ def test_context_symlinks_never_lead_outside(tmp_path: Path) -> None:
     (tmp_path / "hostusr").symlink_to("/usr")
     (tmp_path / "up").symlink_to("../../usr")
     src = SourceRoot(tmp_path)
-    for name in ("hostusr/bin", "up/bin", "hostusr/b*", "up/b*"):
+    for name in ("hostusr", "hostusr/bin", "up/bin", "hostusr/b*", "up/b*"):
         with pytest.raises(NotFound):
             plan_copy(src, [name], "/x/", "/")
-    plan = plan_copy(src, ["hostusr"], "/e", "/")  # the link itself is copied, not followed
-    assert [(e.kind, e.source) for e in plan.entries] == [(EntryKind.SYMLINK, "/usr")]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "inner").symlink_to("/etc")
+    (tmp_path / "alias").symlink_to("/data")
+    plan = plan_copy(src, ["alias"], "/e", "/")  # a named source is followed (inside the root) ...
+    assert [(e.kind, e.dest, e.source) for e in plan.entries] == [
+        (EntryKind.DIR, "/e", ""), (EntryKind.SYMLINK, "/e/inner", "/etc")]  # ... links below are kept
     image = tmp_path / "img"
     (image / "real").mkdir(parents=True)
     (image / "real" / "f").write_text("f")
     (image / "abs").symlink_to("/real")
     plan = plan_copy(SourceRoot(image, chroot=True), ["abs/f"], "/f", "/")
     assert plan.entries[0].source == str(image / "real" / "f")
+
+
+def test_base_image_change_is_the_miss_reason(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path / "cache")
+    fb = FakeBackend()
+    text = "FROM busybox\nRUN echo\n"
+    _build(fb, text, tmp_path, cache)
+    new_base = dict(fb.images[fb.base_id], comment="rebuilt")
+    fb.base_id = fb.create_image(new_base, None)
+    _, lines = _build(fb, text, tmp_path, cache)
+    assert any(line.startswith(" ---> Cache miss: FROM busybox: base image changed (was ") for line in lines)
+
+
+def test_add_extracts_only_real_archives(tmp_path: Path) -> None:
+    import gzip
+    import io
+    import tarfile
+
+    (tmp_path / "notatar.gz").write_bytes(gzip.compress(b"plain text"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        ti = tarfile.TarInfo("x")
+        tf.addfile(ti, io.BytesIO(b""))
+    (tmp_path / "real.tgz").write_bytes(buf.getvalue())
+    src = SourceRoot(tmp_path)
+    assert plan_copy(src, ["notatar.gz"], "/d/", "/", "ADD", extract_archives=True).entries[0].kind is EntryKind.FILE
+    assert plan_copy(src, ["real.tgz"], "/d/", "/", "ADD", extract_archives=True).entries[0].kind is EntryKind.TAR
+    assert plan_copy(src, ["real.tgz"], "/d/", "/", "COPY").entries[0].kind is EntryKind.FILE

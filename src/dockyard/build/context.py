@@ -122,12 +122,20 @@ def _file_sha(path: str) -> str:
 
 
 def is_archive(path: str) -> bool:
+    """A tar archive, plain or gzip/bzip2/xz-compressed (ADD extracts those)."""
     with open(path, "rb") as f:
         head = f.read(512)
-    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" \
-            or head[:4] == b"\x28\xb5\x2f\xfd":
+    if len(head) >= 262 and head[257:262] == b"ustar":
         return True
-    return len(head) >= 262 and head[257:262] == b"ustar"
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+        import tarfile
+
+        try:
+            with tarfile.open(path, "r:*") as tf:
+                return tf.next() is not None
+        except (tarfile.TarError, OSError, EOFError):
+            return False
+    return False
 
 
 def plan_copy(src: SourceRoot, sources: list[str], dest: str, workdir: str, cmd: str = "COPY",
@@ -167,8 +175,11 @@ def plan_copy(src: SourceRoot, sources: list[str], dest: str, workdir: str, cmd:
     kinds: list[str] = []
     for rel in matches:
         host = _host(src, rel)
-        if src.chroot and os.path.islink(host):
-            host = resolve_in(src.path, rel)  # --from follows a symlink named as the source
+        if os.path.islink(host):
+            host = resolve_in(src.path, rel)  # a symlink named as a source is followed, inside
+            if not os.path.lexists(host):
+                raise NotFound(f"{cmd} failed: {rel}: symbolic link target does not exist in the "
+                               f"{'source image' if src.chroot else 'build context'}")
         st = os.lstat(host)
         name = posixpath.basename(rel) if rel else ""
         if stat.S_ISDIR(st.st_mode):
