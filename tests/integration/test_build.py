@@ -8,6 +8,7 @@ import json
 import os
 import re
 import tarfile
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -20,20 +21,40 @@ pytestmark = pytest.mark.kernel
 FOUR = 'FROM busybox\nRUN echo hi > /x\nCOPY a.txt /a.txt\nENV GREETING=hello\nCMD ["cat", "/x"]\n'
 
 
+#: tags are unique per session: other sessions may build the same Dockerfiles meanwhile
+SESSION = uuid.uuid4().hex[:8]
+
+
+def tag(name: str) -> str:
+    return f"dy-build-{name}-{SESSION}"
+
+
 @pytest.fixture
 def images() -> Iterator[list[str]]:
-    """Image IDs and tags to remove after the test (newest first)."""
+    """Image IDs and tags to remove after the test (removed newest first)."""
     made: list[str] = []
     yield made
     for ref in reversed(made):
         dy("rmi", "-f", ref)
 
 
+def _step_images(out: str) -> list[str]:
+    """IDs of the images the steps made or reused (not the FROM bases)."""
+    ids: list[str] = []
+    after_from = False
+    for line in out.splitlines():
+        if line.startswith("Step "):
+            after_from = " : FROM " in line
+            continue
+        m = re.fullmatch(r" ---> ([0-9a-f]{12})", line)
+        if m and not after_from:
+            ids.append(m.group(1))
+    return ids
+
+
 def _build(images: list[str], ctx: Path, *args: str, ok: bool = True, **kw):  # type: ignore[no-untyped-def]
     p = dy("build", *args, str(ctx), **kw)
-    m = re.search(r"Successfully built ([0-9a-f]{12})", p.stdout)
-    if m:
-        images.append(m.group(1))
+    images.extend(_step_images(p.stdout))
     for i, a in enumerate(args):
         if a == "-t":
             images.append(args[i + 1])
@@ -55,27 +76,27 @@ def _mounts() -> list[str]:
 def test_four_steps_build_run_cache_and_invalidation(busybox: str, tmp_path: Path, images: list[str]) -> None:
     (tmp_path / "a.txt").write_text("hello\n")
     (tmp_path / "Dockerfile").write_text(FOUR)
-    p = _build(images, tmp_path, "-t", "dy-build-four")
-    assert "Step 1/5 : FROM busybox" in p.stdout and "Successfully tagged dy-build-four:latest" in p.stdout
-    run = dy("run", "--rm", "dy-build-four", "cat", "/x", "/a.txt")
+    p = _build(images, tmp_path, "-t", tag("four"))
+    assert "Step 1/5 : FROM busybox" in p.stdout and f"Successfully tagged {tag('four')}:latest" in p.stdout
+    run = dy("run", "--rm", tag("four"), "cat", "/x", "/a.txt")
     assert run.stdout == "hi\nhello\n", run.stderr
-    assert dy("run", "--rm", "dy-build-four").stdout == "hi\n"
+    assert dy("run", "--rm", tag("four")).stdout == "hi\n"
 
-    again = _build(images, tmp_path, "-t", "dy-build-four")
+    again = _build(images, tmp_path, "-t", tag("four"))
     assert again.stdout.count(" ---> Using cache") == 4, again.stdout
     assert "Cache miss" not in again.stdout
 
     (tmp_path / "a.txt").write_text("changed\n")
-    changed = _build(images, tmp_path, "-t", "dy-build-four")
+    changed = _build(images, tmp_path, "-t", tag("four"))
     out = changed.stdout
     assert out.count(" ---> Using cache") == 1  # the RUN before the COPY
     assert " ---> Cache miss: COPY a.txt: a.txt content changed" in out
-    assert dy("run", "--rm", "dy-build-four", "cat", "/a.txt").stdout == "changed\n"
+    assert dy("run", "--rm", tag("four"), "cat", "/a.txt").stdout == "changed\n"
 
-    fresh = _build(images, tmp_path, "-t", "dy-build-four", "--no-cache")
+    fresh = _build(images, tmp_path, "-t", tag("four"), "--no-cache")
     assert "Using cache" not in fresh.stdout and " ---> Running in " in fresh.stdout
 
-    cfg = _config("dy-build-four")
+    cfg = _config(tag("four"))
     hist = cfg["history"][-4:]
     assert hist[0]["created_by"] == "/bin/sh -c echo hi > /x" and "empty_layer" not in hist[0]
     assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY file:[0-9a-f]{64} in /a.txt ", hist[1]["created_by"])
@@ -88,11 +109,11 @@ def test_four_steps_build_run_cache_and_invalidation(busybox: str, tmp_path: Pat
 def test_args_build_args_and_unused_warning(busybox: str, tmp_path: Path, images: list[str]) -> None:
     (tmp_path / "Dockerfile").write_text("ARG TAG=latest\nFROM busybox:${TAG}\nARG VERSION=1\n"
                                          "RUN echo v=$VERSION > /v\n")
-    p = _build(images, tmp_path, "-t", "dy-build-args", "--build-arg", "VERSION=2", "--build-arg", "UNUSED=1")
+    p = _build(images, tmp_path, "-t", tag("args"), "--build-arg", "VERSION=2", "--build-arg", "UNUSED=1")
     assert "[Warning] One or more build-args [UNUSED] were not consumed" in p.stdout
-    assert dy("run", "--rm", "dy-build-args", "cat", "/v").stdout == "v=2\n"
-    assert _config("dy-build-args")["history"][-1]["created_by"] == "|1 VERSION=2 /bin/sh -c echo v=$VERSION > /v"
-    p = _build(images, tmp_path, "-t", "dy-build-args", "--build-arg", "VERSION=3")
+    assert dy("run", "--rm", tag("args"), "cat", "/v").stdout == "v=2\n"
+    assert _config(tag("args"))["history"][-1]["created_by"] == "|1 VERSION=2 /bin/sh -c echo v=$VERSION > /v"
+    p = _build(images, tmp_path, "-t", tag("args"), "--build-arg", "VERSION=3")
     assert " ---> Cache miss: RUN: --build-arg VERSION changed" in p.stdout
 
 
@@ -101,26 +122,26 @@ def test_multi_stage_copy_from_and_target(busybox: str, tmp_path: Path, images: 
         "FROM busybox AS builder\nRUN mkdir /out && echo built > /out/artifact\n"
         "FROM busybox AS unused\nRUN exit 1\n"
         "FROM busybox\nCOPY --from=builder /out/artifact /app/\nCMD [\"cat\", \"/app/artifact\"]\n")
-    p = _build(images, tmp_path, "-t", "dy-build-multi")
+    p = _build(images, tmp_path, "-t", tag("multi"))
     assert "exit 1" not in p.stdout  # the unused stage is skipped
-    assert dy("run", "--rm", "dy-build-multi").stdout == "built\n"
-    p = _build(images, tmp_path, "-t", "dy-build-multi-b", "--target", "builder")
+    assert dy("run", "--rm", tag("multi")).stdout == "built\n"
+    p = _build(images, tmp_path, "-t", tag("multi-b"), "--target", "builder")
     assert "Step 2/2" in p.stdout
-    assert dy("run", "--rm", "dy-build-multi-b", "cat", "/out/artifact").stdout == "built\n"
+    assert dy("run", "--rm", tag("multi-b"), "cat", "/out/artifact").stdout == "built\n"
 
 
 def test_workdir_user_entrypoint_cmd(busybox: str, tmp_path: Path, images: list[str]) -> None:
     (tmp_path / "Dockerfile").write_text(
         "FROM busybox\nWORKDIR /app\nWORKDIR sub\nRUN pwd > /pwd\nUSER 1000:1000\nEXPOSE 8080\n"
         "LABEL a=b\nSTOPSIGNAL SIGINT\nENTRYPOINT [\"echo\"]\nCMD [\"hello\", \"world\"]\n")
-    _build(images, tmp_path, "-t", "dy-build-cfg", "--label", "extra=1")
-    info = json.loads(dy("image", "inspect", "dy-build-cfg", check=True).stdout)[0]["Config"]
+    _build(images, tmp_path, "-t", tag("cfg"), "--label", "extra=1")
+    info = json.loads(dy("image", "inspect", tag("cfg"), check=True).stdout)[0]["Config"]
     assert info["WorkingDir"] == "/app/sub" and info["User"] == "1000:1000"
     assert info["Entrypoint"] == ["echo"] and info["Cmd"] == ["hello", "world"]
     assert info["ExposedPorts"] == {"8080/tcp": {}} and info["Labels"] == {"a": "b", "extra": "1"}
     assert info["StopSignal"] == "SIGINT"
-    assert dy("run", "--rm", "dy-build-cfg").stdout == "hello world\n"
-    got = dy("run", "--rm", "--entrypoint", "sh", "dy-build-cfg", "-c", "cat /pwd; id -u; pwd; ls -d /app/sub")
+    assert dy("run", "--rm", tag("cfg")).stdout == "hello world\n"
+    got = dy("run", "--rm", "--entrypoint", "sh", tag("cfg"), "-c", "cat /pwd; id -u; pwd; ls -d /app/sub")
     assert got.stdout == "/app/sub\n1000\n/app/sub\n/app/sub\n", got.stderr
 
 
@@ -141,29 +162,31 @@ def test_dockerignore_and_copy_rules(busybox: str, tmp_path: Path, images: list[
     (tmp_path / "Dockerfile").write_text(
         "FROM busybox\nCOPY . /ctx/\nCOPY src /flat\nCOPY --chown=1000:1000 --chmod=600 keep.log /owned\n"
         "ADD bundle.tar.gz /unpacked/\n")
-    _build(images, tmp_path, "-t", "dy-build-ignore")
-    got = dy("run", "--rm", "dy-build-ignore", "sh", "-c",
+    _build(images, tmp_path, "-t", tag("ignore"))
+    got = dy("run", "--rm", tag("ignore"), "sh", "-c",
              "cd /ctx && find . | sort; ls /flat; stat -c '%u %g %a' /owned; cat /unpacked/inner/t.txt")
     lines = got.stdout.splitlines()
     assert "./secret" not in lines and "./src/debug.log" not in lines
     assert "./keep.log" in lines and "./src/deep/f.txt" in lines and "./Dockerfile" in lines
     assert "deep" in lines and "1000 1000 600" in lines and "from tar" in lines
-    p = dy("build", "-t", "dy-build-missing", "-f", "-", str(tmp_path), input="FROM busybox\nCOPY secret /s\n")
+    p = dy("build", "-t", tag("missing"), "-f", "-", str(tmp_path), input="FROM busybox\nCOPY secret /s\n")
     assert p.returncode != 0 and "secret" in p.stderr and "excluded by .dockerignore" in p.stderr
 
 
 def test_failing_run_leaves_nothing(busybox: str, tmp_path: Path, images: list[str]) -> None:
-    before_ps = set(dy("ps", "-aq", "--no-trunc").stdout.split())
-    before_mounts = _mounts()
     (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo about to fail && exit 7\nCMD true\n")
-    p = _build(images, tmp_path, "-t", "dy-build-fail", ok=False)
+    p = _build(images, tmp_path, "-t", tag("fail"), ok=False)
     assert p.returncode != 0
     assert "about to fail" in p.stdout
     err = p.stderr.strip().splitlines()[-1]
     assert "Step 2/3 : RUN echo about to fail && exit 7" in err and "returned a non-zero code: 7" in err
-    assert dy("image", "inspect", "dy-build-fail").returncode != 0
-    assert set(dy("ps", "-aq", "--no-trunc").stdout.split()) == before_ps
-    assert _mounts() == before_mounts
+    assert dy("image", "inspect", tag("fail")).returncode != 0
+    # the build container (named in "Running in") is gone with its layers and mounts
+    cid = re.search(r" ---> Running in ([0-9a-f]{12})", p.stdout).group(1)  # type: ignore[union-attr]
+    assert not any(c.startswith(cid) for c in dy("ps", "-aq", "--no-trunc").stdout.split())
+    assert not list(Path(TEST_ROOT, "containers").glob(cid + "*"))
+    assert not list(Path(TEST_ROOT, "image/overlay2/layerdb/mounts").glob(cid + "*"))
+    assert not [m for m in _mounts() if cid in m]
     bad = dy("build", "-f", "-", str(tmp_path), input="FROM busybox\nBOGUS x\n")
     assert bad.returncode != 0 and "line 2" in bad.stderr
 
@@ -184,18 +207,18 @@ def test_source_date_epoch_is_reproducible(busybox: str, tmp_path: Path, images:
 
 def test_dockerfile_and_context_from_stdin(busybox: str, tmp_path: Path, images: list[str]) -> None:
     (tmp_path / "f.txt").write_text("from dir\n")
-    _build(images, tmp_path, "-t", "dy-build-stdin-f", "-f", "-", input="FROM busybox\nCOPY f.txt /f\n")
-    assert dy("run", "--rm", "dy-build-stdin-f", "cat", "/f").stdout == "from dir\n"
+    _build(images, tmp_path, "-t", tag("stdin-f"), "-f", "-", input="FROM busybox\nCOPY f.txt /f\n")
+    assert dy("run", "--rm", tag("stdin-f"), "cat", "/f").stdout == "from dir\n"
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         for name, data in (("Dockerfile", b"FROM busybox\nCOPY g.txt /g\n"), ("g.txt", b"from tar\n")):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
-    p = dy("build", "-t", "dy-build-stdin-tar", "-", input=buf.getvalue())
-    images.append("dy-build-stdin-tar")
+    p = dy("build", "-t", tag("stdin-tar"), "-", input=buf.getvalue())
+    images.append(tag("stdin-tar"))
     assert p.returncode == 0, p.stderr
-    assert dy("run", "--rm", "dy-build-stdin-tar", "cat", "/g").stdout == "from tar\n"
+    assert dy("run", "--rm", tag("stdin-tar"), "cat", "/g").stdout == "from tar\n"
     p = dy("build", "-q", "-", input=b"FROM busybox\nENV BARE=1\n")
     assert p.returncode == 0, p.stderr
     images.append(p.stdout.strip())
@@ -207,24 +230,24 @@ def test_heredoc_onbuild_shell_volume_healthcheck(busybox: str, tmp_path: Path, 
         "RUN cat > /h2 <<END\nline\nEND\n"
         'SHELL ["/bin/sh", "-ec"]\nRUN echo shell=$0 > /sh\n'
         "VOLUME /data\nHEALTHCHECK --interval=5s CMD true\nONBUILD RUN echo triggered > /trig\n")
-    _build(images, tmp_path, "-t", "dy-build-misc")
-    got = dy("run", "--rm", "dy-build-misc", "cat", "/h1", "/h2", "/sh")
+    _build(images, tmp_path, "-t", tag("misc"))
+    got = dy("run", "--rm", tag("misc"), "cat", "/h1", "/h2", "/sh")
     assert got.stdout == "one\ntwo\nline\nshell=/bin/sh\n", got.stderr
-    cfg = _config("dy-build-misc")["config"]
+    cfg = _config(tag("misc"))["config"]
     assert cfg["Volumes"] == {"/data": {}} and cfg["Shell"] == ["/bin/sh", "-ec"]
     assert cfg["Healthcheck"]["Test"] == ["CMD-SHELL", "true"] and cfg["OnBuild"] == ["RUN echo triggered > /trig"]
     child = tmp_path / "child"
     child.mkdir()
-    (child / "Dockerfile").write_text("FROM dy-build-misc\nRUN chown 1234:1234 /h1\n")
-    p = _build(images, child, "-t", "dy-build-misc-child")
+    (child / "Dockerfile").write_text(f"FROM {tag('misc')}\nRUN chown 1234:1234 /h1\n")
+    p = _build(images, child, "-t", tag("misc-child"))
     assert "# Executing 1 build trigger" in p.stdout
-    assert dy("run", "--rm", "dy-build-misc-child", "cat", "/trig").stdout == "triggered\n"
-    assert _config("dy-build-misc-child")["config"]["OnBuild"] is None
+    assert dy("run", "--rm", tag("misc-child"), "cat", "/trig").stdout == "triggered\n"
+    assert _config(tag("misc-child"))["config"]["OnBuild"] is None
     grand = tmp_path / "grand"
     grand.mkdir()
-    (grand / "Dockerfile").write_text("FROM busybox\nCOPY --from=dy-build-misc-child /h1 /h1\n")
-    _build(images, grand, "-t", "dy-build-misc-grand")
-    assert dy("run", "--rm", "dy-build-misc-grand", "stat", "-c", "%u:%g", "/h1").stdout == "1234:1234\n"
+    (grand / "Dockerfile").write_text(f"FROM busybox\nCOPY --from={tag('misc-child')} /h1 /h1\n")
+    _build(images, grand, "-t", tag("misc-grand"))
+    assert dy("run", "--rm", tag("misc-grand"), "stat", "-c", "%u:%g", "/h1").stdout == "1234:1234\n"
 
 
 def test_iidfile_network_none_and_quiet(busybox: str, tmp_path: Path, images: list[str]) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 import dockerfile as _bk
 
-from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..errors import DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from ..images.config import container_config, host_architecture, host_variant
 from . import steps
 from .backend import Backend, BaseImage, CopyEntry, CopyRequest, EntryKind, RunRequest
@@ -252,8 +252,11 @@ class Builder:
                 state.cmd_set = effect.cmd_set
         except BuildFailed:
             raise
-        except (InvalidArgument, NotFound, FailedPrecondition) as e:
+        except DockyardError as e:
             raise BuildFailed(f"{step}: {e}") from None
+        except OSError as e:
+            where = f" ({e.filename})" if e.filename else ""
+            raise BuildFailed(f"{step}: {e.strerror or e}{where}") from None
 
     def _inputs(self, state: _State, ins: Instruction, created_by: str, files: dict[str, str] | None = None,
                 digest: str = "", extra: str = "") -> StepInputs:
