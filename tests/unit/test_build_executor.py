@@ -257,3 +257,12 @@ def test_add_extracts_only_real_archives(tmp_path: Path) -> None:
     assert plan_copy(src, ["notatar.gz"], "/d/", "/", "ADD", extract_archives=True).entries[0].kind is EntryKind.FILE
     assert plan_copy(src, ["real.tgz"], "/d/", "/", "ADD", extract_archives=True).entries[0].kind is EntryKind.TAR
     assert plan_copy(src, ["real.tgz"], "/d/", "/", "COPY").entries[0].kind is EntryKind.FILE
+
+
+def test_platform_args(tmp_path: Path) -> None:
+    from dockyard.images.config import host_architecture
+
+    fb = FakeBackend()
+    iid, _ = _build(fb, "FROM busybox\nARG TARGETARCH\nENV ARCH=$TARGETARCH OS=$TARGETOS\n", tmp_path)
+    env = fb.images[iid]["config"]["Env"]
+    assert f"ARCH={host_architecture()}" in env and "OS=" in env  # TARGETOS was not declared

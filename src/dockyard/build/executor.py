@@ -126,6 +126,7 @@ class Builder:
         return final.id
 
     def _meta_args(self, df: Dockerfile) -> None:
+        self.meta.update(platform_args())
         for ins in df.meta_args:
             for k, default in _arg_pairs(ins):
                 self.declared.add(k)
@@ -457,6 +458,18 @@ class Builder:
         from .._util import now_rfc3339
 
         return now_rfc3339()
+
+
+def platform_args() -> dict[str, str | None]:
+    """BuildKit's automatic platform args (TARGETARCH …): in FROM lines, and in a stage
+    once it declares them with ARG."""
+    arch, variant = host_architecture(), host_variant() or ""
+    plat = f"linux/{arch}" + (f"/{variant}" if variant else "")
+    out: dict[str, str | None] = {}
+    for kind in ("TARGET", "BUILD"):
+        out.update({f"{kind}PLATFORM": plat, f"{kind}OS": "linux", f"{kind}ARCH": arch,
+                    f"{kind}VARIANT": variant})
+    return out
 
 
 def _arg_pairs(ins: Instruction) -> list[tuple[str, str | None]]:
