@@ -219,7 +219,7 @@ class Builder:
     def _base_doc(self, base: BaseImage | None) -> dict[str, Any]:
         if base is not None:
             doc = copy.deepcopy(base.config)
-            for k in ("container", "container_config", "docker_version", "id", "parent", "comment"):
+            for k in ("container", "container_config", "docker_version", "id", "parent", "comment", "author"):
                 doc.pop(k, None)
             doc["config"] = dict(doc.get("config") or {})
             return doc
