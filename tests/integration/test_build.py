@@ -84,6 +84,7 @@ def test_four_steps_build_run_cache_and_invalidation(busybox: str, tmp_path: Pat
 
     again = _build(images, tmp_path, "-t", tag("four"))
     assert again.stdout.count(" ---> Using cache") == 4, again.stdout
+    assert again.stdout.count(" ---> CACHED") == 4
     assert "Cache miss" not in again.stdout
 
     (tmp_path / "a.txt").write_text("changed\n")

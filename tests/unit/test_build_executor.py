@@ -266,3 +266,13 @@ def test_platform_args(tmp_path: Path) -> None:
     iid, _ = _build(fb, "FROM busybox\nARG TARGETARCH\nENV ARCH=$TARGETARCH OS=$TARGETOS\n", tmp_path)
     env = fb.images[iid]["config"]["Env"]
     assert f"ARCH={host_architecture()}" in env and "OS=" in env  # TARGETOS was not declared
+
+
+def test_special_files_below_a_directory_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    os.mkfifo(tmp_path / "d" / "fifo")
+    (tmp_path / "d" / "f").write_text("x")
+    plan = plan_copy(SourceRoot(tmp_path), ["d"], "/d", "/")
+    assert sorted(e.dest for e in plan.entries) == ["/d", "/d/f"]
+    with pytest.raises(InvalidArgument, match="not a regular file"):
+        plan_copy(SourceRoot(tmp_path), ["d/fifo"], "/x", "/")

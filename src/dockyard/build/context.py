@@ -255,5 +255,7 @@ def _walk_dir(src: SourceRoot, rel: str, host: str, dest: str, entries: list[Cop
             continue
         if src.excluded(crel):
             continue
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            continue  # sockets, fifos and devices below a copied directory are left out
         entries.append(_entry(chost, target, st, keep_owner=src.chroot))
         files[crel] = _describe(chost, st, src.chroot)

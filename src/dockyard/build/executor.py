@@ -415,6 +415,7 @@ class Builder:
                 state.image = self.backend.get_image(hit)
                 state.doc = copy.deepcopy(state.image.config)
                 self.log(" ---> Using cache")
+                self.log(" ---> CACHED")
                 self.log(f" ---> {_short(hit)}")
                 return
             if hit:
