@@ -263,3 +263,11 @@ def test_iidfile_network_none_and_quiet(busybox: str, tmp_path: Path, images: li
     assert ifaces == ["lo"]
     bad = dy("build", "--network", "bogus", str(tmp_path))
     assert bad.returncode != 0 and "network" in bad.stderr
+
+
+def test_run_ignores_the_image_entrypoint_and_runs_as_user(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        'FROM busybox\nENTRYPOINT ["false"]\nRUN echo ran > /ran\nUSER 1234\nRUN id -u > /tmp/uid\n')
+    _build(images, tmp_path, "-t", tag("ep"))
+    got = dy("run", "--rm", "--entrypoint", "cat", tag("ep"), "/ran", "/tmp/uid")
+    assert got.stdout == "ran\n1234\n", got.stderr
