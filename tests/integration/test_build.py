@@ -271,3 +271,13 @@ def test_run_ignores_the_image_entrypoint_and_runs_as_user(busybox: str, tmp_pat
     _build(images, tmp_path, "-t", tag("ep"))
     got = dy("run", "--rm", "--entrypoint", "cat", tag("ep"), "/ran", "/tmp/uid")
     assert got.stdout == "ran\n1234\n", got.stderr
+
+
+def test_copy_heredoc_and_run_shebang_heredoc(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nCOPY <<EOF /etc/conf\nkey=$value\nEOF\n"
+        "COPY --chmod=755 <<one <<two /bin/\n#!/bin/sh\necho one\none\n#!/bin/sh\necho two\ntwo\n"
+        "RUN <<EOF\n#!/bin/sh -e\necho \"script ran as $0\" | cut -d' ' -f1-2 > /script\nEOF\n")
+    _build(images, tmp_path, "-t", tag("heredoc"))
+    got = dy("run", "--rm", tag("heredoc"), "sh", "-c", "cat /etc/conf; one; two; cat /script; ls /tmp | wc -l")
+    assert got.stdout == "key=$value\none\ntwo\nscript ran\n0\n", got.stderr

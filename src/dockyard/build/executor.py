@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import dockerfile as _bk
@@ -22,16 +24,11 @@ from ..errors import DockyardError, FailedPrecondition, InvalidArgument, NotFoun
 from ..images.config import container_config, host_architecture, host_variant
 from . import steps
 from .backend import Backend, BaseImage, CopyEntry, CopyRequest, EntryKind, RunRequest
+from .args import BUILTIN_ARGS, arg_pairs as _arg_pairs, heredoc_script, platform_args
 from .cache import BuildCache, StepInputs, explain_miss
 from .context import SourceRoot, plan_copy
 from .parser import Dockerfile, Instruction, Stage, instruction_of
 from .shell import process_word
-
-#: Docker's predefined args: usable without an ARG line, never recorded
-BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
-                          "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
-                          "SOURCE_DATE_EPOCH"})
-
 
 class BuildFailed(FailedPrecondition):
     """A step failed; the message names the step and the cause."""
@@ -292,7 +289,7 @@ class Builder:
         cfg = state.config
         if ins.heredocs and not ins.json and " ".join(ins.args).strip().startswith("<<") \
                 and len(ins.heredocs) == 1:
-            argv = [*steps.shell_of(cfg), ins.heredocs[0].content]
+            argv = [*steps.shell_of(cfg), heredoc_script(ins.heredocs[0].content)]
         elif ins.heredocs and not ins.json:
             argv = [*steps.shell_of(cfg), ins.original.split(None, 1)[1]]
         else:
@@ -364,8 +361,9 @@ class Builder:
         for flag in ("parents", "exclude", "keep-git-dir"):
             if ins.flag(flag) is not None:
                 raise InvalidArgument(f"{ins.cmd} --{flag} is not supported by this builder")
-        if ins.cmd == "COPY" and ins.heredocs:
-            raise InvalidArgument("COPY with a heredoc source is not supported by this builder")
+        if ins.heredocs:
+            self._copy_heredocs(state, ins)
+            return
         env = state.expand_env()
         words = [process_word(w, env, self.escape) if not ins.json else w for w in ins.args]
         srcs, dest = words[:-1], words[-1]
@@ -392,6 +390,29 @@ class Builder:
                 return self.backend.copy(parent, req, self.opts.source_date_epoch).diff_id
 
             self._commit(state, inputs, cfg, action)
+
+    def _copy_heredocs(self, state: _State, ins: Instruction) -> None:
+        """``COPY <<EOF /dest``: each heredoc is a file named after its delimiter
+        (content as written, not expanded)."""
+        import tempfile
+
+        docs = {h.name: h.content for h in ins.heredocs}
+        names = [a[2:].strip("'\"") for a in ins.args[:-1]]
+        if not all(a.startswith("<<") for a in ins.args[:-1]) or not all(n in docs for n in names):
+            raise InvalidArgument(f"{ins.cmd}: mixing heredocs and other sources is not supported")
+        with tempfile.TemporaryDirectory(prefix="dockyard-heredoc-") as tmp:
+            for n in names:
+                path = os.path.join(tmp, n)
+                with open(path, "w") as f:
+                    f.write(docs[n])
+                os.chmod(path, 0o644)
+                os.utime(path, (0, 0))
+            saved, self.context = self.context, SourceRoot(Path(tmp))
+            try:
+                plain = Instruction(ins.cmd, (*names, ins.args[-1]), ins.flags, False, ins.original, ins.line)
+                self._copy(state, plain)
+            finally:
+                self.context = saved
 
     def _label_step(self, state: _State) -> None:
         labels = self.opts.labels
@@ -459,28 +480,6 @@ class Builder:
         from .._util import now_rfc3339
 
         return now_rfc3339()
-
-
-def platform_args() -> dict[str, str | None]:
-    """BuildKit's automatic platform args (TARGETARCH …): in FROM lines, and in a stage
-    once it declares them with ARG."""
-    arch, variant = host_architecture(), host_variant() or ""
-    plat = f"linux/{arch}" + (f"/{variant}" if variant else "")
-    out: dict[str, str | None] = {}
-    for kind in ("TARGET", "BUILD"):
-        out.update({f"{kind}PLATFORM": plat, f"{kind}OS": "linux", f"{kind}ARCH": arch,
-                    f"{kind}VARIANT": variant})
-    return out
-
-
-def _arg_pairs(ins: Instruction) -> list[tuple[str, str | None]]:
-    out: list[tuple[str, str | None]] = []
-    for word in ins.args:
-        k, sep, v = word.partition("=")
-        if not k:
-            raise InvalidArgument(f"Dockerfile line {ins.line}: ARG requires a name")
-        out.append((k, v if sep else None))
-    return out
 
 
 def _short(image_id: str) -> str:

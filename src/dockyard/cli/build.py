@@ -46,13 +46,10 @@ def _is_tar(data: bytes) -> bool:
 
 
 @contextlib.contextmanager
-def _context(ns: object, stdin_used: list[bool]) -> Iterator[tuple[Path, str]]:
-    """(context dir, Dockerfile text)."""
-    ctx = getattr(ns, "context")
-    dfile = getattr(ns, "file")
+def _context(ctx: str, dfile: str | None) -> Iterator[tuple[Path, str]]:
+    """(context dir, Dockerfile text) for CONTEXT and -f."""
     if ctx == "-":
         data = sys.stdin.buffer.read()
-        stdin_used.append(True)
         with tempfile.TemporaryDirectory(prefix="dockyard-build-") as tmp:
             if _is_tar(data):
                 import io
@@ -158,7 +155,7 @@ def cmd_build(argv: list[str]) -> int:
     eng = engine()
     opts = BuildOptions(build_args=build_args, target=ns.target, no_cache=ns.no_cache,
                         labels=_labels(ns.label), network=network, source_date_epoch=epoch, quiet=quiet)
-    with _context(ns, []) as (root, text):
+    with _context(ns.context, ns.file) as (root, text):
         df = parse(text)
         matcher = None
         ign = root / ".dockerignore"
