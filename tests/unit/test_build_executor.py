@@ -276,3 +276,10 @@ def test_special_files_below_a_directory_are_skipped(tmp_path: Path) -> None:
     assert sorted(e.dest for e in plan.entries) == ["/d", "/d/f"]
     with pytest.raises(InvalidArgument, match="not a regular file"):
         plan_copy(SourceRoot(tmp_path), ["d/fifo"], "/x", "/")
+
+
+def test_changed_instruction_names_the_previous_one() -> None:
+    old = StepInputs("RUN echo ho", "/bin/sh -c echo ho")
+    new = StepInputs("RUN echo hi", "/bin/sh -c echo hi")
+    assert explain_miss(new, [old], set(), False) == "RUN: instruction changed (was: RUN echo ho)"
+    assert explain_miss(new, [StepInputs("ENV A=1", "x")], set(), False) == "RUN: instruction changed"

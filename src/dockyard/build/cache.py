@@ -130,6 +130,11 @@ def explain_miss(inputs: StepInputs, siblings: list[StepInputs], build_args: set
     if not same:
         if not siblings:
             return "not built before on this parent"
+        like = [s for s in siblings if s.instruction.split(None, 1)[:1] == [cmd]]
+        if like:
+            was = " ".join(like[-1].instruction.split())
+            was = was if len(was) <= 60 else was[:57] + "..."
+            return f"{cmd}: instruction changed (was: {was})"
         return f"{cmd}: instruction changed"
     prev = same[-1]
     for name in sorted(set(prev.args) | set(inputs.args)):
