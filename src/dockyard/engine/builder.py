@@ -99,7 +99,12 @@ class EngineBackend:
             def before_start(run_dir: str) -> None:
                 holder["sock"] = stream.connect(run_dir, stdin=False, stdout=True, stderr=True, cleanup=True)
 
-            c = lifecycle.start(eng, c, before_start=before_start)
+            try:
+                c = lifecycle.start(eng, c, before_start=before_start)
+            except BaseException:
+                if "sock" in holder:
+                    holder["sock"].close()
+                raise
             sock = holder["sock"]
             try:
                 code = _pump(sock, output)
