@@ -281,3 +281,14 @@ def test_copy_heredoc_and_run_shebang_heredoc(busybox: str, tmp_path: Path, imag
     _build(images, tmp_path, "-t", tag("heredoc"))
     got = dy("run", "--rm", tag("heredoc"), "sh", "-c", "cat /etc/conf; one; two; cat /script; ls /tmp | wc -l")
     assert got.stdout == "key=$value\none\ntwo\nscript ran\n0\n", got.stderr
+
+
+def test_dockerfile_specific_dockerignore(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "a").write_text("a")
+    (tmp_path / "b").write_text("b")
+    (tmp_path / ".dockerignore").write_text("a\n")
+    (tmp_path / "app.Dockerfile").write_text("FROM busybox\nCOPY . /ctx/\n")
+    (tmp_path / "app.Dockerfile.dockerignore").write_text("b\n")
+    _build(images, tmp_path, "-t", tag("own-ignore"), "-f", str(tmp_path / "app.Dockerfile"))
+    got = dy("run", "--rm", tag("own-ignore"), "ls", "/ctx").stdout.split()
+    assert "a" in got and "b" not in got

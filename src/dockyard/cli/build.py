@@ -158,7 +158,9 @@ def cmd_build(argv: list[str]) -> int:
     with _context(ns.context, ns.file) as (root, text):
         df = parse(text)
         matcher = None
-        ign = root / ".dockerignore"
+        # BuildKit: <Dockerfile>.dockerignore beside the Dockerfile wins over the context's
+        own = Path(f"{ns.file}.dockerignore") if ns.file and ns.file != "-" and ns.context != "-" else None
+        ign = own if own is not None and own.is_file() else root / ".dockerignore"
         if ign.is_file():
             matcher = ignore.Matcher(ignore.parse(ign.read_text()))
         cache = BuildCache(eng.paths.root / "build" / "cache")
