@@ -456,9 +456,10 @@ class Builder:
         doc["created"] = created
         if author is not None:
             doc["author"] = author
-        item: dict[str, Any] = {"created": created, "created_by": inputs.created_by}
+        item: dict[str, Any] = {"created": created}  # Docker's key order
         if author or doc.get("author"):
             item["author"] = doc.get("author")
+        item["created_by"] = inputs.created_by
         if diff_id is None:
             item["empty_layer"] = True
         doc["history"] = [*(doc.get("history") or []), item]
