@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import InvalidArgument
 from .args import Parser, engine
@@ -104,6 +105,35 @@ def _labels(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _human(n: float) -> str:
+    """Go's units.HumanSize: 4 significant digits, decimal units ("5.632kB")."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
+def _context_size(root: Path, excluded: "Callable[[str], bool]") -> int:
+    """The size of the context as a tar (what Docker's CLI would send)."""
+    total = 1024
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in dirnames + filenames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if excluded(rel):
+                continue
+            total += 512
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += -(-st.st_size // 512) * 512
+    return total
+
+
 def cmd_build(argv: list[str]) -> int:
     ns = _parser().parse_args(argv)
     if ns.network not in ("default", "host", "none", "bridge"):
@@ -163,6 +193,9 @@ def cmd_build(argv: list[str]) -> int:
         ign = own if own is not None and own.is_file() else root / ".dockerignore"
         if ign.is_file():
             matcher = ignore.Matcher(ignore.parse(ign.read_text()))
+        if not quiet:
+            size = _context_size(root, matcher.excluded if matcher else lambda _r: False)
+            log(f"Sending build context to Docker daemon  {_human(size)}")
         cache = BuildCache(eng.paths.root / "build" / "cache")
         builder = Builder(EngineBackend(eng), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
         image_id = builder.build(df)
