@@ -115,10 +115,10 @@ def _error_line(text: str) -> int:
 
 def _split_flag(raw: str, instr: str, line: int) -> tuple[str, str]:
     if not raw.startswith("--"):
-        raise InvalidArgument(f"Dockerfile parse error line {line}: invalid flag {raw!r} for {instr}")
+        raise InvalidArgument(f"dockerfile parse error line {line}: invalid flag {raw!r} for {instr}")
     name, sep, value = raw[2:].partition("=")
     if not sep and name not in ("link", "parents", "keep-git-dir"):
-        raise InvalidArgument(f"Dockerfile parse error line {line}: missing a value on flag: --{name}")
+        raise InvalidArgument(f"dockerfile parse error line {line}: missing a value on flag: --{name}")
     return name, value if sep else "true"
 
 
@@ -126,22 +126,22 @@ def instruction_of(c: "_bk.Command") -> Instruction:
     cmd = c.cmd.upper()
     line = int(c.start_line)
     if cmd not in KNOWN:
-        raise InvalidArgument(f"Dockerfile parse error line {line}: unknown instruction: {c.cmd}")
+        raise InvalidArgument(f"dockerfile parse error line {line}: unknown instruction: {c.cmd.upper()}")
     if cmd in _NEEDS_ARGS and not any(v.strip() for v in c.value) and cmd != "ONBUILD":
-        raise InvalidArgument(f"Dockerfile parse error line {line}: {cmd} requires at least one argument")
+        raise InvalidArgument(f"dockerfile parse error line {line}: {cmd} requires at least one argument")
     flags = tuple(_split_flag(f, cmd, line) for f in c.flags)
     allowed = KNOWN[cmd]
     for name, _ in flags:
         if name not in allowed:
-            raise InvalidArgument(f"Dockerfile parse error line {line}: unknown flag: --{name}")
+            raise InvalidArgument(f"dockerfile parse error line {line}: unknown flag: --{name}")
     if cmd in ("COPY", "ADD") and len(c.value) < 2:
-        raise InvalidArgument(f"Dockerfile parse error line {line}: {cmd} requires at least two arguments")
+        raise InvalidArgument(f"dockerfile parse error line {line}: {cmd} requires at least two arguments")
     if cmd == "ONBUILD":
         sub = (c.sub_cmd or "").upper()
         if not sub:
-            raise InvalidArgument(f"Dockerfile parse error line {line}: ONBUILD requires at least one argument")
+            raise InvalidArgument(f"dockerfile parse error line {line}: ONBUILD requires at least one argument")
         if sub in ("ONBUILD", "FROM", "MAINTAINER"):
-            raise InvalidArgument(f"Dockerfile parse error line {line}: {sub} isn't allowed as an ONBUILD trigger")
+            raise InvalidArgument(f"dockerfile parse error line {line}: {sub} isn't allowed as an ONBUILD trigger")
     heredocs = tuple(Heredoc(h.name, h.content) for h in (c.heredocs or ()))
     return Instruction(cmd=cmd, args=tuple(c.value), flags=flags, json=bool(c.json),
                        original=c.original, line=line, sub_cmd=(c.sub_cmd or "").upper(),
@@ -157,7 +157,7 @@ def parse(text: str) -> Dockerfile:
         msg = str(e)
         if "no instructions" in msg:
             raise InvalidArgument("the Dockerfile cannot be empty") from None
-        raise InvalidArgument(f"Dockerfile parse error line {_error_line(text)}: {msg}") from None
+        raise InvalidArgument(f"dockerfile parse error line {_error_line(text)}: {msg}") from None
     meta: list[Instruction] = []
     stages: list[Stage] = []
     cur: list[Instruction] = []
@@ -172,13 +172,13 @@ def parse(text: str) -> Dockerfile:
         if len(words) >= 3 and words[1].lower() == "as":
             name = words[2].lower()
             if not re.fullmatch(r"[a-z][a-z0-9_.-]*", name):
-                raise InvalidArgument(f"Dockerfile parse error line {head.line}: invalid name for build stage: "
+                raise InvalidArgument(f"dockerfile parse error line {head.line}: invalid name for build stage: "
                                       f"{words[2]!r}, name can't start with a number or contain symbols")
             if name in names:
-                raise InvalidArgument(f"Dockerfile parse error line {head.line}: duplicate name {words[2]!r}")
+                raise InvalidArgument(f"dockerfile parse error line {head.line}: duplicate name {words[2]!r}")
             names.add(name)
         elif len(words) != 1:
-            raise InvalidArgument(f"Dockerfile parse error line {head.line}: FROM requires either one or three "
+            raise InvalidArgument(f"dockerfile parse error line {head.line}: FROM requires either one or three "
                                   "arguments")
         stages.append(Stage(len(stages), name, words[0], head, tuple(cur)))
 
@@ -189,7 +189,7 @@ def parse(text: str) -> Dockerfile:
             head, cur = ins, []
         elif head is None:
             if ins.cmd != "ARG":
-                raise InvalidArgument(f"Dockerfile parse error line {ins.line}: no build stage in current context "
+                raise InvalidArgument(f"dockerfile parse error line {ins.line}: no build stage in current context "
                                       f"({ins.cmd} before the first FROM)")
             meta.append(ins)
         else:
@@ -213,5 +213,5 @@ def key_values(ins: Instruction, escape: str) -> list[tuple[str, str]]:
         return out
     args = list(ins.args)
     if len(args) % 2:
-        raise InvalidArgument(f"Dockerfile parse error line {ins.line}: {ins.cmd} requires key and value pairs")
+        raise InvalidArgument(f"dockerfile parse error line {ins.line}: {ins.cmd} requires key and value pairs")
     return [(args[i], args[i + 1]) for i in range(0, len(args), 2)]
