@@ -194,11 +194,20 @@ def _mkdirs(root: Path, dest: str, owner: tuple[int, int]) -> str:
         cur = posixpath.join(cur, part)
         host = secure_join(str(root), cur)
         if not os.path.lexists(host):
-            os.mkdir(host, 0o755)
-            os.chown(host, *owner)
+            _makedirs_below(str(root), host, owner)
         elif not os.path.isdir(host):
             raise InvalidArgument(f"cannot copy to {dest}: {cur} is not a directory")
     return secure_join(str(root), dest)
+
+
+def _makedirs_below(root: str, host: str, owner: tuple[int, int]) -> None:
+    """mkdir -p of `host` (already resolved inside `root`), new directories 0755 `owner`."""
+    cur = root
+    for part in os.path.relpath(host, root).split(os.sep):
+        cur = os.path.join(cur, part)
+        if not os.path.lexists(cur):
+            os.mkdir(cur, 0o755)
+            os.chown(cur, *owner)
 
 
 def _write_entries(root: Path, req: CopyRequest, owner: tuple[int, int]) -> None:
