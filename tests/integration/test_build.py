@@ -190,6 +190,8 @@ def test_failing_run_leaves_nothing(busybox: str, tmp_path: Path, images: list[s
     assert not [m for m in _mounts() if cid in m]
     bad = dy("build", "-f", "-", str(tmp_path), input="FROM busybox\nBOGUS x\n")
     assert bad.returncode != 0 and "line 2" in bad.stderr
+    offline = dy("build", "-f", "-", str(tmp_path), input="FROM busybox\nADD http://nonexistent.invalid/a /a\n")
+    assert offline.returncode != 0 and "cannot download it" in offline.stderr
 
 
 def test_source_date_epoch_is_reproducible(busybox: str, tmp_path: Path, images: list[str]) -> None:

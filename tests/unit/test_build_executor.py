@@ -283,3 +283,35 @@ def test_changed_instruction_names_the_previous_one() -> None:
     new = StepInputs("RUN echo hi", "/bin/sh -c echo hi")
     assert explain_miss(new, [old], set(), False) == "RUN: instruction changed (was: RUN echo ho)"
     assert explain_miss(new, [StepInputs("ENV A=1", "x")], set(), False) == "RUN: instruction changed"
+
+
+def test_add_url_downloads_or_says_why_not(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    served = tmp_path / "srv"
+    served.mkdir()
+    (served / "remote.txt").write_text("remote")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        fb = FakeBackend()
+        url = f"http://127.0.0.1:{srv.server_address[1]}/remote.txt"
+        iid, _ = _build(fb, f"FROM busybox\nADD {url} /dl/\n", tmp_path)
+        entry = fb.copies[-1].entries[0]
+        assert entry.kind is EntryKind.FILE and entry.dest == "/dl/remote.txt" and entry.mode == 0o600
+        assert fb.images[iid]["history"][-1]["created_by"].startswith("/bin/sh -c #(nop) ADD file:")
+    finally:
+        srv.shutdown()
+    with pytest.raises(BuildFailed, match="cannot download it.*COPY it instead"):
+        _build(FakeBackend(), "FROM busybox\nADD http://nonexistent.invalid/x.tgz /x\n", tmp_path)
+    with pytest.raises(BuildFailed, match="can't be a URL"):
+        _build(FakeBackend(), "FROM busybox\nCOPY http://nonexistent.invalid/x /x\n", tmp_path)

@@ -29,6 +29,7 @@ from .cache import BuildCache, StepInputs, explain_miss
 from .context import SourceRoot, plan_copy
 from .parser import Dockerfile, Instruction, Stage, instruction_of
 from .shell import process_word
+from .state import StageState as _State
 
 class BuildFailed(FailedPrecondition):
     """A step failed; the message names the step and the cause."""
@@ -43,40 +44,6 @@ class BuildOptions:
     network: str = "default"
     source_date_epoch: int | None = None
     quiet: bool = False
-
-
-class _State:
-    """The mutable state of one stage while it builds."""
-
-    def __init__(self, image: BaseImage | None, doc: dict[str, Any]) -> None:
-        self.image = image
-        self.doc = doc
-        self.args: dict[str, str | None] = {}
-        self.cmd_set = False
-        self.rebuilt = False
-        self.base_changed = ""
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self.doc.get("config") or {})
-
-    def env_list(self) -> list[str]:
-        return list(self.config.get("Env") or [])
-
-    def env_keys(self) -> set[str]:
-        return {e.split("=", 1)[0] for e in self.env_list()}
-
-    def scoped_args(self) -> dict[str, str]:
-        """Build args in scope with a value, unless ENV overrides them."""
-        keys = self.env_keys()
-        return {k: v for k, v in self.args.items() if v is not None and k not in keys}
-
-    def expand_env(self) -> dict[str, str]:
-        env = {k: v for k, v in self.args.items() if v is not None}
-        for e in self.env_list():
-            k, _, v = e.partition("=")
-            env[k] = v
-        return env
 
 
 class Builder:
@@ -367,6 +334,29 @@ class Builder:
         env = state.expand_env()
         words = [process_word(w, env, self.escape) if not ins.json else w for w in ins.args]
         srcs, dest = words[:-1], words[-1]
+        if ins.cmd == "ADD" and any("://" in w for w in srcs):
+            self._add_urls(state, ins, srcs, dest)
+            return
+        self._copy_words(state, ins, srcs, dest)
+
+    def _add_urls(self, state: _State, ins: Instruction, urls: list[str], dest: str) -> None:
+        import tempfile
+
+        from .context import download
+
+        if not all("://" in u for u in urls):
+            raise InvalidArgument("ADD: mixing URLs and local sources is not supported by this builder")
+        with tempfile.TemporaryDirectory(prefix="dockyard-add-") as tmp:
+            names = [download(u, Path(tmp)) for u in urls]
+            saved, self.context = self.context, SourceRoot(Path(tmp))
+            try:
+                self._copy_words(state, ins, names, dest, extract=False)
+            finally:
+                self.context = saved
+
+    def _copy_words(self, state: _State, ins: Instruction, srcs: list[str], dest: str,
+                    extract: bool = True) -> None:
+        env = state.expand_env()
         chown = process_word(ins.flag("chown") or "", env, self.escape)
         chmod_txt = process_word(ins.flag("chmod") or "", env, self.escape)
         chmod: int | None = None
@@ -378,7 +368,7 @@ class Builder:
         cfg = state.config
         with self._source(state, ins.flag("from")) as root:
             plan = plan_copy(root, srcs, dest, cfg.get("WorkingDir") or "/", ins.cmd,
-                             extract_archives=ins.cmd == "ADD")
+                             extract_archives=extract and ins.cmd == "ADD")
             chown_comment = f"--chown={chown}" if chown else ""
             created_by = steps.nop1(cfg, f"{ins.cmd} {chown_comment}{plan.source_hash} in {dest} ")
             inputs = self._inputs(state, ins, created_by, plan.files, plan.digest,
