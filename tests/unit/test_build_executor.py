@@ -315,3 +315,14 @@ def test_add_url_downloads_or_says_why_not(tmp_path: Path) -> None:
         _build(FakeBackend(), "FROM busybox\nADD http://nonexistent.invalid/x.tgz /x\n", tmp_path)
     with pytest.raises(BuildFailed, match="can't be a URL"):
         _build(FakeBackend(), "FROM busybox\nCOPY http://nonexistent.invalid/x /x\n", tmp_path)
+
+
+def test_copy_exclude(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    for name in ("a.md", "a.txt", "docs/b.md", "docs/b.txt"):
+        (tmp_path / name).write_text(name)
+    fb = FakeBackend()
+    _build(fb, "FROM busybox\nCOPY --exclude=*.md --exclude=docs . /all/\nCOPY --exclude=*.md docs /d/\n", tmp_path)
+    first, second = fb.copies[-2:]
+    assert sorted(e.dest for e in first.entries if e.kind is EntryKind.FILE) == ["/all/a.txt"]
+    assert sorted(e.dest for e in second.entries if e.kind is EntryKind.FILE) == ["/d/b.txt"]

@@ -325,7 +325,7 @@ class Builder:
             yield SourceRoot(root, None, chroot=True)
 
     def _copy(self, state: _State, ins: Instruction) -> None:
-        for flag in ("parents", "exclude", "keep-git-dir"):
+        for flag in ("parents", "keep-git-dir"):
             if ins.flag(flag) is not None:
                 raise InvalidArgument(f"{ins.cmd} --{flag} is not supported by this builder")
         if ins.heredocs:
@@ -367,6 +367,7 @@ class Builder:
                 raise InvalidArgument(f"invalid chmod parameter: {chmod_txt!r} (octal digits only)") from None
         cfg = state.config
         with self._source(state, ins.flag("from")) as root:
+            root = self._with_excludes(root, ins, srcs, env)
             plan = plan_copy(root, srcs, dest, cfg.get("WorkingDir") or "/", ins.cmd,
                              extract_archives=extract and ins.cmd == "ADD")
             chown_comment = f"--chown={chown}" if chown else ""
@@ -380,6 +381,25 @@ class Builder:
                 return self.backend.copy(parent, req, self.opts.source_date_epoch).diff_id
 
             self._commit(state, inputs, cfg, action)
+
+    def _with_excludes(self, root: SourceRoot, ins: Instruction, srcs: list[str],
+                       env: dict[str, str]) -> SourceRoot:
+        """COPY --exclude=PATTERN (repeatable): .dockerignore-style patterns, relative to
+        the context and to each source directory."""
+        pats = [process_word(v, env, self.escape) for k, v in ins.flags if k == "exclude"]
+        if not pats:
+            return root
+        from dataclasses import replace
+
+        from .ignore import Matcher, parse as parse_ignore
+
+        lines: list[str] = []
+        for p in pats:
+            lines.append(p)
+            lines += [f"{s.strip('/')}/{p}" for s in srcs if s.strip("/") not in ("", ".")]
+        extra = parse_ignore("\n".join(lines))
+        base = root.matcher.patterns if root.matcher else ()
+        return replace(root, matcher=Matcher(base + extra))
 
     def _copy_heredocs(self, state: _State, ins: Instruction) -> None:
         """``COPY <<EOF /dest``: each heredoc is a file named after its delimiter
