@@ -115,11 +115,14 @@ def _human(n: float) -> str:
     return f"{n:.4g}{units[i]}"
 
 
-def _context_size(root: Path, excluded: "Callable[[str], bool]") -> int:
-    """The size of the context as a tar (what Docker's CLI would send)."""
+def _context_size(root: Path, excluded: "Callable[[str], bool]", prune: bool) -> int:
+    """The size of the context as a tar (what Docker's CLI would send). With `prune`,
+    excluded directories are not descended into (no ``!`` pattern can re-include)."""
     total = 1024
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
+        if prune:
+            dirnames[:] = [d for d in dirnames if not excluded(d if rel_dir == "." else f"{rel_dir}/{d}")]
         for name in dirnames + filenames:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             if excluded(rel):
@@ -194,7 +197,8 @@ def cmd_build(argv: list[str]) -> int:
         if ign.is_file():
             matcher = ignore.Matcher(ignore.parse(ign.read_text()))
         if not quiet:
-            size = _context_size(root, matcher.excluded if matcher else lambda _r: False)
+            size = _context_size(root, matcher.excluded if matcher else lambda _r: False,
+                                 prune=matcher is not None and not matcher.has_exclusions)
             log(f"Sending build context to Docker daemon  {_human(size)}")
         cache = BuildCache(eng.paths.root / "build" / "cache")
         builder = Builder(EngineBackend(eng), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
