@@ -326,3 +326,13 @@ def test_copy_exclude(tmp_path: Path) -> None:
     first, second = fb.copies[-2:]
     assert sorted(e.dest for e in first.entries if e.kind is EntryKind.FILE) == ["/all/a.txt"]
     assert sorted(e.dest for e in second.entries if e.kind is EntryKind.FILE) == ["/d/b.txt"]
+
+
+def test_cache_prune_keeps_the_newest(tmp_path: Path) -> None:
+    cache = BuildCache(tmp_path)
+    for i in range(5):
+        cache.store(None, StepInputs(f"ENV A={i}", f"c{i}"), f"sha256:{i}")
+        os.utime(cache.steps / f"{StepInputs(f'ENV A={i}', f'c{i}').key('scratch')}.json", (i, i))
+    assert cache.prune(2) == 3
+    assert cache.lookup(None, StepInputs("ENV A=4", "c4")) == "sha256:4"
+    assert cache.lookup(None, StepInputs("ENV A=0", "c0")) is None

@@ -14,6 +14,7 @@ SOURCE_DATE_EPOCH; `StepInputs` keep the parts apart so a miss can be explained.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,6 +28,8 @@ from .._util import atomic_write, locked
 _MAX_CHILDREN = 64
 #: per step, the number of source paths kept for explanations
 _MAX_FILES = 4096
+#: step entries kept (the newest); older ones are pruned now and then
+MAX_STEPS = 20000
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,20 @@ class BuildCache:
             while len(kids) > _MAX_CHILDREN:
                 kids.pop(next(iter(kids)))
             atomic_write(path, json.dumps(kids), durable=False)
+        if key.startswith("00"):  # about one store in 256: keep the cache bounded
+            self.prune(MAX_STEPS)
+
+    def prune(self, keep: int) -> int:
+        """Remove all but the `keep` most recently written step entries; return how many."""
+        try:
+            entries = [(e.stat().st_mtime, e.path) for e in os.scandir(self.steps) if e.name.endswith(".json")]
+        except FileNotFoundError:
+            return 0
+        entries.sort(reverse=True)
+        for _, path in entries[keep:]:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return max(0, len(entries) - keep)
 
     def forget(self, parent: str | None, inputs: StepInputs) -> None:
         """Drop an entry whose image is gone."""
