@@ -91,7 +91,7 @@ def cmd_images(argv: list[str]) -> int:
             continue
         if dangling is False and is_dangling:
             continue
-        if is_dangling and not ns.all and dangling is None and img.id in children:
+        if is_dangling and img.id in children and (not ns.all or dangling is True):
             continue  # intermediate image
         ilabels = (img.config.get("config") or {}).get("Labels") or {}
         if labels and not all(label_match(ilabels, l) for l in labels):

@@ -239,8 +239,8 @@ def unmount_rw(store: LayerStore, container_id: str) -> None:
         try:
             umount2(merged)
         except OSError as e:
-            if e.errno == errno.EINVAL:
-                return
+            if e.errno in (errno.EINVAL, errno.ENOENT, errno.ENODEV):
+                return  # not (or no longer) mounted: a concurrent cleanup got there first
             if e.errno != errno.EBUSY:
                 raise
             umount2(merged, MNT_DETACH)
