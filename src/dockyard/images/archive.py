@@ -146,6 +146,14 @@ class _Out:
     def close(self) -> None:
         self.tar.close()
 
+    def abandon(self) -> None:
+        """After an error: drop the half-written stream without flushing it (tarfile would
+        otherwise try to finish it when garbage-collected, after the output is closed)."""
+        stream = self.tar.fileobj
+        self.tar.closed = True
+        if hasattr(stream, "closed"):
+            stream.closed = True  # type: ignore[union-attr]
+
 
 def _blob_name(digest: str) -> str:
     return "blobs/sha256/" + digest.split(":", 1)[1]
@@ -173,6 +181,15 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
     """Write the images `names` resolve to as one tar on `out` (see the module doc)."""
     items = select(store, names)
     w = _Out(out)
+    try:
+        _save(store, items, w)
+    except BaseException:
+        w.abandon()
+        raise
+    w.close()
+
+
+def _save(store: ImageStore, items: list[Any], w: _Out) -> None:
     w.dir("blobs/")
     w.dir("blobs/sha256/")
     written: dict[str, Blob] = {}
@@ -222,4 +239,3 @@ def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
     w.file("oci-layout", _json({"imageLayoutVersion": "1.0.0"}))
     if repositories:
         w.file("repositories", _json(repositories))
-    w.close()
