@@ -52,8 +52,16 @@ def run_child(argv: list[str], **kw) -> tuple[subprocess.Popen, str]:
     with tempfile.TemporaryFile() as err:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                              start_new_session=True, **kw)
+        # A plain blocking wait: Popen.wait(timeout) polls with sleeps that double up to 50 ms,
+        # which would round every measured time up to the next poll. A timer thread enforces
+        # the 300 s limit instead.
+        import threading
+
+        guard = threading.Timer(300, p.kill)
+        guard.daemon = True
+        guard.start()
         try:
-            p.wait(300)
+            p.wait()
         except BaseException:
             try:
                 p.wait(60)
@@ -61,6 +69,8 @@ def run_child(argv: list[str], **kw) -> tuple[subprocess.Popen, str]:
                 p.kill()
                 p.wait()
             raise
+        finally:
+            guard.cancel()
         err.seek(0)
         return p, err.read().decode(errors="replace").strip()[-300:]
 
