@@ -74,7 +74,7 @@ def session(run_dir: str, c: Container, detach_keys: str | None, want_stdin: boo
     return sock, pump
 
 
-def attach_and_start(eng: Engine, c: Container, detach_keys: str | None) -> int:
+def attach_and_start(eng: Engine, c: Container, detach_keys: str | None, sig_proxy: bool = True) -> int:
     holder: dict[str, object] = {}
     want_stdin = bool(c.config.get("AttachStdin"))
 
@@ -89,20 +89,40 @@ def attach_and_start(eng: Engine, c: Container, detach_keys: str | None) -> int:
             with contextlib.suppress(Exception):
                 lifecycle.remove(eng, eng.containers.load(c.id), force=True)
         raise
-    return _finish(eng, c, holder)
+    return _finish(eng, c, holder, sig_proxy)
 
 
-def _finish(eng: Engine, c: Container, holder: dict[str, object]) -> int:
+#: signals the CLI passes on to the container (Docker's --sig-proxy), not those about itself
+_NOT_PROXIED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGPIPE, signal.SIGURG, signal.SIGKILL,
+                signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+
+
+def _proxy_signals(eng: Engine, c: Container) -> None:
+    runtime = eng.runtime_for(c)
+
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            runtime.kill(c.id, sig)
+        except Exception:
+            pass  # the container is gone already: its exit frame is on the way
+
+    for sig in signal.valid_signals():
+        if sig not in _NOT_PROXIED and sig < signal.SIGRTMIN:
+            try:
+                signal.signal(sig, forward)
+            except (OSError, ValueError):
+                pass
+
+
+def _finish(eng: Engine, c: Container, holder: dict[str, object], sig_proxy: bool = True) -> int:
     pump = holder["pump"]
+    if sig_proxy and not c.config.get("Tty"):
+        _proxy_signals(eng, c)  # with a tty, Ctrl-C and friends travel as bytes instead
     try:
         code = pump()  # type: ignore[operator]
     except stream.Detached:
         print(f"\r\nread escape sequence", file=sys.stderr)
         return 0
-    except KeyboardInterrupt:
-        # Ctrl-C on a non-tty foreground run: Docker proxies the signal to the container
-        lifecycle.kill(eng, c, "SIGINT")
-        code = None
     final = lifecycle.wait_exit(eng, c, exited=code is not None)
     stream.cleaned(holder["sock"])  # type: ignore[arg-type]
     return code if code is not None else final
@@ -124,4 +144,4 @@ def cmd_attach(argv: list[str]) -> int:
         raise Conflict("You cannot attach to a paused container, unpause it first")
     want_stdin = bool(c.config.get("OpenStdin")) and not ns.no_stdin
     sock, pump = session(lifecycle.run_dir(eng, c.id), c, ns.detach_keys, want_stdin, streams=(True, True))
-    return _finish(eng, c, {"sock": sock, "pump": pump})
+    return _finish(eng, c, {"sock": sock, "pump": pump}, sig_proxy=ns.sig_proxy.lower() not in ("false", "0"))

@@ -74,7 +74,6 @@ def cmd_restart(argv: list[str]) -> int:
     def restart(e, c):  # type: ignore[no-untyped-def]
         c = lifecycle.stop(e, c, ns.time, ns.signal)
         c = e.containers.load(c.id)
-        c.doc["RestartCount"] = int(c.doc.get("RestartCount", 0))
         lifecycle.start(e, c)
     return _each(ns.containers, restart)
 
@@ -156,7 +155,9 @@ def cmd_prune(argv: list[str]) -> int:
     for f in ns.filter:
         k, _, v = f.partition("=")
         if k == "until":
-            until = _util.parse_rfc3339(v) if not v.replace(".", "").isdigit() else float(v)
+            from ..engine.logs import parse_time
+
+            until = parse_time(v)
         elif k == "label":
             labels.append(v)
     for c in eng.containers.all():

@@ -47,5 +47,9 @@ def cmd_run(argv: list[str]) -> int:
         return 0
     from .attach import attach_and_start
 
-    code = attach_and_start(eng, c, ns.detach_keys)
+    if ns.detach_keys:
+        from ..engine.stream import parse_detach_keys
+
+        parse_detach_keys(ns.detach_keys)
+    code = attach_and_start(eng, c, ns.detach_keys, sig_proxy=ns.sig_proxy.lower() not in ("false", "0"))
     return code

@@ -50,6 +50,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     a("--uts", help="UTS namespace to use")
     a("--runtime", help="Runtime to use for this container")
     a("--detach-keys", help="Override the key sequence for detaching a container")
+    a("--sig-proxy", default="true", help="Proxy received signals to the process (non-TTY mode only)")
     a("-a", "--attach", action="append", default=[], help="Attach to STDIN, STDOUT or STDERR")
     a("--cpus", help="Number of CPUs")
     a("--cpu-period", type=int, help="Limit CPU CFS (Completely Fair Scheduler) period")
@@ -218,8 +219,17 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     if "max-size" in hc["LogConfig"]["Config"]:
         _util.parse_bytes(hc["LogConfig"]["Config"]["max-size"])
     for so in ns.security_opt:
-        if so.split("=")[0].split(":")[0] not in ("no-new-privileges", "label", "apparmor", "seccomp"):
+        key, _, val = so.replace(":", "=", 1).partition("=")
+        if key not in ("no-new-privileges", "label", "apparmor", "seccomp"):
             raise InvalidArgument(f"Invalid --security-opt: \"{so}\"")
+        if key in ("seccomp", "apparmor") and val != "unconfined":
+            raise Unsupported(f"--security-opt {so}: {key} profiles are not supported yet "
+                              f"(containers run without one; only '{key}=unconfined' is accepted)")
+    for flag, value in (("--pid", ns.pid), ("--ipc", ns.ipc), ("--uts", ns.uts)):
+        allowed = {"--pid": ("", "host"), "--ipc": ("", "host", "private", "shareable", "none"),
+                   "--uts": ("", "host")}[flag]
+        if value and value not in allowed and not (flag != "--uts" and value.startswith("container:")):
+            raise InvalidArgument(f"{flag}: invalid mode \"{value}\"")
     if ns.memory:
         hc["Memory"] = _util.parse_bytes(ns.memory)
         if hc["Memory"] < 6 * 1024 * 1024:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import _util
-from ..errors import Conflict, InvalidArgument
+from ..errors import Conflict, ExecFailed, InvalidArgument
 from . import lifecycle
 from .core import Engine
 from .records import Container
@@ -53,11 +53,18 @@ def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
     spec = _util.read_json(os.path.join(lifecycle.run_dir(engine, c.id), "config.json"))
     proc: dict[str, Any] = dict(spec["process"])
     rootfs = spec["root"]["path"]
+    home = None
     if opts.user:
-        uid, gid, extra, home = resolve_user(rootfs, opts.user)
+        try:
+            uid, gid, extra, home = resolve_user(rootfs, opts.user)
+        except InvalidArgument as e:
+            raise ExecFailed(str(e), 126) from None
         proc["user"] = {"uid": uid, "gid": gid, "additionalGids": extra}
     extra = [e if "=" in e else f"{e}={os.environ[e]}" for e in opts.env if "=" in e or e in os.environ]
-    env = lifecycle.merge_env(list(proc.get("env") or []), extra)
+    base_env = list(proc.get("env") or [])
+    if home is not None:  # another user: their HOME, unless -e HOME says otherwise
+        base_env = lifecycle.merge_env(base_env, [f"HOME={home}"])
+    env = lifecycle.merge_env(base_env, extra)
     if opts.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
     proc.update(args=list(opts.cmd), env=env, terminal=opts.tty, cwd=opts.workdir or proc.get("cwd") or "/")
@@ -77,12 +84,15 @@ def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
     shim = ShimSpec(run_dir=rdir, log_path="", log_max_size=0, log_max_files=1,
                     open_stdin=opts.interactive, stdin_once=opts.interactive, exit_cmd=(),
                     remove_run_dir=True)
+    runtime = engine.runtime_for(c)
+    pid = None
     try:
-        pid = engine.runtime_for(c).exec_create(c.id, exec_id, proc, shim)
+        pid = runtime.exec_create(c.id, exec_id, proc, shim)
         if before_start is not None:
             before_start(rdir)
-        engine.runtime_for(c).exec_start(c.id, exec_id, pid)
+        runtime.exec_start(c.id, exec_id, pid)
     except BaseException:
+        runtime.exec_abort(c.id, exec_id, pid)
         shutil.rmtree(rdir, ignore_errors=True)
         raise
     return ExecSession(exec_id, rdir, pid)

@@ -7,7 +7,6 @@ state), and the user sees one message naming the container and the cause.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -189,7 +188,7 @@ def _lookup_pid(engine: Engine) -> Callable[[str], int]:
     def lookup(ref: str) -> int:
         other = engine.containers.resolve(ref)
         if not other.running:
-            raise Conflict(f"cannot join network of a non running container: {other.id}")
+            raise Conflict(f"cannot join the namespaces of a non-running container: {other.id}")
         return int(other.state["Pid"])
     return lookup
 
@@ -275,7 +274,16 @@ def _abort_start(engine: Engine, c: Container, err: BaseException) -> None:
 
 def handle_exit(engine: Engine, cid: str) -> Container | None:
     """Record a container's exit and release what it held. Idempotent; safe to race with
-    the shim's exit command. Returns the container, or None if it was auto-removed."""
+    the shim's exit command. Returns the container (with `removed` set when --rm removed
+    it: its state is still the exit's), or None if it did not exist."""
+    store = engine.containers
+    try:
+        return _handle_exit_locked(engine, cid)
+    finally:
+        store.forget_lock(cid)
+
+
+def _handle_exit_locked(engine: Engine, cid: str) -> Container | None:
     store = engine.containers
     with store.lock(cid):
         try:
@@ -312,7 +320,7 @@ def handle_exit(engine: Engine, cid: str) -> Container | None:
         store.save(c)
         if c.host_config.get("AutoRemove"):
             _remove_locked(engine, c)
-            return None
+            c.removed = True
         return c
 
 
@@ -342,7 +350,8 @@ def refresh_or_none(engine: Engine, c: Container) -> Container | None:
             return c
     except NotFound:
         pass
-    return handle_exit(engine, c.id)
+    got = handle_exit(engine, c.id)
+    return None if got is None or got.removed else got
 
 
 def refresh(engine: Engine, c: Container) -> Container:
@@ -372,10 +381,8 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
                 break
             time.sleep(0.05)
         got = handle_exit(engine, c.id)
-        if got is None:
-            return int(_util.read_json(os.path.join(run_dir(engine, c.id), "exit.json"))["exit_code"]) \
-                if os.path.exists(os.path.join(run_dir(engine, c.id), "exit.json")) else 0
-        c = got
+        if got is not None:
+            c = got
     return int(c.state.get("ExitCode", 0))
 
 
@@ -427,7 +434,7 @@ def stop(engine: Engine, c: Container, timeout: int | None = None, sig: str | No
 
 
 def _wait_dead(pid: int, timeout: float | None) -> bool:
-    from ..runtime.api import _alive
+    from ..runtime.spawn import alive as _alive
 
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.005
@@ -444,7 +451,10 @@ def kill(engine: Engine, c: Container, sig: str | None = None) -> None:
     if not c.running:
         raise Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running")
     signum = _signal_number(sig, signal.SIGKILL)
-    engine.runtime_for(c).kill(c.id, signum)
+    try:
+        engine.runtime_for(c).kill(c.id, signum)
+    except Conflict:
+        raise Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running") from None
     if signum == signal.SIGKILL:
         _wait_dead(int(c.state["Pid"]), 5)
         handle_exit(engine, c.id)
@@ -498,14 +508,18 @@ def remove(engine: Engine, c: Container, force: bool = False) -> None:
         except (Conflict, NotFound, FileNotFoundError):
             pass  # already gone: another rm or the exit handling got there first
         _wait_dead(int(c.state["Pid"]), 10)
-        if handle_exit(engine, c.id) is None:
+        got = handle_exit(engine, c.id)
+        if got is None or got.removed:
             return
-    with engine.containers.lock(c.id):
-        try:
-            c = engine.containers.load(c.id)
-        except NotFound:
-            return
-        _remove_locked(engine, c)
+    try:
+        with engine.containers.lock(c.id):
+            try:
+                c = engine.containers.load(c.id)
+            except NotFound:
+                return
+            _remove_locked(engine, c)
+    finally:
+        engine.containers.forget_lock(c.id)
 
 
 def _remove_locked(engine: Engine, c: Container) -> None:
@@ -518,11 +532,5 @@ def _remove_locked(engine: Engine, c: Container) -> None:
     with _util.locked(engine.paths.lock):
         engine.containers.release_name(c.name, c.id)
     engine.containers.delete(c.id)
-    try:
-        os.unlink(engine.paths.runroot / "locks" / f"{c.id}.lock")
-    except FileNotFoundError:
-        pass
 
 
-def exit_info_json(c: Container) -> str:
-    return json.dumps(c.state)

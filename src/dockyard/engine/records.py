@@ -25,6 +25,8 @@ class Container:
 
     doc: dict[str, Any]
     host_config: dict[str, Any]
+    #: set when exit handling removed the container (--rm); the record shows its last state
+    removed: bool = False
 
     @property
     def id(self) -> str:
@@ -67,8 +69,24 @@ class ContainerStore:
 
     @contextlib.contextmanager
     def lock(self, cid: str) -> Iterator[None]:
-        with _util.locked(self.paths.runroot / "locks" / f"{cid}.lock"):
+        """The container's lock. For a container that does not exist (any more) no lock
+        file is created: there is nothing to protect, and the file would never be removed."""
+        if not self.path(cid).exists():
             yield
+            return
+        with _util.locked(self.lock_path(cid)):
+            yield
+
+    def lock_path(self, cid: str) -> Path:
+        return self.paths.runroot / "locks" / f"{cid}.lock"
+
+    def forget_lock(self, cid: str) -> None:
+        """Remove a removed container's lock file (called after the lock is released)."""
+        if not self.path(cid).exists():
+            try:
+                os.unlink(self.lock_path(cid))
+            except FileNotFoundError:
+                pass
 
     def save(self, c: Container, host_config: bool = False) -> None:
         """Write the record; HostConfig only when asked (it changes at create, not per start)."""

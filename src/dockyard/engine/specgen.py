@@ -139,10 +139,13 @@ def _namespaces(hc: dict[str, Any], lookup_pid: Any) -> list[dict[str, Any]]:
 
     if detect().version == 2:
         ns.append({"type": "cgroup"})
-    if (hc.get("PidMode") or "") == "host":
-        ns = [n for n in ns if n["type"] != "pid"]
-    if (hc.get("IpcMode") or "") == "host":
-        ns = [n for n in ns if n["type"] != "ipc"]
+    for key, kind in (("PidMode", "pid"), ("IpcMode", "ipc")):
+        mode = hc.get(key) or ""
+        if mode == "host":
+            ns = [n for n in ns if n["type"] != kind]
+        elif mode.startswith("container:"):
+            target = lookup_pid(mode.split(":", 1)[1])
+            ns = [n if n["type"] != kind else {"type": kind, "path": f"/proc/{target}/ns/{kind}"} for n in ns]
     if (hc.get("UTSMode") or "") == "host":
         ns = [n for n in ns if n["type"] != "uts"]
     return ns

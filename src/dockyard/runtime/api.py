@@ -292,6 +292,19 @@ class Runtime:
                 pass
             raise
 
+    def exec_abort(self, cid: str, exec_id: str, pid: int | None) -> None:
+        """Undo an exec_create whose start will not happen: kill the waiting process (its
+        shim then exits) and remove its fifo."""
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.unlink(self._dir(cid) / f"exec-{exec_id}.fifo")
+        except FileNotFoundError:
+            pass
+
     def exec_start(self, cid: str, exec_id: str, pid: int) -> None:
         try:
             spawn.open_fifo_for_start(str(self._dir(cid) / f"exec-{exec_id}.fifo"), pid)

@@ -59,6 +59,13 @@ class ExternalRuntime(Runtime):
         external = {"argv": self._argv(), "id": cid, "process": proc_file, "mode": "exec"}
         return self._spawn_with_shim(None, bool(process.get("terminal")), shim, external)
 
+    def exec_abort(self, cid: str, exec_id: str, pid: int | None) -> None:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def exec_start(self, cid: str, exec_id: str, pid: int) -> None:
         pass  # `exec -d` has started it; the shim holds output until a client attaches
 

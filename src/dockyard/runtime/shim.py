@@ -25,6 +25,7 @@ import time
 STDOUT, STDERR, EXIT = 1, 2, 3
 STDIN, CLOSE_STDIN, RESIZE, CLEANED = 0, 4, 5, 6
 MAX_STDIN_QUEUE = 1 << 20
+MAX_CLIENT_QUEUE = 8 << 20
 _ESC = {0x22: '\\"', 0x5C: "\\\\", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x08: "\\b", 0x0C: "\\f"}
 _TABLE = {c: _ESC.get(c, "\\u%04x" % c) for c in list(range(0x20)) + [0x22, 0x5C]}
 _TABLE.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
@@ -358,6 +359,9 @@ class Shim:
                 self.resize(payload)
 
     def send(self, c, data):
+        if len(c.out) > MAX_CLIENT_QUEUE:
+            self.drop(c)  # not reading: the log file still has the output
+            return
         c.out += data
         self.client_flush(c)
 
@@ -454,7 +458,7 @@ class Shim:
         msg = frame(EXIT, str(self.exit_code).encode())
         cleaners = []
         for c in list(self.clients.values()) + self.paused:
-            c.sock.setblocking(True)
+            c.sock.settimeout(5)  # a client that stopped reading must not keep us alive
             try:
                 c.sock.sendall(bytes(c.out) + msg)
             except OSError:

@@ -35,7 +35,11 @@ def fork_tenant(init_pid: int, process: dict, fifo_path: str, stdio: tuple[int, 
         except FileNotFoundError:
             continue
     if "pid" in ns_fds:
-        k.setns(ns_fds.pop("pid"), k.CLONE_NEWPID, f"/proc/{init_pid}/ns/pid")
+        fd = ns_fds.pop("pid")
+        try:
+            k.setns(fd, k.CLONE_NEWPID, f"/proc/{init_pid}/ns/pid")
+        finally:
+            os.close(fd)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
     pid = os.fork()
@@ -86,7 +90,7 @@ def _child(process: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, i
             raise init.InitError("no command specified", 125)
         cwd = process.get("cwd") or "/"
         if not os.path.isdir(cwd):
-            raise init.InitError(f"chdir to cwd (\"{cwd}\") set in config.json failed: no such file or directory", 125)
+            raise init.InitError(f"chdir to cwd (\"{cwd}\") set in config.json failed: no such file or directory", 126)
         path = init.find_executable(args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
         init.send(sync, "ready")
         wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
