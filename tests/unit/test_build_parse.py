@@ -6,7 +6,7 @@ import pytest
 
 from dockyard.build import ignore, steps
 from dockyard.build.parser import escape_directive, key_values, parse
-from dockyard.build.shell import process_word, split_words
+from dockyard.images.shellwords import process_word, split_words
 from dockyard.errors import InvalidArgument
 
 

@@ -28,7 +28,7 @@ from .args import BUILTIN_ARGS, arg_pairs as _arg_pairs, heredoc_script, platfor
 from .cache import BuildCache, StepInputs, explain_miss
 from .context import SourceRoot, plan_copy
 from .parser import Dockerfile, Instruction, Stage, instruction_of
-from .shell import process_word
+from ..images.shellwords import process_word
 from .state import StageState as _State
 
 class BuildFailed(FailedPrecondition):

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from ..errors import InvalidArgument
 from ..images.changes import apply_changes, parse_duration, parse_exposed_port, validate_signal
 from .parser import Instruction, key_values
-from .shell import process_word, split_words
+from ..images.shellwords import process_word, split_words
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
