@@ -8,7 +8,7 @@ import pytest
 
 from dockyard import _util
 from dockyard.cli import runflags
-from dockyard.engine import lifecycle, specgen
+from dockyard.engine import configs, lifecycle, specgen
 from dockyard.engine.records import Container, new_state
 from dockyard.errors import InvalidArgument, Unsupported
 from dockyard.kernel import caps
@@ -53,7 +53,7 @@ def test_unknown_network_is_unsupported_until_bridges_exist():
 
 def test_merge_keeps_image_env_and_lets_user_override():
     img = {"config": {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "WorkingDir": "/w", "Labels": {"x": "1"}}}
-    out = lifecycle.merge_image_config({"Env": ["A=2", "B=3"], "Cmd": None, "Labels": {"y": "2"}}, img)
+    out = configs.merge_image_config({"Env": ["A=2", "B=3"], "Cmd": None, "Labels": {"y": "2"}}, img)
     assert out["Env"] == ["PATH=/bin", "A=2", "B=3"]
     assert out["Cmd"] == ["sh"] and out["WorkingDir"] == "/w"
     assert out["Labels"] == {"x": "1", "y": "2"}
@@ -61,7 +61,7 @@ def test_merge_keeps_image_env_and_lets_user_override():
 
 def test_entrypoint_flag_resets_image_cmd():
     img = {"config": {"Entrypoint": ["/init"], "Cmd": ["serve"]}}
-    out = lifecycle.merge_image_config({"Entrypoint": ["sh"], "Cmd": None}, img)
+    out = configs.merge_image_config({"Entrypoint": ["sh"], "Cmd": None}, img)
     assert out["Entrypoint"] == ["sh"] and out["Cmd"] is None
 
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .. import _util
 from ..errors import Conflict, ExecFailed, InvalidArgument
-from . import lifecycle
+from . import configs, lifecycle
 from .core import Engine
 from .records import Container
 from .specgen import resolve_user
@@ -63,8 +63,8 @@ def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
     extra = [e if "=" in e else f"{e}={os.environ[e]}" for e in opts.env if "=" in e or e in os.environ]
     base_env = list(proc.get("env") or [])
     if home is not None:  # another user: their HOME, unless -e HOME says otherwise
-        base_env = lifecycle.merge_env(base_env, [f"HOME={home}"])
-    env = lifecycle.merge_env(base_env, extra)
+        base_env = configs.merge_env(base_env, [f"HOME={home}"])
+    env = configs.merge_env(base_env, extra)
     if opts.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
     proc.update(args=list(opts.cmd), env=env, terminal=opts.tty, cwd=opts.workdir or proc.get("cwd") or "/")

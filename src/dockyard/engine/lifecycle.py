@@ -17,6 +17,7 @@ from typing import Any, Callable
 from .. import _util
 from ..errors import Conflict, DockyardError, ExecFailed, FailedPrecondition, InvalidArgument, NotFound
 from . import names as namegen
+from .configs import HOSTS, merge_image_config, read_or_default_hosts, resolv_conf
 from . import stream
 from .core import Engine
 from .records import Container, new_state
@@ -24,76 +25,7 @@ from .records import Container, new_state
 DEFAULT_LOG_MAX_SIZE = 20 * 1000 * 1000
 DEFAULT_LOG_MAX_FILES = 5
 
-HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
-         "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
-
-
 # ---- create ---------------------------------------------------------------------
-
-def merge_env(base: list[str], extra: list[str]) -> list[str]:
-    """KEY=VALUE lists: `extra` overrides `base` in place, new keys are appended."""
-    env = list(base)
-    keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
-    for e in extra:
-        k = e.split("=", 1)[0]
-        if k in keys:
-            env[keys[k]] = e
-        else:
-            keys[k] = len(env)
-            env.append(e)
-    return env
-
-
-def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> dict[str, Any]:
-    """Docker's merge of the image's config into the container's (run/create)."""
-    img = image_config.get("config") or {}
-    out = dict(config)
-    out["Env"] = merge_env(img.get("Env") or [], config.get("Env") or [])
-    if config.get("Entrypoint") is None:
-        out["Entrypoint"] = img.get("Entrypoint")
-        if not config.get("Cmd"):
-            out["Cmd"] = img.get("Cmd")
-    elif not config.get("Cmd"):
-        out["Cmd"] = None  # --entrypoint resets the image's CMD, as Docker does
-    for key in ("WorkingDir", "User", "StopSignal", "Shell", "Healthcheck", "OnBuild"):
-        if not out.get(key) and img.get(key):
-            out[key] = img[key]
-    labels = dict(img.get("Labels") or {})
-    labels.update(config.get("Labels") or {})
-    out["Labels"] = labels
-    for key in ("ExposedPorts", "Volumes"):
-        merged = dict(img.get(key) or {})
-        merged.update(config.get(key) or {})
-        out[key] = merged or None
-    return out
-
-
-def _resolv_conf(hc: dict[str, Any]) -> str:
-    dns = hc.get("Dns") or []
-    search = hc.get("DnsSearch") or []
-    opts = hc.get("DnsOptions") or []
-    lines: list[str] = []
-    if not dns:
-        try:
-            with open("/etc/resolv.conf") as f:
-                host = f.read().splitlines()
-        except OSError:
-            host = []
-        for line in host:
-            parts = line.split()
-            if parts and parts[0] == "nameserver" and len(parts) > 1 and parts[1].startswith("127."):
-                continue  # a host-local resolver is unreachable from the container
-            if parts and parts[0] in ("search", "options") and (search or opts):
-                continue
-            lines.append(line)
-    else:
-        lines += [f"nameserver {d}" for d in dns]
-    if search:
-        lines.append("search " + " ".join(search))
-    if opts:
-        lines.append("options " + " ".join(opts))
-    return "\n".join(lines) + "\n"
-
 
 def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], name: str | None) -> Container:
     image = engine.images.resolve(config["Image"])
@@ -132,11 +64,11 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
         "ResolvConfPath": str(cdir / "resolv.conf"),
     }
     c = Container(doc, host_config)
-    hosts = HOSTS if mode != "host" else _read("/etc/hosts")
+    hosts = HOSTS if mode != "host" else read_or_default_hosts("/etc/hosts")
     for extra in host_config.get("ExtraHosts") or []:
         h, _, ip = extra.rpartition(":")
         hosts += f"{ip}\t{h}\n"
-    resolv = _resolv_conf(host_config)
+    resolv = resolv_conf(host_config)
     store = engine.containers
     with _util.locked(engine.paths.lock):
         if name is None:
@@ -165,14 +97,6 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
         store.delete(cid)
         raise
     return c
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return HOSTS
 
 
 def _remove_rw_quietly(engine: Engine, cid: str) -> None:
