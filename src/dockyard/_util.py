@@ -146,14 +146,15 @@ def human_duration(seconds: float) -> str:
     return f"{h // 24 // 365} years"
 
 
-def human_size(n: float) -> str:
-    """Docker's units.HumanSize: decimal units, 4 significant digits."""
+def human_size(n: float, precision: int = 4) -> str:
+    """Docker's units.HumanSizeWithPrecision: decimal units, `precision` significant digits
+    (4 is units.HumanSize)."""
     units = ["B", "kB", "MB", "GB", "TB", "PB"]
     i = 0
     while n >= 1000 and i < len(units) - 1:
         n /= 1000.0
         i += 1
-    return f"{n:.4g}{units[i]}"
+    return f"{n:.{precision}g}{units[i]}"
 
 
 def bytes_size(n: float) -> str:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .. import _util
 from ..errors import InvalidArgument
 from .args import Parser, engine
 
@@ -105,16 +106,6 @@ def _labels(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _human(n: float) -> str:
-    """Go's units.HumanSize: 4 significant digits, decimal units ("5.632kB")."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000
-        i += 1
-    return f"{n:.4g}{units[i]}"
-
-
 def _context_size(root: Path, excluded: "Callable[[str], bool]", prune: bool) -> int:
     """The size of the context as a tar (what Docker's CLI would send). With `prune`,
     excluded directories are not descended into (no ``!`` pattern can re-include)."""
@@ -199,7 +190,7 @@ def cmd_build(argv: list[str]) -> int:
         if not quiet:
             size = _context_size(root, matcher.excluded if matcher else lambda _r: False,
                                  prune=matcher is not None and not matcher.has_exclusions)
-            log(f"Sending build context to Docker daemon  {_human(size)}")
+            log(f"Sending build context to Docker daemon  {_util.human_size(size)}")
         cache = BuildCache(eng.paths.root / "build" / "cache")
         builder = Builder(EngineBackend(eng), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
         image_id = builder.build(df)

@@ -32,16 +32,6 @@ def _bool_flag(value: str) -> bool:
                           f'parsing "{value}": invalid syntax')
 
 
-def _size3(n: float) -> str:
-    """Docker's units.HumanSizeWithPrecision(n, 3)."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.3g}{units[i]}"
-
-
 def cmd_history(argv: list[str]) -> int:
     p = Parser("history", usage="dockyard history [OPTIONS] IMAGE", description="Show the history of an image")
     p.add_argument("--format", help="Format output using a custom template")
@@ -71,7 +61,7 @@ def cmd_history(argv: list[str]) -> int:
             "CreatedSince": (_util.human_duration(now - r.created) + " ago") if human else created_at,
             "CreatedAt": created_at,
             "CreatedBy": created_by if ns.no_trunc else trunc(created_by, 45),
-            "Size": _size3(r.size) if human else str(r.size),
+            "Size": _util.human_size(r.size, 3) if human else str(r.size),
             "Comment": r.comment,
         })
     if ns.quiet:

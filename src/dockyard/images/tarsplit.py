@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 from .._util import atomic_write
 from ..errors import DockyardError
 from .layers import Layer, LayerStore
+from .tarfs_apply import _BZIP2_MAGIC, _GZIP_MAGIC, _XZ_MAGIC, _ZSTD_MAGIC, _Prefixed
 
 SIDECAR = "tar-split.json.gz"
 _BLOCK = 512
@@ -205,21 +206,6 @@ class Recorder:
 # ---- decompression ------------------------------------------------------------------
 
 
-class _Prefixed:
-    def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head = head
-        self._raw = raw
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0:
-                data, self._head = self._head + self._raw.read(), b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._raw.read(n)
-
-
 def plain_stream(stream: BinaryIO) -> BinaryIO | None:
     """The uncompressed view of a layer stream; None for a compression we cannot undo."""
     head = b""
@@ -229,13 +215,13 @@ def plain_stream(stream: BinaryIO) -> BinaryIO | None:
             break
         head += more
     raw: Any = _Prefixed(head, stream)
-    if head.startswith(b"\x1f\x8b"):
+    if head.startswith(_GZIP_MAGIC):
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if head.startswith(b"BZh"):
+    if head.startswith(_BZIP2_MAGIC):
         return bz2.BZ2File(raw, "rb")  # type: ignore[return-value]
-    if head.startswith(b"\xfd7zXZ\x00"):
+    if head.startswith(_XZ_MAGIC):
         return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
+    if head.startswith(_ZSTD_MAGIC):
         try:
             import zstandard  # type: ignore[import-not-found]
         except ImportError:

@@ -75,14 +75,7 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
         import resource  # noqa: F401
     if proc.get("terminal"):
         import termios  # noqa: F401
-    os.setsid()
-    if stdio is not None:
-        for target, fd in enumerate(stdio):
-            if fd != target:
-                os.dup2(fd, target)
-    for d in cgroup_dirs.values():
-        with open(os.path.join(d, "cgroup.procs"), "w") as f:
-            f.write("0")
+    start_process(stdio, cgroup_dirs)
     _enter_namespaces(linux.get("namespaces") or [])
 
     has_mntns = any(n["type"] == "mount" for n in linux.get("namespaces") or [])
@@ -181,6 +174,19 @@ def become(proc: dict, path: str, args: list[str], env: dict[str, str], cwd: str
     except ValueError as e:  # e.g. an environment entry the kernel cannot take
         os.write(2, f"exec {args[0]}: {e}\n".encode())
         os._exit(126)
+
+
+def start_process(stdio: tuple[int, int, int] | None, cgroup_dirs: dict[str, str]) -> None:
+    """First steps of an init or a tenant: a session of its own, its stdio on 0-2, and
+    the container's cgroup (joined while the host's cgroupfs paths are still visible)."""
+    os.setsid()
+    if stdio is not None:
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+    for d in cgroup_dirs.values():
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write("0")
 
 
 def _enter_namespaces(namespaces: list[dict]) -> None:

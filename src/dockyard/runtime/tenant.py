@@ -63,14 +63,7 @@ def _child(process: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, i
     try:
         if process.get("terminal"):
             import termios  # noqa: F401  (before the mount namespace switch hides the host's modules)
-        os.setsid()
-        if stdio is not None:
-            for target, fd in enumerate(stdio):
-                if fd != target:
-                    os.dup2(fd, target)
-        for d in cgroup_dirs.values():
-            with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                f.write("0")
+        init.start_process(stdio, cgroup_dirs)
         flags = {"ipc": k.CLONE_NEWIPC, "uts": k.CLONE_NEWUTS, "net": k.CLONE_NEWNET,
                  "cgroup": k.CLONE_NEWCGROUP, "mnt": k.CLONE_NEWNS}
         for name in _JOIN_ORDER:
