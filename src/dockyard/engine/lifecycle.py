@@ -80,8 +80,14 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
         assert name is not None
         doc["Name"] = "/" + name
         store.reserve_name(name, cid)
+        # The directory is made under the lock: a concurrent create treats a reserved name
+        # whose holder has no directory as stale, so the holder must exist from here on.
+        try:
+            cdir.mkdir(parents=True)
+        except BaseException:
+            store.release_name(name, cid)
+            raise
     try:
-        cdir.mkdir(parents=True)
         for fname, data in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
             _util.atomic_write(cdir / fname, data, durable=False)
         engine.layers.create_rw(cid, image.top_chain_id, {
