@@ -37,7 +37,11 @@ def _in_thread(fn: Callable[..., T], *args: Any) -> T:
 
     t = threading.Thread(target=body, name="dockyard-netns", daemon=True)
     t.start()
-    t.join()
+    try:
+        t.join()
+    except BaseException:  # e.g. KeyboardInterrupt: let the (short) work finish, then go
+        t.join()
+        raise
     if "error" in box:
         err = box.pop("error")
         try:
