@@ -1,0 +1,229 @@
+"""Networks as objects: daemon settings, create/remove/prune, Docker's inspect shape.
+
+A bridge network is a Linux bridge (made at `network create`, so its route keeps later
+subnets from overlapping it), an nftables part (masquerade, forwarding) and an address pool.
+Containers attach to networks in engine/netattach.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import _util
+from ..errors import Conflict, InvalidArgument
+from ..network import ipam
+from ..network.store import Network, NetworkStore, Settings
+from ..paths import DEFAULT_ROOT, Paths
+from .core import Engine
+
+CONFIG_PATH = "/etc/dockyard/daemon.json"
+
+
+def daemon_config() -> dict[str, Any]:
+    """Dockyard's daemon.json (DOCKYARD_CONFIG, else /etc/dockyard/daemon.json), or {}."""
+    path = os.environ.get("DOCKYARD_CONFIG") or CONFIG_PATH
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise InvalidArgument(f"invalid configuration file {path}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise InvalidArgument(f"invalid configuration file {path}: not a JSON object")
+    return cfg
+
+
+def _root_tag(paths: Paths) -> str:
+    """'' for the default data root; a short hash for a relocated one, so two data roots on
+    one host never share a bridge or a packet-filter table."""
+    if str(paths.root) == DEFAULT_ROOT:
+        return ""
+    return hashlib.sha256(str(paths.root).encode()).hexdigest()[:8]
+
+
+def settings(paths: Paths) -> Settings:
+    cfg = daemon_config()
+    tag = _root_tag(paths)
+    bridge = cfg.get("bridge") or ("dockyard0" if not tag else f"dy{tag}0")
+    pools = tuple(ipam.Pool(str(p["base"]), int(p["size"])) for p in cfg.get("default-address-pools") or [])
+    bip = str(cfg.get("bip") or "")
+    if bip:
+        ipam.parse_subnet(bip)
+    return Settings(default_bridge=str(bridge), bip=bip, pools=pools or ipam.DEFAULT_POOLS)
+
+
+def nft_table(paths: Paths) -> str:
+    tag = _root_tag(paths)
+    return "dockyard" if not tag else f"dockyard_{tag}"
+
+
+def dns_table(paths: Paths) -> Path:
+    return paths.runroot / "dns" / "table.json"
+
+
+def store(engine: Engine) -> NetworkStore:
+    return NetworkStore(engine.paths.root, settings(engine.paths))
+
+
+def ensure_bridge(engine: Engine, net: Network) -> None:
+    """The network's bridge with its gateway address, up, and its packet-filter rules."""
+    from ..network import veth
+    from ..network.rtnl import Netlink
+
+    with Netlink() as nl:
+        existed = nl.link_index(net.bridge) is not None
+    veth.ensure_bridge(net.bridge, f"{net.gateway}/{net.prefixlen}")
+    if not existed or not _table_has(engine, net):
+        restore_rules(engine, net)
+
+
+def restore_rules(engine: Engine, net: Network) -> None:
+    """(Re)install the network's packet-filter part (also after someone flushed the ruleset)."""
+    from ..network import nft
+
+    table = nft_table(engine.paths)
+    nft.ensure_base(table)
+    nft.add_network(table, net.bridge, net.subnet, net.internal)
+    _mark(engine, net)
+
+
+def _marker(engine: Engine, net: Network) -> Path:
+    return engine.paths.runroot / "network" / f"{net.id}.up"
+
+
+def _table_has(engine: Engine, net: Network) -> bool:
+    return _marker(engine, net).exists()
+
+
+def _mark(engine: Engine, net: Network) -> None:
+    p = _marker(engine, net)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.touch()
+
+
+def drop_bridge(engine: Engine, net: Network) -> None:
+    from ..network import nft
+    from ..network.rtnl import Netlink
+
+    nft.remove_network(nft_table(engine.paths), net.bridge)
+    with Netlink() as nl:
+        nl.del_link(net.bridge, missing_ok=True)
+    try:
+        os.unlink(_marker(engine, net))
+    except FileNotFoundError:
+        pass
+
+
+def create(engine: Engine, name: str, driver: str = "bridge", subnet: str = "", gateway: str = "",
+           ip_range: str = "", internal: bool = False, labels: dict[str, str] | None = None,
+           options: dict[str, str] | None = None) -> Network:
+    st = store(engine)
+    net = st.create(name, driver or "bridge", subnet, gateway, ip_range, internal, labels, options)
+    try:
+        ensure_bridge(engine, net)
+    except BaseException:
+        st.remove(net)
+        try:
+            drop_bridge(engine, net)
+        except (OSError, Exception):
+            pass
+        raise
+    return net
+
+
+def users(engine: Engine, net: Network, running_only: bool = True) -> list[Any]:
+    """Containers attached to `net` (running ones, unless asked for all)."""
+    out = []
+    for c in engine.containers.all():
+        if running_only and not c.running:
+            continue
+        if net.name in ((c.doc.get("NetworkSettings") or {}).get("Networks") or {}):
+            out.append(c)
+    return out
+
+
+def remove(engine: Engine, net: Network) -> None:
+    if net.name in ("bridge", "host", "none"):
+        raise Conflict(f"{net.name} is a pre-defined network and cannot be removed")
+    active = users(engine, net)
+    if active:
+        raise Conflict(f"error while removing network: network {net.name} id {net.id} has active endpoints")
+    drop_bridge(engine, net)
+    store(engine).remove(net)
+    from ..network import dnsd
+
+    dnsd.drop_network(dns_table(engine.paths), net.id)
+
+
+def prune(engine: Engine, label_filters: list[str] | None = None) -> list[str]:
+    from .query import label_match
+
+    removed = []
+    for net in store(engine).list():
+        if net.name in ("bridge", "host", "none"):
+            continue
+        if label_filters and not all(label_match(net.labels, f) for f in label_filters):
+            continue
+        if users(engine, net, running_only=False):
+            continue
+        remove(engine, net)
+        removed.append(net.name)
+    return removed
+
+
+def inspect(engine: Engine, net: Network) -> dict[str, Any]:
+    containers: dict[str, Any] = {}
+    for c in users(engine, net):
+        ep = (c.doc.get("NetworkSettings") or {}).get("Networks", {}).get(net.name) or {}
+        containers[c.id] = {"Name": c.name, "EndpointID": ep.get("EndpointID", ""),
+                            "MacAddress": ep.get("MacAddress", ""),
+                            "IPv4Address": f"{ep['IPAddress']}/{ep.get('IPPrefixLen', 0)}" if ep.get("IPAddress") else "",
+                            "IPv6Address": ""}
+    config = []
+    if net.subnet:
+        entry = {"Subnet": net.subnet, "Gateway": net.gateway}
+        if net.ip_range:
+            entry["IPRange"] = net.ip_range
+        config.append(entry)
+    return {
+        "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local", "Driver": net.driver,
+        "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None if net.name in ("host", "none") else {},
+                                      "Config": config},
+        "Internal": net.internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False, "Containers": containers, "Options": dict(net.options),
+        "Labels": dict(net.labels),
+    }
+
+
+def matches(net: Network, filters: dict[str, list[str]]) -> bool:
+    """`network ls -f`: name (substring), id (prefix), driver, label, type (custom|builtin)."""
+    from .query import label_match
+
+    for key, values in filters.items():
+        if key == "name" and not any(v in net.name for v in values):
+            return False
+        if key == "id" and not any(net.id.startswith(v) for v in values):
+            return False
+        if key == "driver" and net.driver not in values:
+            return False
+        if key == "label" and not all(label_match(net.labels, v) for v in values):
+            return False
+        if key == "type":
+            kind = "builtin" if net.name in ("bridge", "host", "none") else "custom"
+            if kind not in values:
+                return False
+        if key not in ("name", "id", "driver", "label", "type", "scope", "dangling"):
+            raise InvalidArgument(f"invalid filter '{key}'")
+    return True
+
+
+def created_ts(net: Network) -> float:
+    try:
+        return _util.parse_rfc3339(net.created)
+    except (ValueError, TypeError):
+        return 0.0
