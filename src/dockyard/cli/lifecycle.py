@@ -94,7 +94,7 @@ def cmd_rm(argv: list[str]) -> int:
     p.add_argument("-l", "--link", action="store_true", help="Remove the specified link")
     p.add_argument("containers", nargs="+")
     ns = p.parse_args(argv)
-    return _each(ns.containers, lambda e, c: lifecycle.remove(e, c, ns.force))
+    return _each(ns.containers, lambda e, c: lifecycle.remove(e, c, ns.force, volumes=ns.volumes))
 
 
 def cmd_wait(argv: list[str]) -> int:

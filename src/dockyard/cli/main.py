@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "load": "imageio:cmd_load", "image-prune": "imageio:cmd_image_prune", "system-df": "imageio:cmd_system_df",
     "info": "system:cmd_info", "version": "system:cmd_version", "system-_exited": "system:cmd_exited",
 }
+# volumes (cli/volumes.py): `volume create|ls|inspect|rm|prune`
+COMMANDS["volume"] = "volumes:cmd_volume"
 #: two-word forms (`docker container ls`) -> command
 SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("container", "ls"): "ps", ("container", "list"): "ps", ("container", "ps"): "ps",

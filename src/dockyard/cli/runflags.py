@@ -65,6 +65,12 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     a("--pids-limit", type=int, help="Tune container pids limit (set -1 for unlimited)")
     a("--blkio-weight", type=int, help="Block IO (relative weight), between 10 and 1000, or 0 to disable")
     a("--oom-kill-disable", action="store_true", help="Disable OOM Killer")
+    # volumes and mounts (parsed by cli/mountflags.py)
+    a("-v", "--volume", action="append", default=[], help="Bind mount a volume")
+    a("--mount", action="append", default=[], help="Attach a filesystem mount to the container")
+    a("--tmpfs", action="append", default=[], help="Mount a tmpfs directory")
+    a("--volumes-from", action="append", default=[], help="Mount volumes from the specified container(s)")
+    a("--volume-driver", default="", help="Optional volume driver for the container")
     a("--pull", default="missing", help='Pull image before running ("always", "missing", "never")')
     a("image", help="Image")
     a("command", nargs=argparse.REMAINDER, help="Command and arguments")
@@ -259,6 +265,10 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         raise InvalidArgument("Range of blkio weight is from 10 to 1000")
     if ns.pull not in ("missing", "never", "always"):
         raise InvalidArgument(f"invalid pull option: '{ns.pull}': must be one of \"always\", \"missing\" or \"never\"")
+    if ns.volume or ns.mount or ns.tmpfs or ns.volumes_from or ns.volume_driver:  # volumes and mounts
+        from .mountflags import apply_mount_flags
+
+        apply_mount_flags(ns, config, hc)
     return config, hc
 
 

@@ -9,6 +9,8 @@ through `tarfs.extract_tree_tar`, which resolves every path inside the rootfs by
 Docker bind-mounts /etc/hostname, /etc/hosts and /etc/resolv.conf from containers/<id>/,
 so a container's writes to them never reach its upper dir. Here they live in the init
 layer, so such writes do reach it; `diff` and `commit` leave them out, as Docker does.
+Likewise what lies below a volume, bind or tmpfs mount point stays out of `commit` and
+`export`: the mount point itself stays, as an empty directory.
 """
 
 from __future__ import annotations
@@ -207,8 +209,18 @@ def container_fs(engine: Engine, c: Container, ref: str | None = None) -> Iterat
 
 def export(engine: Engine, c: Container, out: BinaryIO) -> int:
     """`docker export`: the whole merged rootfs as a tar; returns the bytes written."""
-    with container_fs(engine, c) as fs, _tar_in_chroot(fs.root, "/", None) as stream:
+    with container_fs(engine, c) as fs, \
+            _tar_in_chroot(fs.root, "/", None, _mount_points(fs.container)) as stream:
         return _copy(stream, out)
+
+
+def _mount_points(c: Container) -> tuple[str, ...]:
+    """Rootfs-relative paths with a volume, bind or tmpfs on them (engine/mounts.py)."""
+    if not (c.doc.get("MountPoints") or c.host_config.get("Tmpfs")):
+        return ()
+    from .mounts import destinations
+
+    return tuple(d.lstrip("/") for d in destinations(c))
 
 
 def _copy(src: BinaryIO, out: BinaryIO) -> int:
@@ -221,8 +233,15 @@ def _copy(src: BinaryIO, out: BinaryIO) -> int:
 
 
 @contextlib.contextmanager
-def _tar_in_chroot(root: Path, inner: str, arcname: str | None) -> Iterator[BinaryIO]:
-    """Read `write_tree_tar(inner)` from a child process chrooted into `root`."""
+def _tar_in_chroot(root: Path, inner: str, arcname: str | None,
+                   skip_below: tuple[str, ...] = ()) -> Iterator[BinaryIO]:
+    """Read `write_tree_tar(inner)` from a child process chrooted into `root`, leaving out
+    what lies below the `skip_below` directories (relative to `inner`)."""
+    include = None
+    if skip_below:
+        def include(rel: str) -> bool:
+            return not any(rel.startswith(d + "/") for d in skip_below)
+
     rfd, wfd = os.pipe()
     efd, ewfd = os.pipe()
     pid = os.fork()
@@ -234,7 +253,7 @@ def _tar_in_chroot(root: Path, inner: str, arcname: str | None) -> Iterator[Bina
             os.chroot(root)
             os.chdir("/")
             with open(wfd, "wb", buffering=_CHUNK) as f:
-                write_tree_tar(Path(inner), f, arcname=arcname)
+                write_tree_tar(Path(inner), f, arcname=arcname, include=include)
             code = 0
         except BrokenPipeError:
             code = 2
@@ -362,28 +381,31 @@ def _commit_locked(engine: Engine, c: Container, config: dict[str, object], auth
         raise FailedPrecondition(f"the image of container {c.id[:12]} no longer exists") from None
     p = engine.layers.rw_paths(c.id)
     created_by = " ".join(c.config.get("Cmd") or [])
-    with _without_bind_mounted(engine, p.upper) as upper:
+    with _without_bind_mounted(engine, p.upper, _mount_points(c)) as upper:
         return engine.images.commit_layer(upper, list(p.lower_dirs), parent, dict(config),
                                           author=author, comment=comment, created_by=created_by)
 
 
 @contextlib.contextmanager
-def _without_bind_mounted(engine: Engine, upper: Path) -> Iterator[Path]:
-    """`upper`, or if it holds any BIND_MOUNTED path, a hardlinked copy without them."""
+def _without_bind_mounted(engine: Engine, upper: Path, mount_points: tuple[str, ...] = ()) -> Iterator[Path]:
+    """`upper`, or if it holds any BIND_MOUNTED path or anything below a mount point, a
+    hardlinked copy without them (mount points stay, empty)."""
     present = frozenset(rel for rel in BIND_MOUNTED if os.path.lexists(upper / rel))
+    keep = frozenset(d for d in mount_points if os.path.isdir(upper / d) and not os.path.islink(upper / d))
+    present |= frozenset(f"{d}/{name}" for d in keep for name in os.listdir(upper / d))
     if not present:
         yield upper
         return
     # beside the layers (same file system, for hardlinks); `LayerStore.gc` knows .tmp-*
     view = engine.layers.home / f".tmp-commit-{secrets.token_hex(8)}"
     try:
-        _link_tree(str(upper), str(view), "", present)
+        _link_tree(str(upper), str(view), "", present, keep)
         yield view
     finally:
         shutil.rmtree(view, ignore_errors=True)
 
 
-def _link_tree(src: str, dst: str, rel: str, skip: frozenset[str]) -> None:
+def _link_tree(src: str, dst: str, rel: str, skip: frozenset[str], keep: frozenset[str] = frozenset()) -> None:
     os.mkdir(dst, 0o700)
     for name in os.listdir(src):
         crel = f"{rel}/{name}" if rel else name
@@ -391,8 +413,8 @@ def _link_tree(src: str, dst: str, rel: str, skip: frozenset[str]) -> None:
             continue
         s, d = os.path.join(src, name), os.path.join(dst, name)
         if stat.S_ISDIR(os.lstat(s).st_mode):
-            _link_tree(s, d, crel, skip)
-            only_copied_up = any(p.startswith(crel + "/") for p in skip) and not os.listdir(d)
+            _link_tree(s, d, crel, skip, keep)
+            only_copied_up = any(p.startswith(crel + "/") for p in skip) and not os.listdir(d) and crel not in keep
             if only_copied_up and not _opaque(s):
                 os.rmdir(d)
         else:

@@ -95,7 +95,10 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
             "etc/hosts": (hosts.encode(), 0o644),
             "etc/resolv.conf": (resolv.encode(), 0o644),
         })
-        store.save(c, host_config=True)
+        from .mounts import creating as mounts_creating  # volumes and mounts -> MountPoints
+
+        with mounts_creating(engine, c):
+            store.save(c, host_config=True)
     except BaseException:
         with _util.locked(engine.paths.lock):
             store.release_name(name, cid)
@@ -150,6 +153,10 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
         try:
             _stale_runtime_cleanup(engine, c)
             rootfs = str(engine.layers.mount_rw(c.id))
+            if c.doc.get("MountPoints"):  # volumes: device mounts, -v host dirs, copy-up
+                from .mounts import on_start as mounts_on_start
+
+                mounts_on_start(engine, c, rootfs)
             spec = build_spec(c, rootfs, _lookup_pid(engine))
             if console_size and spec["process"].get("terminal"):
                 spec["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
@@ -193,11 +200,20 @@ def _abort_start(engine: Engine, c: Container, err: BaseException) -> None:
     except (DockyardError, OSError):
         pass
     shutil.rmtree(run_dir(engine, c.id), ignore_errors=True)
+    _release_mounts(engine, c)
     st = c.state
     code = err.exit_code if isinstance(err, ExecFailed) else 128
     st.update(Status="created" if st.get("StartedAt") == _util.ZERO_TIME else "exited", Running=False,
               Pid=0, ExitCode=code, Error=str(err))
     engine.containers.save(c)
+
+
+def _release_mounts(engine: Engine, c: Container) -> None:
+    """Volumes: the last user of a local-driver volume with a device unmounts it."""
+    if c.doc.get("MountPoints"):
+        from .mounts import on_stop
+
+        on_stop(engine, c)
 
 
 # ---- exit handling -------------------------------------------------------------
@@ -245,6 +261,7 @@ def _handle_exit_locked(engine: Engine, cid: str) -> Container | None:
         except (DockyardError, OSError):
             pass
         shutil.rmtree(run_dir(engine, cid), ignore_errors=True)
+        _release_mounts(engine, c)
         c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=int(info["exit_code"]),
                        FinishedAt=info["finished_at"], OOMKilled=oom)
         store.save(c)
@@ -427,7 +444,7 @@ def rename(engine: Engine, c: Container, new: str) -> None:
 
 # ---- remove ------------------------------------------------------------------------
 
-def remove(engine: Engine, c: Container, force: bool = False) -> None:
+def remove(engine: Engine, c: Container, force: bool = False, volumes: bool = False) -> None:
     c = refresh(engine, c)
     if c.running:
         if not force:
@@ -447,12 +464,12 @@ def remove(engine: Engine, c: Container, force: bool = False) -> None:
                 c = engine.containers.load(c.id)
             except NotFound:
                 return
-            _remove_locked(engine, c)
+            _remove_locked(engine, c, volumes)
     finally:
         engine.containers.forget_lock(c.id)
 
 
-def _remove_locked(engine: Engine, c: Container) -> None:
+def _remove_locked(engine: Engine, c: Container, volumes: bool = False) -> None:
     try:
         engine.runtime_for(c).delete(c.id, force=True)
     except NotFound:
@@ -462,5 +479,9 @@ def _remove_locked(engine: Engine, c: Container) -> None:
     with _util.locked(engine.paths.lock):
         engine.containers.release_name(c.name, c.id)
     engine.containers.delete(c.id)
+    if c.doc.get("MountPoints"):  # rm -v and --rm take the anonymous volumes along
+        from .mounts import on_remove as mounts_on_remove
+
+        mounts_on_remove(engine, c, volumes or bool(c.host_config.get("AutoRemove")))
 
 

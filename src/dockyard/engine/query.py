@@ -33,11 +33,20 @@ def inspect(engine: Engine, c: Container) -> dict[str, Any]:
         "HostsPath": d.get("HostsPath", ""), "LogPath": d.get("LogPath", ""), "Name": d["Name"],
         "RestartCount": d.get("RestartCount", 0), "Driver": "overlay2", "Platform": "linux",
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": d.get("ExecIDs"),
-        "HostConfig": hc, "GraphDriver": graph, "Mounts": [],
+        "HostConfig": hc, "GraphDriver": graph, "Mounts": _mounts(c),
         "Config": cfg,
         "NetworkSettings": _network_settings(c),
     }
     return out
+
+
+def _mounts(c: Container) -> list[dict[str, Any]]:
+    """Docker's inspect Mounts (engine/mounts.py)."""
+    if not c.doc.get("MountPoints"):
+        return []
+    from .mounts import inspect_mounts
+
+    return inspect_mounts(c)
 
 
 def _network_settings(c: Container) -> dict[str, Any]:

@@ -195,6 +195,13 @@ def build_spec(c: Container, rootfs: str, lookup_pid: Any) -> dict[str, Any]:
     mounts = defaults.default_mounts(int(hc.get("ShmSize") or 64 * 1024 * 1024))
     if init_mount is not None:
         mounts.append(init_mount)
+    rootfs_propagation = "rprivate"
+    if c.doc.get("MountPoints") or hc.get("Tmpfs"):  # volumes, binds, tmpfs (engine/mounts.py)
+        from .mounts import oci_mounts
+
+        user_mounts, rootfs_propagation = oci_mounts(c)
+        taken = {m["destination"] for m in user_mounts}
+        mounts = [m for m in mounts if m["destination"] not in taken] + user_mounts
     if privileged:
         for m in mounts:
             if m["destination"] in ("/sys", "/sys/fs/cgroup"):
@@ -216,7 +223,7 @@ def build_spec(c: Container, rootfs: str, lookup_pid: Any) -> dict[str, Any]:
         "sysctl": dict(hc.get("Sysctls") or {}),
         "maskedPaths": [] if privileged else list(defaults.MASKED_PATHS),
         "readonlyPaths": [] if privileged else list(defaults.READONLY_PATHS),
-        "rootfsPropagation": "rprivate",
+        "rootfsPropagation": rootfs_propagation,
     }
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2",
