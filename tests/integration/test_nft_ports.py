@@ -203,6 +203,17 @@ def test_udp_mapping(lab: Lab, published: list) -> None:
     assert lab.ns_request("2", lab.gw(lab.net_b), m.host_port, "udp") == f"A {lab.gw(lab.net_a)} ping"
 
 
+def test_one_owner_several_ports_and_protocols(lab: Lab, published: list) -> None:
+    m1, m2, m3 = _publish(lab, published, "A", ("tcp", "", 0), ("tcp", "127.0.0.1", 0), ("udp", "", 0))
+    assert request("127.0.0.1", m1.host_port).startswith("A ")
+    assert request("127.0.0.1", m2.host_port).startswith("A ")
+    assert request(lab.gw(lab.net_b), m2.host_port) == "ERR ConnectionRefusedError"
+    assert request(lab.gw(lab.net_b), m3.host_port, "udp").endswith(" ping")
+    nft.unpublish(lab.table, published[0][0])
+    assert request("127.0.0.1", m1.host_port) == "ERR ConnectionRefusedError"
+    assert request("127.0.0.1", m2.host_port) == "ERR ConnectionRefusedError"
+
+
 def test_host_ip_limits_the_addresses(lab: Lab, published: list) -> None:
     (m,) = _publish(lab, published, "A", ("tcp", "127.0.0.1", 0))
     assert request("127.0.0.1", m.host_port) == f"A {lab.gw(lab.net_a)}"

@@ -6,7 +6,7 @@ Everything lives in one `ip` table per data root (the caller names it), laid out
 
     prerouting  nat dstnat   fib daddr type local jump published
     output      nat -100     fib daddr type local jump published
-    published   regular      per owner: meta l4proto . th dport { ... } jump o_<owner> comment "<owner>"
+    published   regular      per owner and protocol: tcp dport P|{P,...} jump o_<owner> comment "<owner>"
     o_<owner>   regular      [ip daddr A] tcp|udp dport P dnat to C:Q   (one rule per mapping)
     postrouting nat srcnat   oifname vmap @post_out;  ip saddr vmap @post_src
     forward     filter       ct state established,related accept; iifname vmap @fwd_in; oifname vmap @fwd_out
@@ -14,7 +14,7 @@ Everything lives in one `ip` table per data root (the caller names it), laid out
 
 Per network (bridge B, subnet S) the maps point at chains named after the bridge:
 `po_B` (out of B: masquerade DNAT'd traffic from S or from 127.0.0.0/8, i.e. hairpin and
-localhost), `ms_B` (from S: masquerade unless leaving through B; absent when internal),
+localhost), `ms_B` (from S: masquerade unless leaving through B; not in the map when internal),
 `fi_B`/`fo_B` (forwarding from/to B: internal networks drop everything crossing B; other
 networks let out what leaves (`fi_B` stays empty: an accept there would skip the other
 network's `fo_`) and let in only DNAT'd or established traffic).
@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dockyard.errors import FailedPrecondition, InvalidArgument, NotFound
-from dockyard.network.ports import PortMapping
+from dockyard.network.ports import PROTOCOLS, PortMapping
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -263,8 +263,13 @@ def _publish_cmds(t: str, owner: str, mappings: Sequence[PortMapping], create: b
     chain = OWNER_PREFIX + owner
     cmds = [f"{'create' if create else 'add'} chain {t} {chain}"]
     cmds += [_dnat_rule(t, chain, m) for m in mappings]
-    keys = ", ".join(sorted({f"{m.proto} . {m.host_port}" for m in mappings}))
-    cmds.append(f'add rule {t} published meta l4proto . th dport {{ {keys} }} jump {chain} comment "{owner}"')
+    # one dispatch rule per protocol; an anonymous set only for several ports (each set makes
+    # every listing of the chain slower: 340 owners, 7 ms without sets, 36 ms with)
+    for proto in PROTOCOLS:
+        found = sorted({m.host_port for m in mappings if m.proto == proto})
+        if found:
+            match = str(found[0]) if len(found) == 1 else "{ " + ", ".join(map(str, found)) + " }"
+            cmds.append(f'add rule {t} published {proto} dport {match} jump {chain} comment "{owner}"')
     return cmds
 
 
@@ -330,6 +335,15 @@ def unpublish(table: str, owner: str) -> None:
 
 
 def owners(table: str) -> set[str]:
-    """Owners that currently have published ports (empty when the table does not exist)."""
+    """Owners that currently have published ports (empty when the table does not exist).
+
+    Read from the chain names alone (publish makes chain and dispatch rule together), which
+    nft lists without fetching any rule: a few ms even with hundreds of owners.
+    """
     _check_table(table)
-    return {o for o, _ in _owner_rules(table) or []}
+    found = set()
+    for item in _read(table, "chains", "ip") or []:
+        chain = item.get("chain")
+        if chain and chain.get("table") == table and chain.get("name", "").startswith(OWNER_PREFIX):
+            found.add(chain["name"][len(OWNER_PREFIX):])
+    return found
