@@ -358,3 +358,34 @@ def test_bridge_cannot_reach_host_loopback_services(lab: Lab) -> None:
                         "proto", "kernel", "scope", "host", "src", "127.0.0.1"], capture_output=True)
         subprocess.run(["ip", "-n", ns, "route", "add", "table", "local", "local", "127.0.0.1", "dev", "lo",
                         "proto", "kernel", "scope", "host", "src", "127.0.0.1"], capture_output=True)
+
+
+def test_concurrent_callers(lab: Lab) -> None:
+    """Several engine processes clearing the same stale owner, or publishing at once."""
+    script = (
+        "import sys\n"
+        "from dockyard.network import nft\n"
+        "from dockyard.network.ports import PortMapping\n"
+        "table, bridge, ip, base, what = sys.argv[1:6]\n"
+        "if what == 'publish':\n"
+        "    for i in range(5):\n"
+        "        p = int(base) + i\n"
+        "        nft.publish(table, f'cc{base}x{i}', bridge, [PortMapping('tcp', '', p, ip, 8000)])\n"
+        "else:\n"
+        "    for i in range(5):\n"
+        "        nft.unpublish(table, f'cc{what}x{i}')\n"
+    )
+    env_ip = f"{lab.net_a}.2"
+    base_ports = [41000 + 10 * i for i in range(4)]
+
+    def run_all(whats: list[str]) -> None:
+        procs = [subprocess.Popen([sys.executable, "-c", script, lab.table, lab.bridge_a, env_ip, str(b), w],
+                                  stderr=subprocess.PIPE, text=True) for b, w in zip(base_ports, whats)]
+        errors = [p.communicate()[1] for p in procs if p.wait() != 0]
+        assert not errors, errors
+
+    run_all(["publish"] * 4)
+    assert {f"cc{b}x{i}" for b in base_ports for i in range(5)} <= nft.owners(lab.table)
+    run_all([str(base_ports[0])] * 4)  # four processes unpublish the same five owners
+    run_all([str(b) for b in base_ports[1:]] + [str(base_ports[0])])
+    assert not {o for o in nft.owners(lab.table) if o.startswith("cc")}

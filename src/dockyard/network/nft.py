@@ -53,6 +53,8 @@ BASE_MARKER = "base_v1"
 _PROC_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/local/sbin"])
 _nft_path: str | None = None
+#: attempts of a read-then-write operation racing another process on the same object
+_RETRIES = 4
 
 
 # ---------------------------------------------------------------------------- running nft
@@ -78,6 +80,11 @@ def _failure(stderr: str) -> str:
     if len(lines) > 1 and not set(lines[1]) <= {"^", "~", " "}:
         message += f" ({lines[1]})"
     return message
+
+
+def _raced(err: FailedPrecondition, attempt: int) -> bool:
+    """A read-then-write lost to a concurrent caller (a handle or element it read is gone)."""
+    return "No such file or directory" in str(err) and attempt < _RETRIES - 1
 
 
 def run_script(table: str, script: str, what: str) -> None:
@@ -243,11 +250,17 @@ def remove_network(table: str, bridge: str) -> None:
     """Remove one network's rules (idempotent; a missing table is fine)."""
     t = f"ip {_check_table(table)}"
     _check_bridge(bridge)
-    try:
-        old = _subnets_of(table, bridge)
-    except FailedPrecondition:
-        return
-    run_script(table, "\n".join(_network_teardown(t, bridge, old)) + "\n", f"removing network {bridge}")
+    for attempt in range(_RETRIES):
+        try:
+            old = _subnets_of(table, bridge)
+        except FailedPrecondition:
+            return
+        try:
+            run_script(table, "\n".join(_network_teardown(t, bridge, old)) + "\n", f"removing network {bridge}")
+            return
+        except FailedPrecondition as e:
+            if not _raced(e, attempt):
+                raise
 
 
 # ---------------------------------------------------------------------------- published ports
@@ -328,10 +341,16 @@ def unpublish(table: str, owner: str) -> None:
     """Remove an owner's published ports (idempotent; a missing table is fine)."""
     t = f"ip {_check_table(table)}"
     _check_owner(owner)
-    handles = [h for o, h in _owner_rules(table) or [] if o == owner]
-    if not handles:
-        return  # publish is atomic: no dispatch rule means no owner chain either
-    run_script(table, "\n".join(_unpublish_cmds(t, owner, handles)) + "\n", f"unpublishing ports of {owner}")
+    for attempt in range(_RETRIES):
+        handles = [h for o, h in _owner_rules(table) or [] if o == owner]
+        if not handles:
+            return  # publish is atomic: no dispatch rule means no owner chain either
+        try:
+            run_script(table, "\n".join(_unpublish_cmds(t, owner, handles)) + "\n", f"unpublishing ports of {owner}")
+            return
+        except FailedPrecondition as e:
+            if not _raced(e, attempt):
+                raise
 
 
 def owners(table: str) -> set[str]:
