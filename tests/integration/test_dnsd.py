@@ -483,3 +483,64 @@ def test_libc_and_busybox_resolvers_accept_the_answers(table: Path, make_link: C
     assert lines[-1].split()[0].startswith(FAKE_PREFIX)
     p = subprocess.run(["busybox", "nslookup", "web-alias", gw], capture_output=True, text=True, timeout=20)
     assert recs["web"][0] in p.stdout, p.stdout + p.stderr
+
+
+def test_next_upstream_after_refusal_or_silence(tmp_path: Path, make_link: Callable[..., str],
+                                                upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    silent = FakeUpstream(silent=True)
+    path = tmp_path / "dns.json"
+    try:
+        monkeypatch.setenv("DOCKYARD_DNS_UPSTREAMS", f"127.0.0.1:{dead_port},127.0.0.1:{upstream.port}")
+        gw = make_link()
+        dnsd.set_network(path, "net1", gw, records_for(gw))
+        t0 = time.monotonic()
+        assert addresses(udp_query(gw, "a.example")) == [FAKE_PREFIX + "1"]
+        assert addresses(tcp_query(gw, "b.example")) == [FAKE_PREFIX + "2"]
+        assert time.monotonic() - t0 < 0.5
+        dnsd.stop(path)
+
+        monkeypatch.setenv("DOCKYARD_DNS_UPSTREAMS", f"127.0.0.1:{silent.port},127.0.0.1:{upstream.port}")
+        dnsd.set_network(path, "net1", gw, records_for(gw))
+        t0 = time.monotonic()
+        assert addresses(udp_query(gw, "c.example")) == [FAKE_PREFIX + "3"]
+        assert 0.8 < time.monotonic() - t0 < 1.8           # half the 2 s budget each
+        assert silent.seen == [("udp", "c.example")]
+    finally:
+        dnsd.stop(path)
+        silent.close()
+
+
+def test_pipelined_tcp_queries_on_one_connection(table: Path, make_link: Callable[..., str],
+                                                 upstream: FakeUpstream) -> None:
+    gw = make_link()
+    recs = records_for(gw)
+    dnsd.set_network(table, "net1", gw, recs)
+    names = ["web", "db", "far.example", "0123456789ab"]
+    wire = b"".join(struct.pack("!H", len(d)) + d
+                    for d in (w.encode(w.make_query(n, w.TYPE_A, i)) for i, n in enumerate(names)))
+    got = {}
+    with socket.create_connection((gw, 53), timeout=3) as c:
+        c.sendall(wire)                                  # all four in one segment
+        for _ in names:
+            m = w.parse(_recv_exact(c, struct.unpack("!H", _recv_exact(c, 2))[0]))
+            got[names[m.id]] = addresses(m)
+    assert got == {"web": recs["web"], "db": recs["db"], "far.example": [FAKE_PREFIX + "1"],
+                   "0123456789ab": recs["web"]}
+
+
+def test_many_queries_stay_fast(table: Path, make_link: Callable[..., str]) -> None:
+    gw = make_link()
+    dnsd.set_network(table, "net1", gw, {f"c{i}": [f"{gw[:-1]}{i + 2}"] for i in range(200)})
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        s.connect((gw, 53))
+        t0 = time.monotonic()
+        for i in range(500):
+            s.send(w.encode(w.make_query(f"c{i % 200}", w.TYPE_A, i)))
+            m = w.parse(s.recv(4096))
+            assert m.id == i and addresses(m) == [f"{gw[:-1]}{i % 200 + 2}"]
+        assert time.monotonic() - t0 < 2.0
