@@ -428,3 +428,47 @@ def test_bind_type_local_volume(made, tmp_path):
     assert p.stdout == "seed\n"
     assert (tmp_path / "out").read_text() == "out\n"
     assert mounted(f"{TEST_ROOT}/volumes/{v}/_data") == []
+
+
+@pytest.fixture
+def loop_ext4(tmp_path):
+    """A loop device holding a fresh ext4 file system."""
+    import shutil
+
+    if not (shutil.which("losetup") and shutil.which("mkfs.ext4")):
+        pytest.skip("needs losetup and mkfs.ext4 (util-linux, e2fsprogs)")
+    img = tmp_path / "fs.img"
+    with open(img, "wb") as f:
+        f.truncate(16 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", str(img)], check=True)
+    dev = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True, check=True).stdout.strip()
+    yield dev
+    subprocess.run(["losetup", "-d", dev], check=False)
+
+
+def test_device_volume_is_mounted_with_its_type_and_options(made, loop_ext4, tmp_path):
+    cs, vs = made
+    v = uniq()
+    vs.append(v)
+    dy("volume", "create", "-o", "type=ext4", "-o", f"device={loop_ext4}", "-o", "o=noatime", v, check=True)
+    p = run(cs, "--rm", "-v", f"{v}:/e", "busybox", "sh", "-c", "grep ' /e ' /proc/mounts; echo on-disk > /e/f")
+    assert p.stdout.split()[:3] == [loop_ext4, "/e", "ext4"] and "noatime" in p.stdout
+    assert mounted(f"{TEST_ROOT}/volumes/{v}/_data") == []
+    check = tmp_path / "check"
+    check.mkdir()
+    subprocess.run(["mount", loop_ext4, str(check)], check=True)
+    try:
+        assert (check / "f").read_text() == "on-disk\n"
+    finally:
+        subprocess.run(["umount", str(check)], check=True)
+
+
+def test_volume_create_without_a_name_is_named_but_not_anonymous(made):
+    _, vs = made
+    name = dy("volume", "create", check=True).stdout.strip()
+    vs.append(name)
+    assert len(name) == 64
+    d = json.loads(dy("volume", "inspect", name, check=True).stdout)[0]
+    assert d["Labels"] == {} and d["Options"] == {}
+    assert name not in dy("volume", "prune", "-f", check=True).stdout
+    assert name in volumes()

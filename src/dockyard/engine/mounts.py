@@ -76,7 +76,7 @@ def creating(engine: Engine, c: Container) -> Iterator[None]:
 
 def _volume_mountpoint(store: "VolumeStore", spec: "MountSpec", created: list[str], mode: str) -> dict[str, Any]:
     v, new = store.create(spec.source or None, spec.driver or "local", spec.driver_opts or None,
-                          spec.labels or None)
+                          spec.labels or None, anonymous=not spec.source)
     if new:
         created.append(v.name)
     return {"Source": str(v.mountpoint), "Destination": spec.target, "RW": not spec.read_only, "Name": v.name,

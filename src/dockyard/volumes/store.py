@@ -142,8 +142,7 @@ class VolumeStore:
             raise NotFound(f"create {name or ''}: error looking up volume plugin {driver}: plugin "
                            f"\"{driver}\" not found")
         if name is None:
-            name = _util.new_id()
-            anonymous = True
+            name = _util.new_id()  # `volume create` without a name: random, yet not anonymous
         validate_name(name)
         if self.exists(name):
             v = self.get(name)
