@@ -334,6 +334,8 @@ def test_inspect_mounts_and_stored_shapes(made, tmp_path):
         assert key in mp
     assert mp["Spec"] == {"Type": "volume", "Source": v, "Target": "/vol"}
     assert mps["/bind"]["Spec"] == {"Type": "bind", "Source": str(tmp_path), "Target": "/bind", "ReadOnly": True}
+    ps = dy("ps", "-a", "--filter", f"name={name}", "--format", "{{.Mounts}} {{.LocalVolumes}}", check=True)
+    assert ps.stdout == f"{tmp_path},{v} 1\n"
 
 
 def test_commit_and_export_leave_mount_contents_out(made, tmp_path):

@@ -318,3 +318,11 @@ def check_unused(engine: Engine, name: str) -> None:
     users = users_of(engine, name)
     if users:
         raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+
+
+def ps_columns(c: Container) -> tuple[str, str]:
+    """`ps`'s MOUNTS (volume names, bind sources) and LOCAL VOLUMES (how many local volumes)."""
+    mps = [mp for _, mp in sorted((c.doc.get("MountPoints") or {}).items())]
+    names = [mp.get("Name") or mp.get("Source") or "" for mp in mps if mp.get("Type") in ("volume", "bind")]
+    local = sum(1 for mp in mps if mp.get("Type") == "volume" and (mp.get("Driver") or "local") == "local")
+    return ",".join(n for n in names if n), str(local)

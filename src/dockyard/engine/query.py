@@ -162,6 +162,10 @@ def ps_row(engine: Engine, c: Container, size: bool = False) -> dict[str, Any]:
         "LocalVolumes": "0",
     }
     row["Label"] = lambda name: labels.get(name, "")
+    if c.doc.get("MountPoints"):  # volumes: Docker's MOUNTS and LOCAL VOLUMES columns
+        from .mounts import ps_columns
+
+        row["Mounts"], row["LocalVolumes"] = ps_columns(c)
     if size:
         try:
             rw = engine.layers.rw_size(c.id)
