@@ -474,3 +474,14 @@ def test_volume_create_without_a_name_is_named_but_not_anonymous(made):
     assert d["Labels"] == {} and d["Options"] == {}
     assert name not in dy("volume", "prune", "-f", check=True).stdout
     assert name in volumes()
+
+
+def test_v_host_directory_is_made_at_start_not_at_create(made, tmp_path):
+    cs, _ = made
+    missing = tmp_path / "later"
+    name = uniq("c")
+    cs.append(name)
+    dy("create", "--name", name, "-v", f"{missing}:/m", "busybox", "touch", "/m/x", check=True)
+    assert not missing.exists()
+    dy("start", "-a", name, check=True)
+    assert (missing / "x").exists()

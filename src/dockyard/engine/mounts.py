@@ -94,9 +94,7 @@ def _mountpoint(store: "VolumeStore", spec: "MountSpec", created: list[str], fro
     if spec.type == "bind":
         mp["Propagation"] = spec.propagation or DEFAULT_PROPAGATION
         if from_binds:
-            mp["CreateSource"] = True  # -v creates a missing host directory (at start too)
-            if not os.path.lexists(spec.source):
-                os.makedirs(spec.source, 0o755, exist_ok=True)
+            mp["CreateSource"] = True  # -v: a missing host directory is made at start, as Docker does
     return mp
 
 
