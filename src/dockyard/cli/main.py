@@ -52,7 +52,7 @@ Commands:
   run, create, start, stop, kill, restart, rm, wait, pause, unpause, rename,
   ps, inspect, logs, top, stats, attach, exec, cp, diff, export, commit,
   import, images, tag, rmi, info, version
-Management commands: container, image, system
+Management commands: container, image, system, volume
 
 Run 'dockyard COMMAND --help' for more information on a command.
 """
