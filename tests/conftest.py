@@ -21,6 +21,9 @@ BUSYBOX_TAR = "/var/cache/dockyard/busybox-rootfs.tar"
 
 os.environ["DOCKYARD_ROOT"] = TEST_ROOT
 os.environ["DOCKYARD_RUNROOT"] = TEST_RUNROOT
+# The embedded DNS forwards names it does not know; in tests that goes nowhere (a closed local
+# port), so no test ever sends a query past this host.
+os.environ.setdefault("DOCKYARD_DNS_UPSTREAMS", "127.0.0.1:9")
 
 IS_ROOT = os.geteuid() == 0
 
@@ -58,6 +61,7 @@ def _shim_pids() -> list[int]:
 @pytest.fixture(scope="session", autouse=True)
 def leak_check():
     before = _cgroup_dirs() if IS_ROOT else set()
+    links_before = set(os.listdir("/sys/class/net"))
     yield
     if not IS_ROOT:
         return
@@ -80,8 +84,48 @@ def leak_check():
     shims = _shim_pids()
     if shims:
         problems.append(f"shim processes left: {shims}")
+    problems += _network_leaks(links_before)
     if problems:
         pytest.fail("leak check: " + "; ".join(problems))
+
+
+def _network_leaks(links_before: set[str]) -> list[str]:
+    """Veths on this root's bridges, bridges of removed networks, port rules, the DNS server.
+    The default bridge and the packet-filter table of the test root are removed at the end."""
+    from dockyard.engine import networks
+    from dockyard.paths import Paths
+
+    paths = Paths.from_env()
+    problems = []
+    bridge = networks.settings(paths).default_bridge
+    ports = os.listdir(f"/sys/class/net/{bridge}/brif") if os.path.isdir(f"/sys/class/net/{bridge}/brif") else []
+    if ports:
+        problems.append(f"veths left on {bridge}: {ports}")
+    new_bridges = [n for n in set(os.listdir("/sys/class/net")) - links_before if n.startswith("dy-")]
+    if new_bridges:
+        problems.append(f"bridges left: {new_bridges}")
+        for n in new_bridges:
+            subprocess.run(["ip", "link", "del", n], capture_output=True)
+    table = networks.nft_table(paths)
+    from dockyard.network import nft
+
+    try:
+        owners = nft.owners(table)
+    except Exception as e:  # a broken table is a leak too
+        owners = {f"unreadable: {e}"}
+    if owners:
+        problems.append(f"port rules left in nft table {table}: {sorted(owners)}")
+    from dockyard.network import dnsd
+
+    if dnsd.server_pid(networks.dns_table(paths)) is not None:
+        problems.append("the embedded DNS server is still running (a user network kept a container?)")
+        dnsd.stop(networks.dns_table(paths))
+    subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
+    for marker in glob.glob(os.path.join(TEST_RUNROOT, "network", "*.up")):
+        os.unlink(marker)
+    if bridge not in links_before:
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    return problems
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 The base image python:3.7.12-slim is made offline by scripts/make-python-base.sh (Debian bookworm
 with python3-flask; the tar is cached in /var/cache/dockyard) and imported into the test root.
-Published ports do not exist yet, so the app's routes are checked from inside the container.
+As in the article, the app is published with `-p 8088:1234`: its routes answer on the host's
+127.0.0.1:8088, on the container's own address at 1234, and by name from a user network.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def app(built):
     """A detached flaskdemo container running the image's CMD (python app.py)."""
     name = f"flaskdemo-test-{os.getpid()}"
     try:
-        dy("run", "-d", "--name", name, IMAGE, check=True)
+        dy("run", "-d", "--name", name, "-p", "8088:1234", IMAGE, check=True)
         yield name
     finally:
         dy("rm", "-f", name)
@@ -135,3 +136,48 @@ def test_inspect_state_pid(app):
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         cmd = f.read().split(b"\0")
     assert b"app.py" in cmd, cmd
+
+
+def _host_get(url: str, wait: float = 20.0) -> str:
+    import urllib.request
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_published_port_8088_answers_on_the_host(app):
+    _fetch(app, "/")  # up
+    out = _host_get("http://127.0.0.1:8088/hello")
+    assert "<h1>Hello, " in out and "<p>Url: /hello</p>" in out, out
+    assert dy("port", app, check=True).stdout.strip() == "1234/tcp -> 0.0.0.0:8088"
+
+
+def test_container_ip_answers_on_1234(app):
+    _fetch(app, "/")
+    ip = dy("inspect", "--format", "{{.NetworkSettings.IPAddress}}", app, check=True).stdout.strip()
+    assert "<h1>Index Page</h1>" in _host_get(f"http://{ip}:1234/")
+
+
+def test_user_network_fetches_by_container_name(built, python_base):
+    net = f"flasknet-{os.getpid()}"
+    name = f"flaskweb-{os.getpid()}"
+    dy("network", "create", net, check=True)
+    try:
+        dy("run", "-d", "--name", name, "--network", net, IMAGE, check=True)
+        code = ("import time,urllib.request\n"
+                "for i in range(100):\n"
+                "    try:\n"
+                f"        print(urllib.request.urlopen('http://{name}:1234/hello?name=net', timeout=5).read().decode()); break\n"
+                "    except OSError: time.sleep(0.2)\n")
+        p = dy("run", "--rm", "--network", net, python_base, "python", "-c", code, check=True)
+        assert "<h1>Hello, net!</h1>" in p.stdout, p.stdout
+    finally:
+        dy("rm", "-f", name)
+        dy("network", "rm", net)

@@ -139,13 +139,19 @@ def _ifaces(proc_net_dev: str) -> list[str]:
     return [line.split(":")[0].strip() for line in proc_net_dev.splitlines()[2:] if ":" in line]
 
 
-def test_default_network_is_private_loopback(container_cleanup):
-    text = out(container_cleanup, "busybox", "sh", "-c", "cat /proc/net/dev; echo ---; ip link; echo ---; ip addr show lo")
+def test_network_none_is_private_loopback(container_cleanup):
+    text = out(container_cleanup, "--network", "none", "busybox", "sh", "-c",
+               "cat /proc/net/dev; echo ---; ip link; echo ---; ip addr show lo")
     dev, link, addr = text.split("---\n")
     assert _ifaces(dev) == ["lo"]
     assert re.search(r"^1: lo: <LOOPBACK,UP", link, re.M), link
     assert len(re.findall(r"^\d+: ", link, re.M)) == 1
     assert "inet 127.0.0.1/8" in addr
+
+
+def test_default_network_is_its_own_namespace_with_lo_and_eth0(container_cleanup):
+    text = out(container_cleanup, "busybox", "sh", "-c", "cat /proc/net/dev")
+    assert sorted(_ifaces(text)) == ["eth0", "lo"]
 
 
 def test_loopback_works_inside(container_cleanup):

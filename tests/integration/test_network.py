@@ -121,6 +121,9 @@ def test_published_port_on_loopback_host_address_and_container_ip(container_clea
     container_cleanup.append(other)
     got = _wget("--name", other, url=f"http://{gw}:{port}/hello")
     assert got.returncode == 0 and got.stdout.startswith("hello-from-"), got.stderr
+    # and the container itself, through its own published port (hairpin on its bridge port)
+    got = dy("exec", name, "sh", "-c", WGET.format(url=f"http://{gw}:{port}/hello"))
+    assert got.returncode == 0 and got.stdout.startswith("hello-from-"), got.stderr
     assert dy("port", name).stdout.strip() == f"1234/tcp -> 0.0.0.0:{port}"
     assert dy("port", name, "1234").stdout.strip() == f"0.0.0.0:{port}"
     ps = dy("ps", "--filter", f"name={name}", "--format", "{{.Ports}}", check=True).stdout.strip()
@@ -186,6 +189,7 @@ def test_publish_all_and_ranges(container_cleanup):
         else:
             assert "already allocated" in p.stderr  # the neighbour port happened to be taken
     finally:
+        dy("rm", "-f", *container_cleanup)
         dy("rmi", img)
 
 
@@ -321,3 +325,27 @@ def test_add_host_gateway_and_hostname(container_cleanup):
     gw = json.loads(dy("network", "inspect", "bridge", check=True).stdout)[0]["IPAM"]["Config"][0]["Gateway"]
     assert out.splitlines()[0] == "box1"
     assert f"{gw}\tmyhost" in out
+
+
+def test_stale_port_rules_are_cleared_by_the_next_publish(container_cleanup):
+    """Rules whose container is not running (everything but the shims crashed) go away."""
+    from dockyard.engine import networks
+    from dockyard.network import nft, ports
+    from dockyard.paths import Paths
+
+    table = networks.nft_table(Paths.from_env())
+    c = _name()
+    container_cleanup.append(c)
+    dy("run", "-d", "--name", c, "-p", f"{_free_port()}:80", "busybox", "sleep", "300", check=True)
+    ghost = "0123456789ab"
+    nft.publish(table, ghost, networks.settings(Paths.from_env()).default_bridge,
+                [ports.PortMapping("tcp", "", _free_port(), "10.0.0.9", 80)])
+    try:
+        assert ghost in nft.owners(table)
+        other = _name()
+        container_cleanup.append(other)
+        dy("run", "-d", "--name", other, "-p", f"{_free_port()}:80", "busybox", "sleep", "300", check=True)
+        assert ghost not in nft.owners(table)
+        assert _inspect(c)["Id"][:12] in nft.owners(table)
+    finally:
+        nft.unpublish(table, ghost)

@@ -46,9 +46,20 @@ def test_bad_values_are_clear_errors(argv, msg):
         parse(*argv)
 
 
-def test_unknown_network_is_unsupported_until_bridges_exist():
-    with pytest.raises(Unsupported):
-        parse("--network", "mynet", "busybox")
+def test_publish_and_network_flags_become_docker_documents():
+    config, hc = parse("-p", "127.0.0.1:8088:1234", "-p", "9000-9001:90-91/udp", "--expose", "7000",
+                       "--mac-address", "02:42:0a:00:00:09", "busybox")
+    assert hc["PortBindings"] == {"1234/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8088"}],
+                                  "90/udp": [{"HostIp": "", "HostPort": "9000"}],
+                                  "91/udp": [{"HostIp": "", "HostPort": "9001"}]}
+    assert set(config["ExposedPorts"]) == {"1234/tcp", "90/udp", "91/udp", "7000/tcp"}
+    assert config["MacAddress"] == "02:42:0a:00:00:09"
+
+
+@pytest.mark.parametrize("spec", ["80:90:100:1", "x:80", "8000-8002:80-81", "80/sctpx", "0:80", "[::1]:80:80"])
+def test_bad_publish_specs_are_refused(spec):
+    with pytest.raises(InvalidArgument):
+        parse("-p", spec, "busybox")
 
 
 def test_merge_keeps_image_env_and_lets_user_override():

@@ -20,6 +20,10 @@ COMMANDS: dict[str, str] = {
     "rmi": "images:cmd_rmi", "image-inspect": "images:cmd_image_inspect",
     "build": "build:cmd_build", "history": "imageio:cmd_history", "save": "imageio:cmd_save",
     "load": "imageio:cmd_load", "image-prune": "imageio:cmd_image_prune", "system-df": "imageio:cmd_system_df",
+    "network-create": "network:cmd_network_create", "network-ls": "network:cmd_network_ls",
+    "network-inspect": "network:cmd_network_inspect", "network-rm": "network:cmd_network_rm",
+    "network-prune": "network:cmd_network_prune", "network-connect": "network:cmd_network_connect",
+    "network-disconnect": "network:cmd_network_disconnect", "port": "network:cmd_port",
     "info": "system:cmd_info", "version": "system:cmd_version", "system-_exited": "system:cmd_exited",
 }
 # volumes (cli/volumes.py): `volume create|ls|inspect|rm|prune`
@@ -35,6 +39,11 @@ SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("image", "build"): "build", ("builder", "build"): "build", ("system", "_exited"): "system-_exited", ("container", "rm"): "rm",
     ("container", "remove"): "rm",
 }
+for _c in ("create", "ls", "inspect", "rm", "prune", "connect", "disconnect"):
+    SUBCOMMANDS[("network", _c)] = f"network-{_c}"
+SUBCOMMANDS[("network", "list")] = "network-ls"
+SUBCOMMANDS[("network", "remove")] = "network-rm"
+SUBCOMMANDS[("container", "port")] = "port"
 for _c in ("run", "create", "start", "stop", "kill", "restart", "wait", "pause", "unpause", "rename", "logs",
            "top", "stats", "attach", "exec", "cp", "diff", "export", "commit"):
     SUBCOMMANDS[("container", _c)] = _c
@@ -51,8 +60,8 @@ Options:
 Commands:
   run, create, start, stop, kill, restart, rm, wait, pause, unpause, rename,
   ps, inspect, logs, top, stats, attach, exec, cp, diff, export, commit,
-  import, images, tag, rmi, info, version
-Management commands: container, image, system, volume
+  import, images, tag, rmi, port, info, version
+Management commands: container, image, network, system, volume
 
 Run 'dockyard COMMAND --help' for more information on a command.
 """
@@ -85,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     cmd = args.pop(0)
-    if cmd in ("container", "image", "system", "builder") and args and (cmd, args[0]) in SUBCOMMANDS:
+    if cmd in ("container", "image", "system", "builder", "network") and args and (cmd, args[0]) in SUBCOMMANDS:
         cmd = SUBCOMMANDS[(cmd, args.pop(0))]
-    elif cmd in ("container", "image", "system"):
+    elif cmd in ("container", "image", "system", "network"):
         print(f"Usage:  dockyard {cmd} COMMAND\n\nRun 'dockyard {cmd} COMMAND --help' for more information.",
               file=sys.stderr if args else sys.stdout)
         return 125 if args else 0

@@ -17,7 +17,7 @@ def _create(argv: list[str], cmd: str):  # type: ignore[no-untyped-def]
     config, hc = runflags.to_docker(ns)
     eng = engine()
     try:
-        c = lifecycle.create(eng, config, hc, ns.name)
+        c = lifecycle.create(eng, config, hc, ns.name, runflags.networking_config(ns))
     except NotFound as e:
         if str(e).startswith("No such image") and ns.pull != "never":
             ref = str(e).split(": ", 1)[1]

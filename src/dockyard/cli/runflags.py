@@ -41,6 +41,13 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     a("--log-driver", default="json-file", help="Logging driver for the container")
     a("--log-opt", action="append", default=[], help="Log driver options")
     a("--network", "--net", dest="network", default="default", help="Connect a container to a network")
+    a("--ip", default="", help="IPv4 address (e.g., 172.30.100.104)")
+    a("--network-alias", "--net-alias", dest="network_alias", action="append", default=[],
+      help="Add network-scoped alias for the container")
+    a("--mac-address", default="", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)")
+    a("-p", "--publish", action="append", default=[], help="Publish a container's port(s) to the host")
+    a("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
+    a("--expose", action="append", default=[], help="Expose a port or a range of ports")
     a("--dns", action="append", default=[], help="Set custom DNS servers")
     a("--dns-search", action="append", default=[], help="Set custom DNS search domains")
     a("--dns-option", action="append", default=[], help="Set DNS options")
@@ -160,9 +167,15 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
                               "from the Linux kernel (cgroup v2 has none) and Docker deprecated the flag")
     if ns.log_driver not in ("json-file",):
         raise Unsupported(f"logging driver \"{ns.log_driver}\" is not supported: only json-file")
+    from .portspec import expose, port_bindings
+
     net = ns.network
-    if net not in ("default", "bridge", "host", "none") and not net.startswith("container:"):
-        raise Unsupported(f"network {net} not found: only host, none and container:<name> exist until bridge networking lands")
+    if net.startswith("container:") and (ns.publish or ns.publish_all):
+        raise InvalidArgument("conflicting options: port publishing and the container type network mode")
+    if net in ("host", "none") and ns.publish:
+        ns.publish = []  # Docker: published ports are discarded when using host/none network mode
+    bindings, exposed = port_bindings(ns.publish)
+    exposed.update(expose(ns.expose))
     attach = [a.lower() for a in ns.attach]
     for a in attach:
         if a not in ("stdin", "stdout", "stderr"):
@@ -186,6 +199,10 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         "Env": env, "Cmd": cmd, "Image": ns.image, "Volumes": None, "WorkingDir": ns.workdir or "",
         "Entrypoint": entrypoint, "OnBuild": None, "Labels": _kv(ns.label, "label"),
     }
+    if exposed:
+        config["ExposedPorts"] = exposed
+    if ns.mac_address:
+        config["MacAddress"] = ns.mac_address
     if ns.stop_signal:
         from ..engine.lifecycle import parse_signal
 
@@ -197,7 +214,7 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         raise InvalidArgument(f"the working directory '{ns.workdir}' is invalid, it needs to be an absolute path")
     hc: dict[str, Any] = {
         "Binds": None, "ContainerIDFile": "", "NetworkMode": "default" if net == "bridge" else net,
-        "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "PortBindings": bindings, "PublishAllPorts": ns.publish_all, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "AutoRemove": ns.rm, "VolumeDriver": "", "VolumesFrom": None,
         "CapAdd": ns.cap_add or None, "CapDrop": ns.cap_drop or None,
         "Dns": ns.dns, "DnsOptions": ns.dns_option, "DnsSearch": ns.dns_search,
@@ -270,6 +287,14 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
         apply_mount_flags(ns, config, hc)
     return config, hc
+
+
+def networking_config(ns: argparse.Namespace) -> dict[str, Any]:
+    """NetworkingConfig as the docker CLI sends it (endpoint settings for --ip and friends)."""
+    from .portspec import endpoints_config
+
+    eps = endpoints_config(ns.network, ns.ip, ns.network_alias, ns.mac_address)
+    return {"EndpointsConfig": eps} if eps else {}
 
 
 def _hostname_ok(h: str) -> bool:

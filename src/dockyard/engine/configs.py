@@ -47,8 +47,10 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) -> 
     return out
 
 
-def resolv_conf(hc: dict[str, Any]) -> str:
-    dns = hc.get("Dns") or []
+def resolv_conf(hc: dict[str, Any], embedded: list[str] | None = None) -> str:
+    """resolv.conf for a container: --dns servers, else the embedded DNS of its user network
+    (`embedded`), else the host's servers that the container can reach."""
+    dns = embedded or hc.get("Dns") or []
     search = hc.get("DnsSearch") or []
     opts = hc.get("DnsOptions") or []
     lines: list[str] = []

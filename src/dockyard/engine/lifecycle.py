@@ -27,7 +27,10 @@ DEFAULT_LOG_MAX_FILES = 5
 
 # ---- create ---------------------------------------------------------------------
 
-def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], name: str | None) -> Container:
+def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], name: str | None,
+           networking: dict[str, Any] | None = None) -> Container:
+    from . import netattach
+
     image = engine.images.resolve(config["Image"])
     engine.runtime_named(host_config.get("Runtime"))  # unknown runtime: fail before creating
     from .specgen import validate_sysctls
@@ -39,6 +42,7 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
     if not (merged.get("Entrypoint") or merged.get("Cmd")):
         raise InvalidArgument("no command specified")
     cid = _util.new_id()
+    net_settings = netattach.prepare(engine, host_config, (networking or {}).get("EndpointsConfig"))
     mode = host_config.get("NetworkMode") or "default"
     if mode == "host":
         hostname = socket.gethostname()
@@ -61,14 +65,15 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
         "AppArmorProfile": "", "ExecIDs": None,
         "LogPath": str(cdir / f"{cid}-json.log"),
         "HostnamePath": str(cdir / "hostname"), "HostsPath": str(cdir / "hosts"),
-        "ResolvConfPath": str(cdir / "resolv.conf"),
+        "ResolvConfPath": str(cdir / "resolv.conf"), "NetworkSettings": net_settings,
     }
     c = Container(doc, host_config)
     hosts = HOSTS if mode != "host" else read_or_default_hosts("/etc/hosts")
+    netattach.resolve_host_gateway(engine, host_config)
     for extra in host_config.get("ExtraHosts") or []:
         h, _, ip = extra.rpartition(":")
         hosts += f"{ip}\t{h}\n"
-    resolv = resolv_conf(host_config)
+    resolv = resolv_conf(host_config, netattach.resolv_nameservers(engine, net_settings))
     store = engine.containers
     with _util.locked(engine.paths.lock):
         if name is None:
@@ -150,14 +155,18 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
         rdir = run_dir(engine, c.id)
         shutil.rmtree(rdir, ignore_errors=True)
         os.makedirs(rdir, mode=0o700)
+        sandbox = None
         try:
             _stale_runtime_cleanup(engine, c)
+            from . import netattach
+
+            sandbox = netattach.setup(engine, c)
             rootfs = str(engine.layers.mount_rw(c.id))
             if c.doc.get("MountPoints"):  # volumes: device mounts, -v host dirs, copy-up
                 from .mounts import on_start as mounts_on_start
 
                 mounts_on_start(engine, c, rootfs)
-            spec = build_spec(c, rootfs, _lookup_pid(engine))
+            spec = build_spec(c, rootfs, _lookup_pid(engine), netns=sandbox.netns)
             if console_size and spec["process"].get("terminal"):
                 spec["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
             _util.write_json(os.path.join(rdir, "config.json"), spec, 0o600, durable=False)
@@ -168,12 +177,16 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
             shim = ShimSpec(run_dir=rdir, log_path=c.doc["LogPath"], log_max_size=max_size,
                             log_max_files=max_files, open_stdin=bool(cfg.get("OpenStdin")),
                             stdin_once=bool(cfg.get("StdinOnce")),
-                            exit_cmd=tuple(engine.cli_argv("system", "_exited", c.id)))
+                            exit_cmd=tuple(engine.cli_argv("system", "_exited", c.id)),
+                            hold_fds=tuple(s.fileno() for s in sandbox.hold))
             pid = engine.runtime_for(c).create(c.id, rdir, shim=shim)
+            sandbox.close()  # the shim holds the published ports' sockets from here on
             if before_start is not None:
                 before_start(rdir)
             engine.runtime_for(c).start(c.id)
         except BaseException as e:
+            if sandbox is not None:
+                sandbox.close()
             _abort_start(engine, c, e)
             raise
         st = c.state
@@ -199,6 +212,7 @@ def _abort_start(engine: Engine, c: Container, err: BaseException) -> None:
         engine.layers.unmount_rw(c.id)
     except (DockyardError, OSError):
         pass
+    _release_network(engine, c)
     shutil.rmtree(run_dir(engine, c.id), ignore_errors=True)
     _release_mounts(engine, c)
     st = c.state
@@ -206,6 +220,18 @@ def _abort_start(engine: Engine, c: Container, err: BaseException) -> None:
     st.update(Status="created" if st.get("StartedAt") == _util.ZERO_TIME else "exited", Running=False,
               Pid=0, ExitCode=code, Error=str(err))
     engine.containers.save(c)
+
+
+def _release_network(engine: Engine, c: Container) -> None:
+    """Tear down the container's network sandbox; a failure is reported, never fatal here."""
+    from . import netattach
+
+    try:
+        netattach.teardown(engine, c)
+    except (DockyardError, OSError) as e:
+        import sys
+
+        print(f"warning: container {c.id[:12]}: network cleanup: {e}", file=sys.stderr)
 
 
 def _release_mounts(engine: Engine, c: Container) -> None:
@@ -260,6 +286,7 @@ def _handle_exit_locked(engine: Engine, cid: str) -> Container | None:
             engine.layers.unmount_rw(cid)
         except (DockyardError, OSError):
             pass
+        _release_network(engine, c)
         shutil.rmtree(run_dir(engine, cid), ignore_errors=True)
         _release_mounts(engine, c)
         c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=int(info["exit_code"]),
@@ -474,6 +501,8 @@ def _remove_locked(engine: Engine, c: Container, volumes: bool = False) -> None:
         engine.runtime_for(c).delete(c.id, force=True)
     except NotFound:
         pass
+    if c.running:
+        _release_network(engine, c)
     engine.images.remove_container_layer(c.id)
     shutil.rmtree(run_dir(engine, c.id), ignore_errors=True)
     with _util.locked(engine.paths.lock):

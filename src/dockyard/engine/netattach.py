@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +203,9 @@ def _attach(engine: Engine, c: Container, net: Network, ep: dict[str, Any], ifna
     try:
         veth.attach(path, net.bridge, host_ifname(c.id, net), ifname, f"{ip}/{net.prefixlen}",
                     net.gateway if first else None, mac)
+        # hairpin: the container may reach itself through its own published port
+        with open(f"/sys/class/net/{host_ifname(c.id, net)}/brport/hairpin_mode", "w") as f:
+            f.write("1")
     except BaseException:
         st.release(net, c.id)
         raise
@@ -239,8 +243,8 @@ def teardown(engine: Engine, c: Container) -> None:
 
         if (c.host_config.get("PortBindings") or c.host_config.get("PublishAllPorts")):
             nft.unpublish(networks.nft_table(engine.paths), _owner(c.id))
-    except OSError:
-        pass
+    except (OSError, DockyardError) as e:
+        _warn(c, f"removing its port rules: {e}")
     netns.remove(netns_path(engine, c.id))
     st = networks.store(engine)
     for net, ep in eps:
@@ -337,10 +341,17 @@ def _update_dns(engine: Engine, nets: list[Network], leaving: str | None = None)
                 records.setdefault(name, [])
                 if ip not in records[name]:
                     records[name].append(ip)
-        if records:
-            dnsd.set_network(table, net.id, net.gateway, records)
-        else:
-            dnsd.drop_network(table, net.id)
+        try:
+            if records:
+                dnsd.set_network(table, net.id, net.gateway, records)
+            else:
+                dnsd.drop_network(table, net.id)
+        except DockyardError as e:  # names do not resolve, but the container runs
+            print(f"warning: network {net.name}: embedded DNS: {e}", file=sys.stderr)
+
+
+def _warn(c: Container, what: str) -> None:
+    print(f"warning: container {c.id[:12]}: {what}", file=sys.stderr)
 
 
 def _write_hosts(engine: Engine, c: Container, ips: list[str]) -> None:

@@ -50,18 +50,27 @@ def _mounts(c: Container) -> list[dict[str, Any]]:
 
 
 def _network_settings(c: Container) -> dict[str, Any]:
-    mode = c.host_config.get("NetworkMode") or "default"
-    nets: dict[str, Any] = {}
-    if mode in ("host", "none"):
-        nets[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "",
-                      "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                      "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
-    pid = c.state.get("Pid") or 0
-    return {"Bridge": "", "SandboxID": "", "SandboxKey": f"/proc/{pid}/ns/net" if c.running else "",
-            "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0,
-            "IPv6Gateway": "", "MacAddress": "", "Networks": nets}
+    from .netattach import empty_settings
+
+    ns = dict(c.doc.get("NetworkSettings") or empty_settings())
+    if not c.running:
+        ns["Ports"] = {}
+    return ns
+
+
+def ports_text(c: Container) -> str:
+    """ps's PORTS column: 0.0.0.0:8088->1234/tcp, 80/tcp (exposed, not published)."""
+    if not c.running:
+        return ""
+    parts = []
+    ports = (c.doc.get("NetworkSettings") or {}).get("Ports") or {}
+    for key in sorted(ports, key=lambda k: (int(k.split("/")[0]), k)):
+        binds = ports[key]
+        if not binds:
+            parts.append(key)
+        for b in binds or []:
+            parts.append(f"{b['HostIp']}:{b['HostPort']}->{key}")
+    return ", ".join(parts)
 
 
 def status_text(c: Container, now: float | None = None) -> str:
@@ -156,9 +165,9 @@ def ps_row(engine: Engine, c: Container, size: bool = False) -> dict[str, Any]:
         "ID": c.id, "Image": c.config.get("Image") or c.doc["Image"], "Command": command_text(c),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(_util.parse_rfc3339(c.doc["Created"]))),
         "RunningFor": _util.human_duration(time.time() - _util.parse_rfc3339(c.doc["Created"])) + " ago",
-        "Ports": "", "State": state_word(c), "Status": status_text(c), "Names": c.name,
+        "Ports": ports_text(c), "State": state_word(c), "Status": status_text(c), "Names": c.name,
         "Labels": ",".join(f"{k}={v}" for k, v in labels.items()), "Mounts": "",
-        "Networks": (c.host_config.get("NetworkMode") or "default").replace("default", "none"),
+        "Networks": ",".join((c.doc.get("NetworkSettings") or {}).get("Networks") or {}),
         "LocalVolumes": "0",
     }
     row["Label"] = lambda name: labels.get(name, "")

@@ -126,11 +126,13 @@ def _resources(hc: dict[str, Any], privileged: bool) -> dict[str, Any]:
     return r
 
 
-def _namespaces(hc: dict[str, Any], lookup_pid: Any) -> list[dict[str, Any]]:
+def _namespaces(hc: dict[str, Any], lookup_pid: Any, netns: str | None = None) -> list[dict[str, Any]]:
     ns: list[dict[str, Any]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
     mode = hc.get("NetworkMode") or "default"
     if mode == "host":
         pass
+    elif netns:
+        ns.append({"type": "network", "path": netns})  # made and wired by the engine (bridge)
     elif mode.startswith("container:"):
         ns.append({"type": "network", "path": f"/proc/{lookup_pid(mode.split(':', 1)[1])}/ns/net"})
     else:
@@ -151,7 +153,7 @@ def _namespaces(hc: dict[str, Any], lookup_pid: Any) -> list[dict[str, Any]]:
     return ns
 
 
-def build_spec(c: Container, rootfs: str, lookup_pid: Any) -> dict[str, Any]:
+def build_spec(c: Container, rootfs: str, lookup_pid: Any, netns: str | None = None) -> dict[str, Any]:
     cfg, hc = c.config, c.host_config
     privileged = bool(hc.get("Privileged"))
     uid, gid, extra_gids, home = resolve_user(rootfs, cfg.get("User") or "")
@@ -216,7 +218,7 @@ def build_spec(c: Container, rootfs: str, lookup_pid: Any) -> dict[str, Any]:
                         "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
                         "fileMode": st.st_mode & 0o777, "uid": 0, "gid": 0})
     linux: dict[str, Any] = {
-        "namespaces": _namespaces(hc, lookup_pid),
+        "namespaces": _namespaces(hc, lookup_pid, netns),
         "cgroupsPath": f"/dockyard/{c.id}",
         "resources": _resources(hc, privileged),
         "devices": devices,

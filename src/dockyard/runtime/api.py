@@ -67,6 +67,8 @@ class ShimSpec:
     exit_cmd: tuple[str, ...]
     #: remove run_dir when the process exits (exec sessions)
     remove_run_dir: bool = False
+    #: descriptors the shim keeps open for the container's lifetime (published ports' sockets)
+    hold_fds: tuple[int, ...] = ()
 
 
 def _cgroup(spec: dict):  # type: ignore[no-untyped-def]
@@ -235,6 +237,7 @@ class Runtime:
                     keep += list(stdio)
                 cfg["status_fd"] = w
                 keep.append(w)
+                keep += list(shim.hold_fds)
                 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock_path = os.path.join(shim.run_dir, "sock")
                 listener.bind(sock_path)

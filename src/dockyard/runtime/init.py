@@ -76,7 +76,7 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     if proc.get("terminal"):
         import termios  # noqa: F401
     start_process(stdio, cgroup_dirs)
-    _enter_namespaces(linux.get("namespaces") or [])
+    own_ns = _enter_namespaces(linux.get("namespaces") or [])
 
     has_mntns = any(n["type"] == "mount" for n in linux.get("namespaces") or [])
     if has_mntns:
@@ -98,9 +98,8 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
         os.chdir("/")
     for path in linux.get("maskedPaths") or []:
         rfs.mask_path(path)
-    new_ns = {n["type"] for n in linux.get("namespaces") or [] if not n.get("path")}
     for key, value in (linux.get("sysctl") or {}).items():
-        _check_sysctl(key, new_ns)
+        _check_sysctl(key, own_ns)
         with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
             f.write(str(value))
     for path in linux.get("readonlyPaths") or []:
@@ -189,8 +188,11 @@ def start_process(stdio: tuple[int, int, int] | None, cgroup_dirs: dict[str, str
             f.write("0")
 
 
-def _enter_namespaces(namespaces: list[dict]) -> None:
+def _enter_namespaces(namespaces: list[dict]) -> set[str]:
+    """Join or make the spec's namespaces; returns the types that are not the host's (new
+    ones, and joined ones other than the one this process started in, as runc decides)."""
     joins: list[tuple[int, int, str]] = []
+    own: set[str] = set()
     flags = 0
     for ns in namespaces:
         t = ns["type"]
@@ -205,8 +207,11 @@ def _enter_namespaces(namespaces: list[dict]) -> None:
             except OSError as e:
                 raise InitError(f"joining {t} namespace {ns['path']}: {e.strerror}") from None
             joins.append((fd, flag, ns["path"]))
+            if os.fstat(fd).st_ino != os.stat(f"/proc/self/ns/{k.NAMESPACE_FILES.get(t, t)}").st_ino:
+                own.add(t)
         else:
             flags |= flag
+            own.add(t)
     for fd, flag, path in joins:
         k.setns(fd, flag, path)
         os.close(fd)
@@ -214,6 +219,7 @@ def _enter_namespaces(namespaces: list[dict]) -> None:
         k.unshare(flags)
     if flags & k.CLONE_NEWNET:
         _loopback_up()
+    return own
 
 
 def _loopback_up() -> None:
