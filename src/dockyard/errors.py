@@ -63,6 +63,10 @@ class Unsupported(DockyardError):
     kind = Kind.UNSUPPORTED
 
 
+class Unauthorized(FailedPrecondition):
+    """A registry refused the credentials (or asked for some): `unauthorized: …`."""
+
+
 class ExecFailed(DockyardError):
     """The container's command could not be executed (Docker: 126 / 127)."""
 

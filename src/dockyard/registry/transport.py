@@ -1,0 +1,317 @@
+"""HTTP transport for registries: keep-alive connection pools per host, TLS with certs.d,
+redirects, and retries with backoff on 5xx and broken connections (never on 4xx).
+
+Built on `http.client` + `ssl`. A `Response` either holds its whole body (`.body`) or, for
+`stream=True`, is a readable stream whose connection returns to the pool once fully read.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable, Mapping
+from urllib.parse import urljoin, urlsplit
+
+from .errors import RegistryUnavailable
+
+USER_AGENT = "dockyard/0.1 (registry client)"
+READ_TIMEOUT = 60.0
+BLOCK = 1 << 20
+
+Body = bytes | BinaryIO | None
+
+
+class ConnectionFailed(Exception):
+    """Low-level failure: refused, reset, TLS, timeout. `.tls` tells a TLS handshake failure."""
+
+    def __init__(self, url: str, cause: BaseException, tls: bool = False) -> None:
+        super().__init__(f"{url}: {describe_oserror(cause)}")
+        self.url = url
+        self.cause = cause
+        self.tls = tls
+
+
+def describe_oserror(e: BaseException) -> str:
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"tls: {e.verify_message or e.reason}"
+    if isinstance(e, ssl.SSLError):
+        return f"tls: {e.reason or e}"
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return "i/o timeout"
+    if isinstance(e, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(e, http.client.RemoteDisconnected):
+        return "server closed the connection"
+    if isinstance(e, socket.gaierror):
+        return f"no such host ({e.strerror})"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    return str(e) or type(e).__name__
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    verify: bool = True
+    certs_dirs: tuple[str, ...] = ()
+
+
+class Response:
+    """An HTTP response. Headers are case-insensitive through `header()`."""
+
+    def __init__(self, url: str, status: int, headers: http.client.HTTPMessage,
+                 raw: http.client.HTTPResponse | None, body: bytes | None,
+                 release: Callable[[bool], None] | None = None) -> None:
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self._raw = raw
+        self._body = body
+        self._release = release
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+    @property
+    def body(self) -> bytes:
+        if self._body is None:
+            self._body = self.read()
+        return self._body
+
+    # --- streaming -----------------------------------------------------------------------
+    def read(self, n: int = -1) -> bytes:
+        if self._raw is None:
+            data, self._body = (self._body or b""), b""
+            if n >= 0:
+                data, self._body = data[:n], data[n:]
+            return data
+        try:
+            data = self._raw.read() if n < 0 else self._raw.read(n)
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            raise ConnectionFailed(self.url, e) from e
+        if self._raw.isclosed():
+            self._finish(reuse=True)
+        return data
+
+    def readinto(self, b: bytearray | memoryview) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def _finish(self, reuse: bool) -> None:
+        release, self._release, self._raw = self._release, None, None
+        if release is not None:
+            release(reuse)
+
+    def close(self) -> None:
+        self._finish(reuse=False)
+
+    def __enter__(self) -> "Response":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Transport:
+    """Connection pools (per scheme/host/port) shared by all threads of one client."""
+
+    def __init__(self, tls_for: Callable[[str], TLSSettings],
+                 retries: int = 4, backoff: float = 0.25, timeout: float = READ_TIMEOUT) -> None:
+        self._tls_for = tls_for
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self.retries = retries
+        self.backoff = backoff
+        self.timeout = timeout
+
+    # --- connections ----------------------------------------------------------------------
+    def _context(self, netloc: str) -> ssl.SSLContext:
+        with self._lock:
+            ctx = self._contexts.get(netloc)
+        if ctx is not None:
+            return ctx
+        settings = self._tls_for(netloc)
+        ctx = ssl.create_default_context()
+        if not settings.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        for d in settings.certs_dirs:
+            _load_certs_dir(ctx, Path(d) / netloc)
+        with self._lock:
+            self._contexts[netloc] = ctx
+        return ctx
+
+    def _get_conn(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            idle = self._idle.get((scheme, netloc))
+            if idle:
+                return idle.pop(), True
+        if scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                netloc, timeout=self.timeout, context=self._context(netloc), blocksize=BLOCK)
+        else:
+            conn = http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=BLOCK)
+        return conn, False
+
+    def _put_conn(self, scheme: str, netloc: str, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            pool = self._idle.setdefault((scheme, netloc), [])
+            if len(pool) < 16:
+                pool.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._idle = self._idle, {}
+        for conns in pools.values():
+            for c in conns:
+                c.close()
+
+    # --- one exchange ---------------------------------------------------------------------
+    def send(self, method: str, url: str, headers: Mapping[str, str], body: Body = None,
+             stream: bool = False) -> Response:
+        """One request on a pooled connection (a stale kept-alive one is retried once)."""
+        parts = urlsplit(url)
+        scheme, netloc = parts.scheme, parts.netloc
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        hdrs = {"User-Agent": USER_AGENT, **headers}
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            hdrs.setdefault("Content-Length", "0")
+        elif isinstance(body, bytes):
+            hdrs["Content-Length"] = str(len(body))
+        start = body.tell() if body is not None and not isinstance(body, bytes) else 0
+        for attempt in (0, 1):
+            conn, reused = self._get_conn(scheme, netloc)
+            try:
+                conn.request(method, path, body=body, headers=hdrs)
+                raw = conn.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                stale = reused and attempt == 0 and isinstance(
+                    e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+                if stale and (body is None or isinstance(body, bytes) or body.seekable()):
+                    if body is not None and not isinstance(body, bytes):
+                        body.seek(start)
+                    continue
+                raise ConnectionFailed(url, e, tls=isinstance(e, ssl.SSLError)) from e
+            break
+
+        def release(reuse: bool, conn: http.client.HTTPConnection = conn) -> None:
+            if reuse and not raw.will_close:
+                self._put_conn(scheme, netloc, conn)
+            else:
+                conn.close()
+
+        if method == "HEAD":
+            raw.read()
+            release(True)
+            return Response(url, raw.status, raw.headers, None, b"")
+        if stream and 200 <= raw.status < 300:
+            return Response(url, raw.status, raw.headers, raw, None, release)
+        try:
+            data = raw.read()
+        except (OSError, http.client.HTTPException) as e:
+            release(False)
+            raise ConnectionFailed(url, e) from e
+        release(True)
+        return Response(url, raw.status, raw.headers, None, data)
+
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None = None,
+                body: Body = None, stream: bool = False, follow: bool = True,
+                retry: bool = True) -> Response:
+        """`send` with redirects (GET/HEAD; Authorization dropped on a host change) and
+        retries with exponential backoff on 5xx and connection errors."""
+        hdrs = dict(headers or {})
+        attempts = self.retries if retry else 1
+        origin = urlsplit(url).netloc
+        for attempt in range(attempts):
+            try:
+                cur = url
+                cur_hdrs = hdrs
+                for _hop in range(10):
+                    resp = self.send(method, cur, cur_hdrs, body, stream)
+                    loc = resp.header("Location")
+                    if not (follow and resp.status in (301, 302, 303, 307, 308) and loc
+                            and method in ("GET", "HEAD")):
+                        break
+                    resp.close()
+                    cur = urljoin(cur, loc)
+                    if urlsplit(cur).netloc != origin:
+                        cur_hdrs = {k: v for k, v in hdrs.items() if k.lower() != "authorization"}
+                else:
+                    raise RegistryUnavailable(f"{url}: too many redirects")
+            except ConnectionFailed as e:
+                if e.tls or isinstance(e.cause, ssl.SSLError) or attempt + 1 >= attempts \
+                        or not _rewindable(body):
+                    raise
+                self._sleep(attempt)
+                _rewind(body)
+                continue
+            if resp.status >= 500 and attempt + 1 < attempts and _rewindable(body):
+                resp.close()
+                self._sleep(attempt)
+                _rewind(body)
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(self.backoff * (2 ** attempt))
+
+
+def _rewindable(body: Body) -> bool:
+    return body is None or isinstance(body, bytes) or (hasattr(body, "seekable") and body.seekable())
+
+
+def _rewind(body: Body) -> None:
+    if body is not None and not isinstance(body, bytes):
+        body.seek(0)
+
+
+def _load_certs_dir(ctx: ssl.SSLContext, d: Path) -> None:
+    """Docker's certs.d convention: *.crt are CA roots, *.cert + *.key client pairs."""
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return
+    for name in names:
+        p = d / name
+        if name.endswith(".crt"):
+            ctx.load_verify_locations(cafile=str(p))
+        elif name.endswith(".cert"):
+            key = d / (name[: -len(".cert")] + ".key")
+            ctx.load_cert_chain(str(p), str(key) if key.exists() else None)
+
+
+def has_certs_dir(certs_dirs: Iterable[str], netloc: str) -> bool:
+    return any((Path(d) / netloc).is_dir() for d in certs_dirs)
+
+
+def read_limited(resp: Response, limit: int) -> bytes:
+    buf = io.BytesIO()
+    while True:
+        chunk = resp.read(min(BLOCK, limit + 1 - buf.tell()))
+        if not chunk:
+            break
+        buf.write(chunk)
+        if buf.tell() > limit:
+            resp.close()
+            break
+    return buf.getvalue()
