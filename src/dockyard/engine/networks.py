@@ -67,7 +67,7 @@ def dns_table(paths: Paths) -> Path:
 
 
 def store(engine: Engine) -> NetworkStore:
-    return NetworkStore(engine.paths.root, settings(engine.paths))
+    return NetworkStore(engine.paths.root, settings(engine.paths), lambda net: ensure_bridge(engine, net))
 
 
 def ensure_bridge(engine: Engine, net: Network) -> None:

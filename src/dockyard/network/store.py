@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import _util
 from ..errors import Conflict, InvalidArgument, NotFound
@@ -69,9 +69,13 @@ class Settings:
 
 
 class NetworkStore:
-    def __init__(self, root: Path, settings: Settings) -> None:
+    def __init__(self, root: Path, settings: Settings,
+                 materialize: Callable[[Network], None] | None = None) -> None:
         self.dir = root / "network"
         self.settings = settings
+        #: called (under the store lock) for a predefined bridge network just recorded, so its
+        #: bridge and route exist before another data root picks a subnet
+        self.materialize = materialize
 
     @property
     def lock(self) -> Path:
@@ -106,7 +110,10 @@ class NetworkStore:
                 have = {n.name for n in nets}
                 for name in PREDEFINED:
                     if name not in have:
-                        nets.append(self._save(self._predefined(name, nets)))
+                        made = self._predefined(name, nets)
+                        if made.is_bridge and self.materialize is not None:
+                            self.materialize(made)
+                        nets.append(self._save(made))
         order = {name: i for i, name in enumerate(PREDEFINED)}
         return sorted(nets, key=lambda n: (order.get(n.name, 9), n.created, n.name))
 

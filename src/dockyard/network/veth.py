@@ -24,8 +24,9 @@ def _has_addr(nl: Netlink, name: str, cidr: str) -> bool:
 
 def ensure_bridge(name: str, cidr: str, mtu: int | None = None) -> Link:
     """Bridge `name` exists, has address `cidr` (e.g. '10.200.0.1/16'), the MTU if given, and is
-    up. Idempotent: an existing bridge keeps its ports and other addresses. Conflict if `name`
-    is a link of another kind."""
+    up. Idempotent: an existing bridge keeps its ports; other IPv4 addresses it has (left from a
+    network record that no longer exists) are removed, so its route cannot shadow another
+    network's subnet. Conflict if `name` is a link of another kind."""
     with Netlink() as nl:
         link = nl.link(name)
         if link is None:
@@ -38,6 +39,10 @@ def ensure_bridge(name: str, cidr: str, mtu: int | None = None) -> Link:
             raise Conflict(f"network interface {name} exists and is not a bridge")
         if mtu and link.mtu != mtu:
             nl.set_mtu(name, mtu)
+        want = parse_cidr(cidr)
+        for have in nl.addrs(name, want[0]):
+            if parse_cidr(have) != want:
+                nl.del_addr(name, have)
         if not _has_addr(nl, name, cidr):
             try:
                 nl.add_addr(name, cidr)
