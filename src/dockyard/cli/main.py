@@ -28,6 +28,9 @@ COMMANDS: dict[str, str] = {
 }
 # volumes (cli/volumes.py): `volume create|ls|inspect|rm|prune`
 COMMANDS["volume"] = "volumes:cmd_volume"
+# registries (cli/registry.py): pull, push, login, logout, manifest inspect
+COMMANDS.update({"pull": "registry:cmd_pull", "push": "registry:cmd_push", "login": "registry:cmd_login",
+                 "logout": "registry:cmd_logout", "manifest-inspect": "registry:cmd_manifest_inspect"})
 #: two-word forms (`docker container ls`) -> command
 SUBCOMMANDS: dict[tuple[str, str], str] = {
     ("container", "ls"): "ps", ("container", "list"): "ps", ("container", "ps"): "ps",
@@ -44,6 +47,7 @@ for _c in ("create", "ls", "inspect", "rm", "prune", "connect", "disconnect"):
 SUBCOMMANDS[("network", "list")] = "network-ls"
 SUBCOMMANDS[("network", "remove")] = "network-rm"
 SUBCOMMANDS[("container", "port")] = "port"
+SUBCOMMANDS.update({("image", "pull"): "pull", ("image", "push"): "push", ("manifest", "inspect"): "manifest-inspect"})
 for _c in ("run", "create", "start", "stop", "kill", "restart", "wait", "pause", "unpause", "rename", "logs",
            "top", "stats", "attach", "exec", "cp", "diff", "export", "commit"):
     SUBCOMMANDS[("container", _c)] = _c
@@ -60,8 +64,8 @@ Options:
 Commands:
   run, create, start, stop, kill, restart, rm, wait, pause, unpause, rename,
   ps, inspect, logs, top, stats, attach, exec, cp, diff, export, commit,
-  import, images, tag, rmi, port, info, version
-Management commands: container, image, network, system, volume
+  import, images, tag, rmi, port, info, version, pull, push, login, logout
+Management commands: container, image, manifest, network, system, volume
 
 Run 'dockyard COMMAND --help' for more information on a command.
 """
@@ -94,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     cmd = args.pop(0)
-    if cmd in ("container", "image", "system", "builder", "network") and args and (cmd, args[0]) in SUBCOMMANDS:
+    if cmd in ("container", "image", "system", "builder", "network", "manifest") and args and (cmd, args[0]) in SUBCOMMANDS:
         cmd = SUBCOMMANDS[(cmd, args.pop(0))]
-    elif cmd in ("container", "image", "system", "network"):
+    elif cmd in ("container", "image", "system", "network", "manifest"):
         print(f"Usage:  dockyard {cmd} COMMAND\n\nRun 'dockyard {cmd} COMMAND --help' for more information.",
               file=sys.stderr if args else sys.stdout)
         return 125 if args else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import NotFound
+from ..errors import InvalidArgument, NotFound
 from . import runflags
 from .args import engine
 
@@ -16,14 +16,35 @@ def _create(argv: list[str], cmd: str):  # type: ignore[no-untyped-def]
     ns = runflags.parser(cmd).parse_args(argv)
     config, hc = runflags.to_docker(ns)
     eng = engine()
+    if ns.pull == "always":
+        from .registry import pull_for_run
+
+        pull_for_run(ns.image, ns.quiet)
     try:
         c = lifecycle.create(eng, config, hc, ns.name, runflags.networking_config(ns))
     except NotFound as e:
-        if str(e).startswith("No such image") and ns.pull != "never":
-            ref = str(e).split(": ", 1)[1]
-            print(f"Unable to find image '{ref}' locally", file=sys.stderr)
-        raise
+        if not str(e).startswith("No such image") or ns.pull != "missing" or not _pullable(ns.image):
+            raise
+        ref = str(e).split(": ", 1)[1]
+        print(f"Unable to find image '{ref}' locally", file=sys.stderr)
+        from .registry import pull_for_run
+
+        pull_for_run(ns.image, ns.quiet)
+        c = lifecycle.create(eng, config, hc, ns.name, runflags.networking_config(ns))
     return eng, c, ns
+
+
+def _pullable(image: str) -> bool:
+    """A name (not an image ID or ID prefix) can be pulled."""
+    from ..images.refs import parse_reference
+
+    if image.startswith("sha256:"):
+        return False
+    try:
+        parse_reference(image)
+    except InvalidArgument:
+        return False
+    return True
 
 
 def cmd_create(argv: list[str]) -> int:

@@ -46,6 +46,17 @@ class EngineBackend:
         return BaseImage(image.id, image.config, image.top_chain_id)
 
     def base(self, ref: str) -> BaseImage:
+        from ..errors import NotFound
+
+        try:
+            return self._base_of(self.engine.images.resolve(ref))
+        except NotFound:
+            if ref.startswith("sha256:"):
+                raise
+        from .distmeta import NullProgress
+        from .distribution import pull
+
+        pull(self.engine, ref, None, False, NullProgress())  # FROM an image not here yet
         return self._base_of(self.engine.images.resolve(ref))
 
     def get_image(self, image_id: str) -> BaseImage:

@@ -1,0 +1,246 @@
+"""`pull`: an image from a registry into the stores, as Docker does, but faster and resumable.
+
+* The reference is normalised (``busybox`` → docker.io/library/busybox:latest); a manifest
+  list / OCI index is resolved to this host's platform (or ``--platform``).
+* Layers whose chain is already stored are not fetched (``Already exists``). The others
+  download in parallel (``max_concurrent_downloads``) to ``<root>/tmp/blobs/<hex>.partial``,
+  which a later pull continues with a Range request when this one is interrupted; a
+  finished, verified blob is renamed ``<hex>.blob`` and reused until it is applied.
+* Layers are applied in chain order as soon as a layer and its parents are there, while the
+  rest are still downloading (`LayerStore.register` through `tarsplit.register_recorded`,
+  so that push can give back the very same tar); each result must have the diffID the
+  config names.
+* Only then is the config stored (image ID = its digest), tagged and its RepoDigest
+  recorded. A failure leaves no image, tag or half-applied layer (layers fully registered
+  stay, as Docker's do, for the next pull).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from ..errors import FailedPrecondition, InvalidArgument, NotFound, Unsupported
+from ..images._lock import store_lock
+from ..images.layers import chain_ids
+from ..images.refs import Reference, parse_reference
+from .core import Engine
+from .distmeta import (
+    Cancelled, DistributionStore, Event, Progress, Throttled, parse_platform, registry_session,
+)
+
+#: largest image config accepted (Docker: 8 MiB)
+MAX_CONFIG_SIZE = 8 << 20
+_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws")
+
+
+def pull(engine: Engine, ref: str, platform: str | None, all_tags: bool, progress: Progress) -> str:
+    """Pull `ref` (every tag of the repository with `all_tags`); return the image ID (of the
+    last tag pulled with `all_tags`)."""
+    named = parse_reference(ref, default_tag=False)
+    plat = parse_platform(platform)
+    if all_tags:
+        if not named.is_name_only:
+            raise InvalidArgument("tag can't be used with --all-tags/-a")
+        client = registry_session(named.domain, named.path, "pull")
+        tags = sorted(client.tags())
+        if not tags:
+            raise NotFound(f"no tags found for {named.familiar_name()}")
+        image_id, updated = "", False
+        for tag in tags:
+            image_id, up = _pull_one(engine, client, named.with_tag(tag), plat, progress)
+            updated = updated or up
+        _status(progress, updated, named.familiar_name())
+        return image_id
+    if named.is_name_only:
+        progress.emit(Event("Using default tag: latest"))
+        named = named.with_tag("latest")
+    client = registry_session(named.domain, named.path, "pull")
+    image_id, updated = _pull_one(engine, client, named, plat, progress)
+    _status(progress, updated, named.familiar())
+    return image_id
+
+
+def _status(progress: Progress, updated: bool, what: str) -> None:
+    progress.emit(Event(f"Status: {'Downloaded newer image' if updated else 'Image is up to date'} for {what}"))
+
+
+def _pull_one(engine: Engine, client: Any, named: Reference, plat: tuple[str, str, str | None],
+              progress: Progress) -> tuple[str, bool]:
+    reference = named.digest or named.tag or "latest"
+    progress.emit(Event(f"Pulling from {named.path}", reference))
+    top = client.get_manifest(reference)
+    if top.media_type in _SCHEMA1:
+        raise Unsupported(f"{named.familiar()}: Docker Image Format v1 and Docker Image manifest "
+                          "version 2, schema 1 are not supported")
+    manifest = client.resolve_platform(top, *plat)
+    image = client.parse_image_manifest(manifest)
+    config_bytes = client.get_blob_bytes(image.config.digest, MAX_CONFIG_SIZE)
+    try:
+        config = json.loads(config_bytes)
+        diff_ids = [str(d) for d in config["rootfs"]["diff_ids"]]
+    except (ValueError, KeyError, TypeError):
+        raise FailedPrecondition(f"{named.familiar()}: invalid image config {image.config.digest}") from None
+    if len(diff_ids) != len(image.layers):
+        raise FailedPrecondition(f"{named.familiar()}: the manifest names {len(image.layers)} layers "
+                                 f"but the image config {len(diff_ids)}")
+    _fetch_layers(engine, client, named, image.layers, diff_ids, progress)
+    images = engine.images
+    with store_lock(engine.paths):
+        existed = images.exists(image.config.digest)
+        image_id = images.create_image_raw(config_bytes)
+        try:
+            if image_id != image.config.digest:
+                raise FailedPrecondition(f"image config digest mismatch: {image_id} != {image.config.digest}")
+            target = named if named.digest else named.with_tag(named.tag or "latest")
+            updated = images.refs.get(target) != image_id
+            if updated:
+                images.refs.add(target, image_id)
+                images.set_last_updated(image_id)
+            images.add_digest(named.with_digest(named.digest or top.digest), image_id)
+        except BaseException:
+            if not existed:
+                images.delete_image(image_id)
+            raise
+    progress.emit(Event(f"Digest: {top.digest}"))
+    return image_id, updated
+
+
+# ---- layers ---------------------------------------------------------------------------
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def _fetch_layers(engine: Engine, client: Any, named: Reference, layers: tuple[Any, ...],
+                  diff_ids: list[str], progress: Progress) -> None:
+    chains = chain_ids(diff_ids)
+    dist = DistributionStore(engine.paths)
+    have = 0
+    while have < len(chains) and engine.layers.exists(chains[have]):
+        have += 1
+    for desc, diff_id in zip(layers[:have], diff_ids):
+        progress.emit(Event("Already exists", _short(desc.digest)))
+    todo = list(range(have, len(chains)))
+    if not todo:
+        return
+    blobs = engine.paths.tmp / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    limit = max(1, int(getattr(client.config, "max_concurrent_downloads", 3) or 3))
+    for n, i in enumerate(todo):
+        progress.emit(Event("Pulling fs layer", _short(layers[i].digest)))
+    for n, i in enumerate(todo):
+        if n >= limit:
+            progress.emit(Event("Waiting", _short(layers[i].digest)))
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="pull")
+    futures: dict[int, Future[IO[bytes]]] = {}
+    try:
+        for i in todo:
+            futures[i] = pool.submit(_download, client, blobs, layers[i], progress, stop)
+        parent = chains[have - 1] if have else None
+        for i in todo:
+            lid = _short(layers[i].digest)
+            with futures.pop(i).result() as f:
+                layer = _apply(engine, f, parent, layers[i].size, lid, progress)
+            if layer.diff_id != diff_ids[i]:
+                engine.images.release_unused(layer.chain_id)
+                raise FailedPrecondition(f"layer {layers[i].digest} has diffID {layer.diff_id}, but the "
+                                         f"image config says {diff_ids[i]}")
+            _discard(blobs, layers[i].digest)
+            dist.record(diff_ids[i], layers[i].digest, named.name)
+            progress.emit(Event("Pull complete", lid))
+            parent = layer.chain_id
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for fut in futures.values():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                fut.result().close()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    for desc, diff_id in zip(layers[:have], diff_ids):
+        dist.record(diff_id, desc.digest, named.name)
+
+
+@contextlib.contextmanager
+def _blob_lock(blobs: Path, digest: str) -> Iterator[None]:
+    """Serialise pulls of one blob across processes (the partial file is shared); one lock
+    file per first byte of the digest, so lock files do not pile up."""
+    locks = blobs / "locks"
+    locks.mkdir(exist_ok=True)
+    fd = os.open(locks / digest.split(":", 1)[-1][:2], os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _download(client: Any, blobs: Path, desc: Any, progress: Progress, stop: threading.Event) -> IO[bytes]:
+    """Fetch one blob (continuing a partial one) and return it opened for reading."""
+    hexd = desc.digest.split(":", 1)[-1]
+    lid = hexd[:12]
+    done = blobs / f"{hexd}.blob"
+    with _blob_lock(blobs, desc.digest):
+        with contextlib.suppress(FileNotFoundError):
+            f = open(done, "rb")
+            if os.fstat(f.fileno()).st_size == desc.size:
+                progress.emit(Event("Download complete", lid))
+                return f
+            f.close()
+        if stop.is_set():
+            raise Cancelled()
+        on_progress = Throttled(progress, lid, "Downloading", desc.size, stop)
+        path = Path(client.fetch_blob(desc.digest, desc.size, blobs / f"{hexd}.partial", on_progress))
+        progress.emit(Event("Verifying Checksum", lid))
+        if path != done:
+            os.replace(path, done)
+        progress.emit(Event("Download complete", lid))
+        return open(done, "rb")
+
+
+def _discard(blobs: Path, digest: str) -> None:
+    with _blob_lock(blobs, digest):
+        hexd = digest.split(":", 1)[-1]
+        for name in (f"{hexd}.blob", f"{hexd}.partial"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(blobs / name)
+
+
+class _Counting:
+    """A reader reporting how much of the compressed blob has been consumed."""
+
+    def __init__(self, f: IO[bytes], on_progress: Throttled) -> None:
+        self.f, self.on_progress, self.n = f, on_progress, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.n += len(data)
+        self.on_progress(self.n)
+        return data
+
+
+def _apply(engine: Engine, f: IO[bytes], parent: str | None, size: int, lid: str, progress: Progress) -> Any:
+    from ..images.tarsplit import register_recorded
+
+    progress.emit(Event("Extracting", lid, 0, size))
+    reader = _Counting(f, Throttled(progress, lid, "Extracting", size))
+    return register_recorded(engine.layers, reader, parent)  # type: ignore[arg-type]
+
+
+def manifest_json(engine: Engine, ref: str) -> bytes:
+    """`manifest inspect`: the raw manifest (or index) of `ref` from its registry."""
+    named = parse_reference(ref)
+    client = registry_session(named.domain, named.path, "pull")
+    return bytes(client.get_manifest(named.digest or named.tag or "latest").raw)
+

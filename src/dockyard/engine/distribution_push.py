@@ -1,0 +1,233 @@
+"""`push`: an image's layers, config and manifest to a registry, as Docker does.
+
+For each layer, in parallel (``max_concurrent_uploads``): a blob the registry already has
+(by the digests Docker's v2metadata records for the layer, or the cached compressed blob)
+is skipped (``Layer already exists``); one recorded in another repository of the same
+registry is mounted from there (``Mounted from <repo>``); otherwise the layer's tar
+(rebuilt byte for byte by `images.archive.write_layer`, so it hashes to the diffID) is
+compressed once, kept under ``distribution/blobs`` with its digest, and uploaded. Then the
+config blob and a Docker schema 2 manifest (an OCI manifest for zstd layers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import threading
+import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO, cast
+
+from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
+from ..images.layers import Layer
+from ..images.refs import Reference, parse_reference
+from ..images.store import Image
+from .core import Engine
+from .distmeta import (
+    CompressedBlob, DistributionStore, Event, Progress, Throttled, registry_session,
+)
+
+MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+MEDIA_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+#: gzip level: Go's compress/gzip DefaultCompression, which Docker uses
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Pushed:
+    digest: str
+    size: int
+
+
+def push(engine: Engine, ref: str, all_tags: bool, progress: Progress, compression: str = "gzip") -> str:
+    """Push `ref` (every tag of its repository with `all_tags`); return the manifest digest
+    (of the last tag)."""
+    if compression not in ("gzip", "zstd"):
+        raise InvalidArgument(f"unsupported compression {compression!r}: gzip or zstd")
+    if compression == "zstd":
+        try:
+            import zstandard  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            raise Unsupported("zstd compression needs the 'zstandard' Python module, which is not installed") from None
+    named = parse_reference(ref, default_tag=False)
+    if named.digest is not None:
+        raise InvalidArgument(f"cannot push a digest reference: {named.familiar()}")
+    if all_tags:
+        if named.tag is not None:
+            raise InvalidArgument("tag can't be used with --all-tags/-a")
+        tags = sorted(t for t in (parse_reference(k, default_tag=False) for k in engine.images.refs.all())
+                      if t.name == named.name and t.tag is not None and t.digest is None)
+        if not tags:
+            raise NotFound(f"An image does not exist locally with the tag: {named.familiar_name()}")
+    else:
+        if named.tag is None:
+            progress.emit(Event("Using default tag: latest"))
+            named = named.with_tag("latest")
+        tags = [named]
+    images: list[tuple[Reference, Image]] = []
+    for t in tags:
+        try:
+            images.append((t, engine.images.get(engine.images.refs.get(t) or "")))
+        except NotFound:
+            raise NotFound(f"An image does not exist locally with the tag: {t.familiar()}") from None
+    progress.emit(Event(f"The push refers to repository [{named.name}]"))
+    client = registry_session(named.domain, named.path, "pull,push")
+    digest = ""
+    for t, image in images:
+        digest = _push_one(engine, client, t, image, compression, progress)
+    return digest
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def _push_one(engine: Engine, client: Any, named: Reference, image: Image, compression: str,
+              progress: Progress) -> str:
+    chain = engine.layers.chain(image.top_chain_id) if image.top_chain_id else []
+    dist = DistributionStore(engine.paths)
+    limit = max(1, int(getattr(client.config, "max_concurrent_uploads", 5) or 5))
+    for layer in reversed(chain):
+        progress.emit(Event("Preparing", _short(layer.diff_id)))
+    for n, layer in enumerate(chain):
+        if n >= limit:
+            progress.emit(Event("Waiting", _short(layer.diff_id)))
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="push")
+    futures: list[Future[Pushed]] = []
+    try:
+        for layer in chain:
+            futures.append(pool.submit(_push_layer, engine, client, dist, named, layer, compression,
+                                       progress, stop))
+        blobs = [f.result() for f in futures]
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    config = engine.images.raw_config(image.id)
+    if client.blob_exists(image.id) is None:
+        client.upload_blob(image.id, len(config), io.BytesIO(config))
+    zstd = compression == "zstd"
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_OCI_MANIFEST if zstd else MEDIA_DOCKER_MANIFEST,
+        "config": {"mediaType": MEDIA_OCI_CONFIG if zstd else MEDIA_DOCKER_CONFIG,
+                   "size": len(config), "digest": image.id},
+        "layers": [{"mediaType": MEDIA_OCI_LAYER_ZSTD if zstd else MEDIA_DOCKER_LAYER_GZIP,
+                    "size": b.size, "digest": b.digest} for b in blobs],
+    }
+    raw = json.dumps(doc, indent=3).encode()  # Docker: json.MarshalIndent(m, "", "   ")
+    digest = str(client.put_manifest(named.tag or "latest", doc["mediaType"], raw))
+    progress.emit(Event(f"{named.tag}: digest: {digest} size: {len(raw)}"))
+    engine.images.add_digest(named.with_digest(digest), image.id)
+    return digest
+
+
+def _domain(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def _push_layer(engine: Engine, client: Any, dist: DistributionStore, named: Reference, layer: Layer,
+                compression: str, progress: Progress, stop: threading.Event) -> Pushed:
+    lid = _short(layer.diff_id)
+    if stop.is_set():
+        raise InterruptedError("push cancelled")
+    here = named.name
+    meta = [m for m in dist.v2metadata(layer.diff_id) if _domain(m.source_repository) == named.domain]
+    if compression != "gzip":
+        meta = []  # recorded blobs are gzip (Docker's and most registries')
+    cached = dist.compressed(layer.diff_id, compression)
+    candidates = [m.digest for m in meta if m.source_repository == here]
+    if cached is not None:
+        candidates.append(cached.digest)
+    for digest in dict.fromkeys(candidates):
+        size = client.blob_exists(digest)
+        if size is not None:
+            progress.emit(Event("Layer already exists", lid))
+            dist.record(layer.diff_id, digest, here)
+            return Pushed(digest, int(size))
+    for m in reversed(meta):
+        if m.source_repository == here:
+            continue
+        source = m.source_repository.split("/", 1)[1]
+        try:
+            mounted = client.mount_blob(m.digest, source)
+        except DockyardError:
+            mounted = False  # no pull access there, or the registry refuses mounts: upload
+        if mounted:
+            size = client.blob_exists(m.digest)
+            if size is not None:
+                progress.emit(Event(f"Mounted from {source}", lid))
+                dist.record(layer.diff_id, m.digest, here)
+                return Pushed(m.digest, int(size))
+    blob = cached or _compress(engine, dist, layer, compression)
+    progress.emit(Event("Pushing", lid, 0, blob.size))
+    client.upload_blob(blob.digest, blob.size, blob.path,
+                       on_progress=Throttled(progress, lid, "Pushing", blob.size, stop))
+    progress.emit(Event("Pushed", lid))
+    dist.record(layer.diff_id, blob.digest, here)
+    return Pushed(blob.digest, blob.size)
+
+
+class _HashingWriter:
+    def __init__(self, out: IO[bytes]) -> None:
+        import hashlib
+
+        self.out, self.sha, self.n = out, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.out.write(data)
+        self.n += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _compress(engine: Engine, dist: DistributionStore, layer: Layer, compression: str) -> CompressedBlob:
+    """Compress the layer's tar into the blob cache (once per diffID and compression)."""
+    from ..images.archive import write_layer
+
+    dist.blobs.mkdir(parents=True, exist_ok=True)
+    engine.paths.tmp.mkdir(parents=True, exist_ok=True)
+    tmp = dist.blobs / f".tmp-{os.urandom(8).hex()}"
+    try:
+        with tempfile.TemporaryFile(dir=engine.paths.tmp) as plain, open(tmp, "wb") as out:
+            write_layer(engine.images, layer, cast(BinaryIO, plain))  # checks the diffID
+            plain.seek(0)
+            hw = _HashingWriter(out)
+            if compression == "zstd":
+                import zstandard
+
+                with zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(hw, closefd=False) as zw:
+                    while chunk := plain.read(_CHUNK):
+                        zw.write(chunk)
+            else:
+                z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: a gzip header
+                while chunk := plain.read(_CHUNK):
+                    hw.write(z.compress(chunk))
+                hw.write(z.flush())
+            out.flush()
+            os.fsync(out.fileno())
+        digest = "sha256:" + hw.sha.hexdigest()
+        final = dist.blobs / digest[7:]
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dist.keep_compressed(layer.diff_id, compression, digest, hw.n)
+    return CompressedBlob(digest, hw.n, final)

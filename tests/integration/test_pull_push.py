@@ -1,0 +1,391 @@
+"""pull and push against Debian's real `docker-registry` on 127.0.0.1 (issue 5).
+
+Push busybox, pull it back into a clean second data root and run it; pull by digest;
+RepoDigests; `Already exists`; run --pull; resume after kill -9; a corrupted blob; cross-repo
+mount; a second registry without recompression; skopeo interop; login/logout; errors.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import dy
+
+# no test here (or in the session) may reach a registry off this host
+os.environ.setdefault("DOCKYARD_REGISTRY_LOOPBACK_ONLY", "1")
+
+pytestmark = pytest.mark.usefixtures("busybox")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Registry:
+    """One `docker-registry serve` process with its own storage and log."""
+
+    def __init__(self, base: Path, htpasswd: str | None = None) -> None:
+        self.dir = base
+        self.port = _free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.storage = base / "storage"
+        self.log = base / "registry.log"
+        cfg = ["version: 0.1", "log:", "  level: info", "  accesslog:", "    disabled: false",
+               "storage:", "  filesystem:", f"    rootdirectory: {self.storage}",
+               "  delete:", "    enabled: true", "http:", f"  addr: 127.0.0.1:{self.port}"]
+        if htpasswd:
+            (base / "htpasswd").write_text(htpasswd)
+            cfg += ["auth:", "  htpasswd:", "    realm: qa", f"    path: {base / 'htpasswd'}"]
+        (base / "config.yml").write_text("\n".join(cfg) + "\n")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(base / "config.yml")],
+                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # 401 with auth: it is up
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"registry did not start: {self.log.read_text()}")
+
+    def access_log(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def blob_data(self, digest: str) -> Path:
+        hexd = digest.split(":", 1)[1]
+        return self.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry is not installed")
+    r = Registry(tmp_path_factory.mktemp("registry"))
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def registry2(tmp_path_factory):
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry is not installed")
+    r = Registry(tmp_path_factory.mktemp("registry2"))
+    yield r
+    r.stop()
+
+
+class Root:
+    """A second, empty data root (its own run root) for pulls."""
+
+    def __init__(self, base: Path) -> None:
+        self.root = base / "root"
+        self.runroot = Path(f"/run/dockyard-pulltest-{os.getpid()}-{os.urandom(3).hex()}")
+        self.env = {"DOCKYARD_ROOT": str(self.root), "DOCKYARD_RUNROOT": str(self.runroot)}
+
+    def dy(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return dy(*args, env={**self.env, **kw.pop("env", {})}, **kw)
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        import sys
+
+        return subprocess.Popen([sys.executable, "-m", "dockyard", *args], env={**os.environ, **self.env},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def cleanup(self) -> None:
+        left = self.dy("ps", "-aq").stdout.split()
+        if left:
+            self.dy("rm", "-f", *left)
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1] for line in f if str(self.root) in line or str(self.runroot) in line]
+        for m in reversed(mounts):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.runroot, ignore_errors=True)
+
+
+@pytest.fixture
+def clean_root(tmp_path):
+    r = Root(tmp_path)
+    yield r
+    r.cleanup()
+
+
+@pytest.fixture(scope="module")
+def pushed(registry):
+    """busybox pushed to <registry>/qa/bb:v1; yields (reference, manifest digest, push output)."""
+    ref = f"{registry.host}/qa/bb:v1"
+    dy("tag", "busybox", ref, check=True)
+    p = dy("push", ref, check=True)
+    m = re.search(r"v1: digest: (sha256:[0-9a-f]{64}) size: (\d+)", p.stdout)
+    assert m, p.stdout
+    yield ref, m.group(1), p.stdout
+    dy("rmi", ref)
+
+
+def test_push_output_and_repo_digests(registry, pushed):
+    ref, digest, out = pushed
+    assert f"The push refers to repository [{registry.host}/qa/bb]" in out
+    assert re.search(r"^[0-9a-f]{12}: Pushed$", out, re.M), out
+    info = json.loads(dy("image", "inspect", ref, check=True).stdout)[0]
+    assert f"{registry.host}/qa/bb@{digest}" in info["RepoDigests"]
+    # the registry holds a Docker schema 2 manifest whose layers hash to the diffIDs
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://{registry.host}/v2/qa/bb/manifests/v1",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})) as r:
+        doc = json.loads(r.read())
+    assert doc["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert doc["config"]["digest"] == info["Id"]
+    # pushing again: every layer is already there
+    again = dy("push", ref, check=True).stdout
+    assert "Layer already exists" in again and "Pushed" not in again
+
+
+def test_pull_into_clean_root_and_run(registry, pushed, clean_root):
+    ref, digest, _ = pushed
+    p = clean_root.dy("pull", ref)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"v1: Pulling from qa/bb"
+    assert re.search(r"^[0-9a-f]{12}: Pull complete$", p.stdout, re.M), p.stdout
+    assert f"Digest: {digest}" in lines
+    assert f"Status: Downloaded newer image for {ref}" in lines
+    assert lines[-1] == ref
+    info = json.loads(clean_root.dy("image", "inspect", ref, check=True).stdout)[0]
+    assert info["RepoDigests"] == [f"{registry.host}/qa/bb@{digest}"]
+    assert info["Id"] == json.loads(dy("image", "inspect", "busybox", check=True).stdout)[0]["Id"]
+    run = clean_root.dy("run", "--rm", "--network", "none", ref, "echo", "pulled-and-ran")
+    assert run.returncode == 0 and run.stdout.strip() == "pulled-and-ran", run.stderr
+    # nothing left in the download area
+    assert not glob.glob(str(clean_root.root / "tmp/blobs/*.partial"))
+    assert not glob.glob(str(clean_root.root / "tmp/blobs/*.blob"))
+    # second pull: up to date, layers not fetched again
+    again = clean_root.dy("pull", ref, check=True).stdout
+    assert f"Status: Image is up to date for {ref}" in again
+    assert "Pull complete" not in again
+    # the same image under another tag: "Already exists" for its layers
+    dy("tag", "busybox", f"{registry.host}/qa/bb:v2", check=True)
+    dy("push", f"{registry.host}/qa/bb:v2", check=True)
+    other = clean_root.dy("pull", f"{registry.host}/qa/bb:v2", check=True).stdout
+    assert re.search(r"^[0-9a-f]{12}: Already exists$", other, re.M), other
+    assert f"Status: Downloaded newer image for {registry.host}/qa/bb:v2" in other
+    dy("rmi", f"{registry.host}/qa/bb:v2")
+
+
+def test_pull_by_digest_and_quiet(registry, pushed, clean_root):
+    ref, digest, _ = pushed
+    name = ref.rsplit(":", 1)[0]
+    p = clean_root.dy("pull", "-q", f"{name}@{digest}")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [f"{name}@{digest}"]
+    info = json.loads(clean_root.dy("image", "inspect", f"{name}@{digest}", check=True).stdout)[0]
+    assert f"{name}@{digest}" in info["RepoDigests"]
+    assert info["RepoTags"] == []
+
+
+def test_run_pull_policies(registry, pushed, clean_root):
+    ref, _, _ = pushed
+    never = clean_root.dy("run", "--rm", "--pull", "never", "--network", "none", ref, "true")
+    assert never.returncode == 125 and "No such image" in never.stderr
+    missing = clean_root.dy("run", "--rm", "--network", "none", ref, "echo", "ok")
+    assert missing.returncode == 0, missing.stderr
+    assert f"Unable to find image '{ref}' locally" in missing.stderr
+    assert "Pull complete" in missing.stderr and missing.stdout.strip() == "ok"
+    always = clean_root.dy("run", "--rm", "--pull", "always", "--network", "none", ref, "echo", "ok")
+    assert always.returncode == 0 and "Image is up to date" in always.stderr, always.stderr
+    created = clean_root.dy("create", "--pull", "always", "-q", "--network", "none", ref, "true")
+    assert created.returncode == 0 and "Pulling" not in created.stderr, created.stderr
+    clean_root.dy("rm", created.stdout.strip())
+
+
+def test_missing_repository_and_bad_reference(registry, clean_root):
+    p = clean_root.dy("pull", f"{registry.host}/qa/nothing-here:v1")
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    p = clean_root.dy("pull", "UPPER/Case")
+    assert p.returncode == 1 and "invalid reference format" in p.stderr
+
+
+def test_docker_hub_is_never_contacted_in_tests(clean_root):
+    p = clean_root.dy("pull", "busybox")
+    assert p.returncode == 1 and "is not on this host" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_cross_repository_mount(registry, pushed):
+    target = f"{registry.host}/qa/other:m1"
+    dy("tag", "busybox", target, check=True)
+    try:
+        out = dy("push", target, check=True).stdout
+        assert "Mounted from qa/bb" in out, out
+    finally:
+        dy("rmi", target)
+
+
+def test_second_registry_reuses_the_compressed_blob(registry, registry2, pushed):
+    root = Path(os.environ["DOCKYARD_ROOT"])
+    blobs = sorted((root / "image/overlay2/distribution/blobs/sha256").iterdir())
+    assert blobs
+    before = {b: b.stat().st_mtime_ns for b in blobs}
+    target = f"{registry2.host}/qa/bb:v1"
+    dy("tag", "busybox", target, check=True)
+    try:
+        out = dy("push", target, check=True).stdout
+        assert "Pushed" in out
+        assert {b: b.stat().st_mtime_ns for b in blobs} == before
+        assert sorted((root / "image/overlay2/distribution/blobs/sha256").iterdir()) == blobs
+    finally:
+        dy("rmi", target)
+
+
+def _random_tar(path: Path, size: int) -> None:
+    with tarfile.open(path, "w") as tf:
+        data = os.urandom(size)
+        ti = tarfile.TarInfo("big.bin")
+        ti.size = size
+        import io
+
+        tf.addfile(ti, io.BytesIO(data))
+
+
+def test_resume_after_kill(registry, clean_root, tmp_path):
+    ref = f"{registry.host}/qa/big:v1"
+    _random_tar(tmp_path / "big.tar", 30 << 20)
+    dy("import", str(tmp_path / "big.tar"), ref, check=True)
+    try:
+        dy("push", ref, check=True)
+        blobs = clean_root.root / "tmp" / "blobs"
+        proc = clean_root.popen("pull", ref)
+        deadline = time.time() + 60
+        partial = []
+        while time.time() < deadline and proc.poll() is None:
+            partial = [p for p in glob.glob(str(blobs / "*.partial")) if os.path.getsize(p) > 0]
+            if partial:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.001)
+        proc.wait()
+        assert partial, "the pull finished before it could be killed"
+        size = os.path.getsize(partial[0])
+        assert 0 < size < (30 << 20) + 1024 * 64
+        p = clean_root.dy("pull", ref)
+        assert p.returncode == 0, p.stderr
+        digest = "sha256:" + Path(partial[0]).name.split(".")[0]
+        log = registry.access_log()
+        assert re.search(rf'"GET /v2/qa/big/blobs/{digest} HTTP/1.1" 206 ', log), log[-3000:]
+        ids = [json.loads(d(*("image", "inspect", ref), check=True).stdout)[0]["Id"] for d in (dy, clean_root.dy)]
+        assert ids[0] == ids[1]
+        files = glob.glob(str(clean_root.root / "overlay2/*/diff/big.bin"))
+        assert len(files) == 1 and os.path.getsize(files[0]) == 30 << 20
+    finally:
+        dy("rmi", ref)
+
+
+def test_corrupted_blob_fails_cleanly(registry, clean_root, tmp_path):
+    ref = f"{registry.host}/qa/corrupt:v1"
+    _random_tar(tmp_path / "c.tar", 1 << 20)
+    dy("import", str(tmp_path / "c.tar"), ref, check=True)
+    try:
+        dy("push", ref, check=True)
+        with urllib.request.urlopen(urllib.request.Request(
+                f"http://{registry.host}/v2/qa/corrupt/manifests/v1",
+                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})) as r:
+            layer = json.loads(r.read())["layers"][0]["digest"]
+        data = registry.blob_data(layer)
+        raw = bytearray(data.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        data.write_bytes(bytes(raw))
+        p = clean_root.dy("pull", ref)
+        assert p.returncode == 1 and "Traceback" not in p.stderr, (p.stdout, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and layer in p.stderr, p.stderr
+        assert clean_root.dy("image", "inspect", ref).returncode != 0
+        assert clean_root.dy("images", "-q").stdout.strip() == ""
+        overlay = clean_root.root / "overlay2"
+        assert not [d for d in (overlay.iterdir() if overlay.is_dir() else []) if d.name.startswith(".tmp-")]
+        assert not glob.glob(str(clean_root.root / "tmp/blobs/*.blob"))
+    finally:
+        dy("rmi", ref)
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
+def test_skopeo_interop(registry, pushed, clean_root, tmp_path):
+    ref, _, _ = pushed
+    oci = tmp_path / "oci"
+    p = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{oci}:v1"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    target = f"{registry.host}/qa/from-skopeo:s1"
+    p = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{oci}:v1", f"docker://{target}"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    pulled = clean_root.dy("pull", target)
+    assert pulled.returncode == 0, pulled.stderr
+    run = clean_root.dy("run", "--rm", "--network", "none", target, "echo", "via-skopeo")
+    assert run.stdout.strip() == "via-skopeo", run.stderr
+
+
+def test_manifest_inspect(registry, pushed):
+    ref, _, _ = pushed
+    p = dy("manifest", "inspect", ref)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["schemaVersion"] == 2 and doc["layers"]
+    assert p.stdout.startswith("{\n\t\"schemaVersion\"")
+
+
+def test_login_logout(tmp_path, clean_root):
+    pw = subprocess.run(["htpasswd", "-Bbn", "qa", "s3cret"], capture_output=True, text=True, check=True).stdout
+    (tmp_path / "auth-registry").mkdir()
+    reg = Registry(tmp_path / "auth-registry", htpasswd=pw)
+    env = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    try:
+        bad = clean_root.dy("login", "-u", "qa", "--password-stdin", reg.host, input="wrong\n", env=env)
+        assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert not (tmp_path / "docker-config" / "config.json").exists()
+        ok = clean_root.dy("login", "-u", "qa", "-p", "s3cret", reg.host, env=env)
+        assert ok.returncode == 0 and ok.stdout.strip() == "Login Succeeded", ok.stderr
+        assert "WARNING! Using --password via the CLI is insecure" in ok.stderr
+        cfg = json.loads((tmp_path / "docker-config" / "config.json").read_text())
+        assert reg.host in cfg["auths"]
+        # with the saved credentials a push works; without them it is refused
+        dy("tag", "busybox", f"{reg.host}/qa/auth:v1", check=True)
+        try:
+            pushed_ok = dy("push", f"{reg.host}/qa/auth:v1", env=env)
+            assert pushed_ok.returncode == 0, pushed_ok.stderr
+        finally:
+            dy("rmi", f"{reg.host}/qa/auth:v1")
+        out = clean_root.dy("logout", reg.host, env=env)
+        assert out.returncode == 0 and out.stdout.strip() == f"Removing login credentials for {reg.host}"
+        cfg = json.loads((tmp_path / "docker-config" / "config.json").read_text())
+        assert reg.host not in cfg.get("auths", {})
+        denied = clean_root.dy("pull", f"{reg.host}/qa/auth:v1", env=env)
+        assert denied.returncode == 1 and "Traceback" not in denied.stderr
+        assert len(denied.stderr.strip().splitlines()) == 1, denied.stderr
+    finally:
+        reg.stop()
+
