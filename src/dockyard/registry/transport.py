@@ -42,7 +42,7 @@ def describe_oserror(e: BaseException) -> str:
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
     if isinstance(e, ssl.SSLCertVerificationError):
-        return f"tls: {e.verify_message or e.reason}"
+        return f"tls: certificate verify failed: {e.verify_message or e.reason}"
     if isinstance(e, ssl.SSLError):
         return f"tls: {e.reason or e}"
     if isinstance(e, (socket.timeout, TimeoutError)):

@@ -76,16 +76,24 @@ class UploadMixin:
         if resp.status == 201:
             return True
         if resp.status == 202:
+            # the registry opened an upload session instead: keep it for upload_blob (a
+            # DELETE to cancel it would need the "delete" action, which a pusher may lack)
             loc = resp.header("Location")
             if loc:
-                try:
-                    self._call(self._origin, "DELETE", loc).close()
-                except DockyardError:
-                    pass
+                self._sessions()[digest] = self._absolute(loc)
             return False
         raise self._fail(resp, f"mount of blob {digest} from {from_repository} into {self.name}")
 
-    def _start_upload(self) -> str:
+    def _sessions(self) -> dict[str, str]:
+        got: dict[str, str] | None = self.__dict__.get("_upload_sessions")
+        if got is None:
+            got = self.__dict__.setdefault("_upload_sessions", {})
+        return got
+
+    def _start_upload(self, digest: str) -> str:
+        reuse = self._sessions().pop(digest, None)
+        if reuse is not None:
+            return reuse
         resp = self._call(self._origin, "POST", self._uploads_path())
         if resp.status != 202 or not resp.header("Location"):
             raise self._fail(resp, f"upload to {self.name}")
@@ -107,7 +115,7 @@ class UploadMixin:
     def _upload(self, digest: str, size: int, f: BinaryIO, chunk_size: int | None,
                 on_progress: Callable[[int], None] | None) -> None:
         what = f"upload of blob {digest} to {self.name}"
-        loc = self._start_upload()
+        loc = self._start_upload(digest)
         if chunk_size is None:
             body: Any = _ProgressFile(f, on_progress) if _seekable(f) else f
             resp = self._call(self._origin, "PUT", _with_digest(loc, digest),

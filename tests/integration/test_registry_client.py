@@ -1,0 +1,393 @@
+"""The registry client against a real registry (Debian's docker-registry 2.8) on 127.0.0.1:
+plain HTTP, TLS with a test CA, htpasswd and token auth, manifest lists, mounts, integrity,
+resume with Range, mirrors and retries. No engine involved: blobs and manifests are raw.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from registry_server import (Registry, TokenServer, free_port, make_ca, make_cert, make_htpasswd,
+                             needs_htpasswd, needs_registry, registry_dir, sha256)  # noqa: F401
+from dockyard.errors import NotFound, Unauthorized
+from dockyard.registry.auth import StaticCredentials
+from dockyard.registry.client import RegistryClient, VerifyingReader
+from dockyard.registry.config import RegistryConfig
+from dockyard.registry.errors import DigestMismatch, RegistryUnavailable
+from dockyard.registry.manifest import OCI_INDEX, OCI_MANIFEST
+
+pytestmark = needs_registry
+
+
+def cfg(tmp: Path, **kw) -> RegistryConfig:
+    kw.setdefault("credentials_path", str(tmp / "docker-config.json"))
+    return RegistryConfig(**kw)
+
+
+def client(reg: Registry, repo: str, conf: RegistryConfig, creds=None, actions="pull,push"):
+    return RegistryClient(reg.host, repo, conf, creds, actions, backoff=0.01)
+
+
+def push_image(c: RegistryClient, tag: str, layer: bytes, arch: str = "amd64") -> str:
+    """Push a one-layer OCI image; returns the manifest digest."""
+    conf = json.dumps({"architecture": arch, "os": "linux",
+                       "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]}}).encode()
+    for blob in (conf, layer):
+        if c.blob_exists(sha256(blob)) is None:
+            c.upload_blob(sha256(blob), len(blob), io.BytesIO(blob))
+    man = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                      "digest": sha256(conf), "size": len(conf)},
+           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                       "digest": sha256(layer), "size": len(layer)}]}
+    return c.put_manifest(tag, OCI_MANIFEST, json.dumps(man).encode())
+
+
+@pytest.fixture
+def plain(registry_dir: Path):
+    reg = Registry.start(registry_dir / "plain")
+    yield reg
+    reg.stop()
+
+
+def test_push_and_pull_over_plain_http(plain: Registry, tmp_path: Path) -> None:
+    conf = cfg(tmp_path)
+    layer = os.urandom(300_000)
+    with client(plain, "team/app", conf) as c:
+        assert c.blob_exists(sha256(layer)) is None
+        c.upload_blob(sha256(layer), len(layer), io.BytesIO(layer), chunk_size=64 * 1024)
+        assert c.blob_exists(sha256(layer)) == len(layer)
+        digest = push_image(c, "v1", layer)
+    seen: list[int] = []
+    with client(plain, "team/app", conf, actions="pull") as c:
+        by_tag = c.get_manifest("v1")
+        by_digest = c.get_manifest(digest)
+        assert by_tag.digest == by_digest.digest == digest and by_tag.raw == by_digest.raw
+        img = c.parse_image_manifest(by_tag)
+        assert json.loads(c.get_blob_bytes(img.config.digest, 1 << 20))["architecture"] == "amd64"
+        out = c.fetch_blob(img.layers[0].digest, img.layers[0].size, tmp_path / "l.partial",
+                           seen.append)
+        assert out.read_bytes() == layer and seen[-1] == len(layer)
+        with VerifyingReader(c.open_blob(sha256(layer), 1000), sha256(layer), len(layer),
+                             offset=1000, hasher=_prefix_hash(layer[:1000])) as r:
+            assert r.read() == layer[1000:]
+        assert c.tags() == ["v1"]
+        assert c.resolve_platform(by_tag) is by_tag
+
+
+def _prefix_hash(data: bytes):
+    import hashlib
+    h = hashlib.sha256()
+    h.update(data)
+    return h
+
+
+def test_missing_manifest_and_repository_are_one_line_not_found(plain: Registry,
+                                                                  tmp_path: Path) -> None:
+    conf = cfg(tmp_path)
+    with client(plain, "team/app", conf) as c:
+        push_image(c, "v1", b"layer")
+        with pytest.raises(NotFound) as e:
+            c.get_manifest("nope")
+        assert str(e.value) == (f"manifest for {plain.host}/team/app:nope not found: "
+                                "manifest unknown: manifest unknown")
+    with client(plain, "no/such", conf, actions="pull") as c:
+        with pytest.raises(NotFound) as e:
+            c.get_manifest("latest")
+        assert f"{plain.host}/no/such" in str(e.value) and "\n" not in str(e.value)
+        with pytest.raises(NotFound) as e:
+            c.get_blob_bytes(sha256(b"x"), 10)
+        assert sha256(b"x") in str(e.value)
+
+
+def test_connection_refused_is_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    with RegistryClient(f"127.0.0.1:{port}", "x", cfg(tmp_path), None, retries=1) as c:
+        with pytest.raises(RegistryUnavailable) as e:
+            c.get_manifest("latest")
+    assert str(e.value).endswith("connection refused") and f"127.0.0.1:{port}" in str(e.value)
+
+
+def test_manifest_list_picks_the_platform(plain: Registry, tmp_path: Path) -> None:
+    conf = cfg(tmp_path)
+    with client(plain, "multi", conf) as c:
+        amd = push_image(c, "amd", b"amd64 layer", "amd64")
+        arm = push_image(c, "arm", b"arm64 layer", "arm64")
+        entries = []
+        for d, arch, extra in ((amd, "amd64", {}), (arm, "arm64", {"variant": "v8"})):
+            raw = c.get_manifest(d).raw
+            entries.append({"mediaType": OCI_MANIFEST, "digest": d, "size": len(raw),
+                            "platform": {"os": "linux", "architecture": arch, **extra}})
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+        idx_digest = c.put_manifest("latest", OCI_INDEX, index.encode())
+    with client(plain, "multi", conf, actions="pull") as c:
+        top = c.get_manifest("latest")
+        assert top.media_type == OCI_INDEX and top.digest == idx_digest and top.is_index
+        assert c.resolve_platform(top, "linux", "amd64").digest == amd
+        assert c.resolve_platform(top, "linux", "arm64").digest == arm
+        assert c.resolve_platform(top, "linux", "aarch64", "v8").digest == arm
+        with pytest.raises(NotFound) as e:
+            c.resolve_platform(top, "linux", "s390x")
+        assert str(e.value) == "no matching manifest for linux/s390x in the manifest list entries"
+
+
+def test_cross_repository_mount(plain: Registry, tmp_path: Path) -> None:
+    conf = cfg(tmp_path)
+    blob = os.urandom(5000)
+    with client(plain, "src/repo", conf) as c:
+        c.upload_blob(sha256(blob), len(blob), io.BytesIO(blob))
+    with client(plain, "dst/repo", conf) as c:
+        assert c.blob_exists(sha256(blob)) is None
+        assert c.mount_blob(sha256(blob), "src/repo") is True
+        assert c.blob_exists(sha256(blob)) == len(blob)
+        assert c.mount_blob(sha256(b"never pushed"), "src/repo") is False
+        # the session the registry opened instead is used by the upload that follows
+        c.upload_blob(sha256(b"never pushed"), 12, io.BytesIO(b"never pushed"))
+        assert c.blob_exists(sha256(b"never pushed")) == 12
+    mounts = [line for line in plain.access_lines() if "mount=" in line]
+    assert any('" 201 ' in line for line in mounts)
+    posts = [line for line in plain.access_lines() if "POST /v2/dst/repo/blobs/uploads/" in line]
+    assert len(posts) == 2
+
+
+def test_corrupted_blob_fails_and_removes_the_partial(plain: Registry, tmp_path: Path) -> None:
+    conf = cfg(tmp_path)
+    layer = os.urandom(100_000)
+    with client(plain, "bad", conf) as c:
+        push_image(c, "v1", layer)
+    data_file = plain.blob_data_path("bad", sha256(layer))
+    corrupted = bytearray(data_file.read_bytes())
+    corrupted[5000] ^= 0xFF
+    data_file.write_bytes(bytes(corrupted))
+    partial = tmp_path / "bad.partial"
+    with client(plain, "bad", conf, actions="pull") as c:
+        with pytest.raises(DigestMismatch) as e:
+            c.fetch_blob(sha256(layer), len(layer), partial)
+        assert sha256(layer) in str(e.value) and "\n" not in str(e.value)
+        assert not partial.exists()
+        with pytest.raises(DigestMismatch):
+            c.get_blob_bytes(sha256(layer), 1 << 20)
+        with pytest.raises(DigestMismatch):
+            VerifyingReader(c.open_blob(sha256(layer)), sha256(layer), len(layer)).read()
+
+
+def test_partial_download_resumes_with_a_range_request(plain: Registry, tmp_path: Path) -> None:
+    conf = cfg(tmp_path)
+    layer = os.urandom(3 * 1024 * 1024 + 17)
+    with client(plain, "big", conf) as c:
+        c.upload_blob(sha256(layer), len(layer), io.BytesIO(layer))
+    half = len(layer) // 2
+    partial = tmp_path / "big.partial"
+    partial.write_bytes(layer[:half])
+    progress: list[int] = []
+    with client(plain, "big", conf, actions="pull") as c:
+        out = c.fetch_blob(sha256(layer), len(layer), partial, progress.append)
+    assert out == partial and partial.read_bytes() == layer
+    assert progress[0] == half and progress[-1] == len(layer)
+    gets = [line for line in plain.access_lines() if f"GET /v2/big/blobs/{sha256(layer)}" in line]
+    assert len(gets) == 1 and f'" 206 {len(layer) - half} ' in gets[0], gets
+    # a partial that holds garbage is detected at the end, removed, and the pull fails cleanly
+    partial.write_bytes(b"\0" * half)
+    with client(plain, "big", conf, actions="pull") as c:
+        with pytest.raises(DigestMismatch):
+            c.fetch_blob(sha256(layer), len(layer), partial)
+    assert not partial.exists()
+
+
+def test_tls_with_a_ca_in_certs_d(registry_dir: Path, tmp_path: Path) -> None:
+    ca = make_ca(registry_dir / "ca")
+    reg = Registry.start(registry_dir / "tls", tls=make_cert(ca, registry_dir / "ca"),
+                         ca_for_wait=ca.cert)
+    try:
+        certs = tmp_path / "certs.d"
+        (certs / reg.host).mkdir(parents=True)
+        (certs / reg.host / "ca.crt").write_bytes(ca.cert.read_bytes())
+        strict = cfg(tmp_path, certs_dirs=(str(certs),), loopback_insecure=False)
+        with client(reg, "secure/app", strict) as c:
+            digest = push_image(c, "v1", b"over tls")
+            assert c.get_manifest("v1").digest == digest
+        assert not any(" 400 " in line for line in reg.access_lines())
+        # without the CA the handshake fails, with a message that says where the CA goes
+        no_ca = cfg(tmp_path, certs_dirs=(str(tmp_path / "empty"),), loopback_insecure=False)
+        with client(reg, "secure/app", no_ca) as c:
+            with pytest.raises(RegistryUnavailable) as e:
+                c.get_manifest("v1")
+        msg = str(e.value)
+        assert "certificate verify failed" in msg and f"{tmp_path}/empty/{reg.host}/ca.crt" in msg
+        # loopback is insecure by default (as Docker): TLS without verification works
+        with client(reg, "secure/app", cfg(tmp_path, certs_dirs=())) as c:
+            assert c.get_manifest("v1").digest == digest
+    finally:
+        reg.stop()
+
+
+@needs_htpasswd
+def test_htpasswd_basic_auth(registry_dir: Path, tmp_path: Path) -> None:
+    pw = make_htpasswd(registry_dir / "htpasswd", {"alice": "s3cret"})
+    reg = Registry.start(registry_dir / "basic", htpasswd=pw)
+    try:
+        conf = cfg(tmp_path)
+        good = StaticCredentials("alice", "s3cret")
+        with client(reg, "private/app", conf, good) as c:
+            c.check_login()
+            digest = push_image(c, "v1", b"secret layer")
+        with client(reg, "private/app", conf, good, "pull") as c:
+            assert c.get_manifest("v1").digest == digest
+        with client(reg, "private/app", conf, StaticCredentials("alice", "wrong")) as c:
+            with pytest.raises(Unauthorized) as e:
+                c.check_login()
+            assert str(e.value) == (f"login to {reg.host} failed: unauthorized: "
+                                    "incorrect username or password")
+        with client(reg, "private/app", conf, None, "pull") as c:
+            with pytest.raises(Unauthorized) as e:
+                c.get_manifest("v1")
+            assert "unauthorized" in str(e.value) and "\n" not in str(e.value)
+    finally:
+        reg.stop()
+
+
+def test_token_auth_caches_tokens_per_scope(registry_dir: Path, tmp_path: Path) -> None:
+    ts = TokenServer(registry_dir / "token", {"bob": "hunter2"})
+    reg = Registry.start(registry_dir / "tokreg", token=ts)
+    try:
+        conf = cfg(tmp_path)
+        creds = StaticCredentials("bob", "hunter2")
+        with client(reg, "tok/app", conf, creds) as c:
+            c.check_login()
+            assert ts.requests[-1] == ("bob", [])
+            ts.requests.clear()
+            digest = push_image(c, "v1", os.urandom(1000))
+            push_image(c, "v2", os.urandom(1000))
+            # one token for the whole push: every later request reuses it
+            assert ts.requests == [("bob", ["repository:tok/app:pull,push"])]
+            # a token the registry refuses is renewed once, transparently
+            for key in list(c.auth._tokens):
+                c.auth._tokens[key] = ("not-a-token", c.auth._tokens[key][1])
+            assert c.get_manifest("v1").digest == digest
+            assert len(ts.requests) == 2
+        with client(reg, "tok/other", conf, creds) as c:
+            ts.requests.clear()
+            blob = sha256(b"\n".join([b"x"]))
+            assert c.mount_blob(blob, "tok/app") is False
+            assert ts.requests == [("bob", ["repository:tok/app:pull",
+                                            "repository:tok/other:pull,push"])]
+        with client(reg, "tok/app", conf, StaticCredentials("bob", "nope")) as c:
+            with pytest.raises(Unauthorized) as e:
+                c.check_login()
+            assert str(e.value) == (f"login to {reg.host} failed: unauthorized: "
+                                    "incorrect username or password")
+        with client(reg, "tok/app", conf, None, "pull") as c:
+            with pytest.raises(Unauthorized):
+                c.get_manifest("v1")
+    finally:
+        reg.stop()
+        ts.close()
+
+
+def test_mirror_falls_back_to_the_origin_and_serves_when_up(plain: Registry, registry_dir: Path,
+                                                            tmp_path: Path) -> None:
+    with client(plain, "mirrored/app", cfg(tmp_path)) as c:
+        digest = push_image(c, "v1", b"from origin")
+    dead = f"http://127.0.0.1:{free_port()}"
+    conf = cfg(tmp_path, mirrors={plain.host: (dead,)})
+    with RegistryClient(plain.host, "mirrored/app", conf, None, retries=1) as c:
+        assert c.get_manifest("v1").digest == digest
+        img = c.parse_image_manifest(c.get_manifest("v1"))
+        assert c.get_blob_bytes(img.layers[0].digest, 100) == b"from origin"
+    # a real pull-through mirror (distribution's proxy mode) in front of the origin
+    mirror = Registry.start(registry_dir / "mirror", proxy_remote=plain.url)
+    try:
+        conf = cfg(tmp_path, mirrors={plain.host: (dead, mirror.url)})
+        with RegistryClient(plain.host, "mirrored/app", conf, None, retries=1) as c:
+            assert c.get_manifest("v1").digest == digest
+        assert any("GET /v2/mirrored/app/manifests/v1" in line for line in mirror.access_lines())
+        # pushes never go to mirrors
+        with RegistryClient(plain.host, "mirrored/app", conf, None, "pull,push") as c:
+            push_image(c, "v2", b"pushed")
+        assert not any("PUT " in line for line in mirror.access_lines())
+    finally:
+        mirror.stop()
+
+
+class _FlakyProxy:
+    """Forwards to the registry, but answers 503 to the first try of every request."""
+
+    def __init__(self, target: str) -> None:
+        self.seen: dict[str, int] = {}
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _any(self) -> None:
+                key = f"{self.command} {self.path}"
+                proxy.seen[key] = proxy.seen.get(key, 0) + 1
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if proxy.seen[key] == 1 and self.path != "/v2/":
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                conn = http.client.HTTPConnection(target)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_retries_5xx_but_not_4xx(plain: Registry, tmp_path: Path) -> None:
+    proxy = _FlakyProxy(plain.host)
+    try:
+        with RegistryClient(proxy.host, "flaky/app", cfg(tmp_path), None, "pull,push",
+                            backoff=0.01) as c:
+            layer = os.urandom(2000)
+            digest = push_image(c, "v1", layer)
+            assert c.get_manifest("v1").digest == digest
+            out = c.fetch_blob(sha256(layer), len(layer), tmp_path / "f.partial")
+            assert out.read_bytes() == layer
+            with pytest.raises(NotFound):
+                c.get_manifest("missing")
+        assert proxy.seen["GET /v2/flaky/app/manifests/v1"] == 2
+        # 404 after the first 503: the retry got the 404, and nothing more was tried
+        assert proxy.seen["GET /v2/flaky/app/manifests/missing"] == 2
+    finally:
+        proxy.close()
+
+
+def test_access_log_names_our_user_agent(plain: Registry, tmp_path: Path) -> None:
+    with client(plain, "ua", cfg(tmp_path)) as c:
+        c.ping()
+    assert any(re.search(r'"GET /v2/ HTTP/1.1" 200 .*dockyard/', line)
+               for line in plain.access_lines())
