@@ -389,3 +389,75 @@ def test_login_logout(tmp_path, clean_root):
     finally:
         reg.stop()
 
+
+
+def _put_blob(registry: Registry, repo: str, data: bytes) -> str:
+    import hashlib
+    from urllib.parse import urljoin
+
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    req = urllib.request.Request(f"http://{registry.host}/v2/{repo}/blobs/uploads/", method="POST", data=b"")
+    with urllib.request.urlopen(req) as r:
+        loc = urljoin(f"http://{registry.host}/", r.headers["Location"])
+    sep = "&" if "?" in loc else "?"
+    req = urllib.request.Request(f"{loc}{sep}digest={digest}", method="PUT", data=data,
+                                 headers={"Content-Type": "application/octet-stream"})
+    urllib.request.urlopen(req).close()
+    return digest
+
+
+def _put_manifest(registry: Registry, repo: str, ref: str, media_type: str, raw: bytes) -> str:
+    import hashlib
+
+    req = urllib.request.Request(f"http://{registry.host}/v2/{repo}/manifests/{ref}", method="PUT", data=raw,
+                                 headers={"Content-Type": media_type})
+    urllib.request.urlopen(req).close()
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def test_manifest_list_platform_selection(registry, pushed, clean_root):
+    """An index with linux/amd64 (busybox as pushed) and linux/arm64 (the same layers, a config
+    saying arm64): the host's platform is picked by default, --platform picks the other."""
+    ref, digest, _ = pushed
+    repo = "qa/multi"
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://{registry.host}/v2/qa/bb/manifests/{digest}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})) as r:
+        amd_raw = r.read()
+    amd = json.loads(amd_raw)
+    host_config = urllib.request.urlopen(f"http://{registry.host}/v2/qa/bb/blobs/{amd['config']['digest']}").read()
+    for layer in amd["layers"]:  # the layers, into this repository
+        data = urllib.request.urlopen(f"http://{registry.host}/v2/qa/bb/blobs/{layer['digest']}").read()
+        _put_blob(registry, repo, data)
+    _put_blob(registry, repo, host_config)
+    arm_config = json.loads(host_config)
+    arm_config["architecture"] = "arm64"
+    arm_bytes = json.dumps(arm_config).encode()
+    arm_digest = _put_blob(registry, repo, arm_bytes)
+    arm = dict(amd, config={**amd["config"], "digest": arm_digest, "size": len(arm_bytes)})
+    arm_raw = json.dumps(arm).encode()
+    mt = "application/vnd.docker.distribution.manifest.v2+json"
+    amd_digest = _put_manifest(registry, repo, "amd", mt, amd_raw)
+    arm_m_digest = _put_manifest(registry, repo, "arm", mt, arm_raw)
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+             "manifests": [
+                 {"mediaType": mt, "size": len(arm_raw), "digest": arm_m_digest,
+                  "platform": {"architecture": "arm64", "os": "linux"}},
+                 {"mediaType": mt, "size": len(amd_raw), "digest": amd_digest,
+                  "platform": {"architecture": "amd64", "os": "linux"}}]}
+    index_raw = json.dumps(index).encode()
+    index_digest = _put_manifest(registry, repo, "multi", index["mediaType"], index_raw)
+    target = f"{registry.host}/{repo}:multi"
+    p = clean_root.dy("pull", target)
+    assert p.returncode == 0, p.stderr
+    assert f"Digest: {index_digest}" in p.stdout
+    got = json.loads(clean_root.dy("image", "inspect", target, check=True).stdout)[0]
+    assert got["Architecture"] == "amd64" and got["Id"] == amd["config"]["digest"]
+    assert got["RepoDigests"] == [f"{registry.host}/{repo}@{index_digest}"]
+    p = clean_root.dy("pull", "--platform", "linux/arm64", target)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(clean_root.dy("image", "inspect", target, check=True).stdout)[0]
+    assert got["Architecture"] == "arm64" and got["Id"] == arm_digest
+    assert "Already exists" in p.stdout  # same layers
+    out = dy("manifest", "inspect", target, check=True).stdout
+    assert json.loads(out)["manifests"][1]["platform"]["architecture"] == "amd64"

@@ -82,8 +82,10 @@ def cmd_pull(argv: list[str]) -> int:
 def pull_for_run(name: str, quiet: bool) -> None:
     """`run`/`create --pull`: pull output goes to stderr, as Docker's."""
     from ..engine.distribution import pull
+    from ..images.refs import parse_reference
 
-    pull(engine(), name, None, False, Display(sys.stderr, quiet=quiet))
+    tagged = parse_reference(name).familiar()  # Docker's run pulls name:latest, no "Using default tag"
+    pull(engine(), tagged, None, False, Display(sys.stderr, quiet=quiet))
 
 
 def cmd_push(argv: list[str]) -> int:

@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from ..errors import FailedPrecondition, InvalidArgument, NotFound, Unsupported
+from ..errors import DockyardError, FailedPrecondition, InvalidArgument, NotFound, Unsupported
 from ..images._lock import store_lock
 from ..images.layers import chain_ids
 from ..images.refs import Reference, parse_reference
@@ -141,16 +141,16 @@ def _fetch_layers(engine: Engine, client: Any, named: Reference, layers: tuple[A
         if n >= limit:
             progress.emit(Event("Waiting", _short(layers[i].digest)))
     stop = threading.Event()
+    wake = threading.Condition()
     pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="pull")
     futures: dict[int, Future[IO[bytes]]] = {}
     try:
         for i in todo:
-            futures[i] = pool.submit(_download, client, blobs, layers[i], progress, stop)
+            futures[i] = pool.submit(_download, client, blobs, layers[i], progress, stop, wake)
         parent = chains[have - 1] if have else None
         for i in todo:
             lid = _short(layers[i].digest)
-            with futures.pop(i).result() as f:
-                layer = _apply(engine, f, parent, layers[i].size, lid, progress)
+            layer = _apply_next(engine, futures.pop(i), blobs, layers[i], parent, lid, progress, wake)
             if layer.diff_id != diff_ids[i]:
                 engine.images.release_unused(layer.chain_id)
                 raise FailedPrecondition(f"layer {layers[i].digest} has diffID {layer.diff_id}, but the "
@@ -186,7 +186,8 @@ def _blob_lock(blobs: Path, digest: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _download(client: Any, blobs: Path, desc: Any, progress: Progress, stop: threading.Event) -> IO[bytes]:
+def _download(client: Any, blobs: Path, desc: Any, progress: Progress, stop: threading.Event,
+              wake: threading.Condition) -> IO[bytes]:
     """Fetch one blob (continuing a partial one) and return it opened for reading."""
     hexd = desc.digest.split(":", 1)[-1]
     lid = hexd[:12]
@@ -200,7 +201,13 @@ def _download(client: Any, blobs: Path, desc: Any, progress: Progress, stop: thr
             f.close()
         if stop.is_set():
             raise Cancelled()
-        on_progress = Throttled(progress, lid, "Downloading", desc.size, stop)
+        throttled = Throttled(progress, lid, "Downloading", desc.size, stop)
+
+        def on_progress(current: int) -> None:
+            with wake:
+                wake.notify_all()  # a streaming apply of this blob may wait for these bytes
+            throttled(current)
+
         path = Path(client.fetch_blob(desc.digest, desc.size, blobs / f"{hexd}.partial", on_progress))
         progress.emit(Event("Verifying Checksum", lid))
         if path != done:
@@ -217,10 +224,85 @@ def _discard(blobs: Path, digest: str) -> None:
                 os.unlink(blobs / name)
 
 
+class _Fallback(Exception):
+    """The partial file being followed was replaced: apply from the finished blob instead."""
+
+
+class _Tail:
+    """Reads a blob while its download writes it to the partial file: data as it arrives,
+    end of file only once the download is verified and what was read hashes to the digest."""
+
+    def __init__(self, path: Path, desc: Any, future: "Future[IO[bytes]]", wake: threading.Condition) -> None:
+        import hashlib
+
+        self.path, self.size, self.digest = path, int(desc.size), str(desc.digest)
+        self.future, self.wake = future, wake
+        self.f: IO[bytes] | None = None
+        self.pos = 0
+        self.sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        while True:
+            if self.f is None:
+                try:
+                    self.f = open(self.path, "rb")
+                except FileNotFoundError:
+                    if self.future.done():
+                        raise _Fallback() from None
+                    self._wait()
+                    continue
+            if self.pos >= self.size:
+                self.future.result().close()  # raises the download's error, if any
+                if "sha256:" + self.sha.hexdigest() != self.digest:
+                    raise _Fallback()
+                return b""
+            left = self.size - self.pos
+            data = self.f.read(left if n is None or n < 0 else min(n, left))
+            if data:
+                self.pos += len(data)
+                self.sha.update(data)
+                return data
+            if self.future.done():
+                self.future.result().close()
+                raise _Fallback()  # finished, but not in the file we follow
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(self.path).st_ino != os.fstat(self.f.fileno()).st_ino:
+                    raise _Fallback()
+            self._wait()
+
+    def _wait(self) -> None:
+        with self.wake:
+            self.wake.wait(0.05)
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+
+
+def _apply_next(engine: Engine, future: "Future[IO[bytes]]", blobs: Path, desc: Any, parent: str | None,
+                lid: str, progress: Progress, wake: threading.Condition) -> Any:
+    """Apply the next layer in chain order: while it still downloads, by following its partial
+    file (decompressing and extracting as the bytes arrive); else from the finished blob."""
+    if not future.done():
+        tail = _Tail(blobs / f"{desc.digest.split(':', 1)[-1]}.partial", desc, future, wake)
+        try:
+            return _apply(engine, tail, parent, desc.size, lid, progress)
+        except Exception as e:
+            err = future.exception()  # waits: the download's own error names the digest
+            if err is not None:
+                raise err from None
+            if not isinstance(e, (_Fallback, DockyardError, OSError, EOFError)):
+                raise
+        finally:
+            tail.close()
+    with future.result() as f:
+        return _apply(engine, f, parent, desc.size, lid, progress)
+
+
 class _Counting:
     """A reader reporting how much of the compressed blob has been consumed."""
 
-    def __init__(self, f: IO[bytes], on_progress: Throttled) -> None:
+    def __init__(self, f: Any, on_progress: Throttled) -> None:
         self.f, self.on_progress, self.n = f, on_progress, 0
 
     def read(self, n: int = -1) -> bytes:
@@ -230,7 +312,7 @@ class _Counting:
         return data
 
 
-def _apply(engine: Engine, f: IO[bytes], parent: str | None, size: int, lid: str, progress: Progress) -> Any:
+def _apply(engine: Engine, f: Any, parent: str | None, size: int, lid: str, progress: Progress) -> Any:
     from ..images.tarsplit import register_recorded
 
     progress.emit(Event("Extracting", lid, 0, size))
