@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -260,6 +261,79 @@ class Registry:
 
     def access_lines(self) -> list[str]:
         return self.access_log.read_text(errors="replace").splitlines()
+
+
+class FlakyProxy:
+    """Forwards to the registry `target`; with `fail_first`, answers 503 to the first try of
+    every request (but /v2/); with `redirect_blobs`, answers blob GETs with a 307 to the
+    registry itself (as a registry that keeps blobs in object storage)."""
+
+    def __init__(self, target: str, fail_first: bool = False, redirect_blobs: bool = False) -> None:
+        self.seen: dict[str, int] = {}
+        self.redirected: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _any(self) -> None:
+                key = f"{self.command} {self.path}"
+                proxy.seen[key] = proxy.seen.get(key, 0) + 1
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if fail_first and proxy.seen[key] == 1 and self.path != "/v2/":
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if redirect_blobs and self.path == "/v2/" and not self.headers.get("Authorization"):
+                    self.send_response(401)  # ask for Basic credentials (not checked)
+                    self.send_header("WWW-Authenticate", 'Basic realm="test"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if self.path.startswith("/storage/"):
+                    if self.headers.get("Authorization"):
+                        self.send_response(400)  # "object storage" must not see registry creds
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.path = self.path[len("/storage"):]
+                elif redirect_blobs and self.command == "GET" and "/blobs/sha256:" in self.path:
+                    proxy.redirected.append(key)
+                    self.send_response(307)  # another host name for the same server
+                    self.send_header("Location", f"http://localhost:{self.server.server_address[1]}"
+                                                 f"/storage{self.path}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                conn = http.client.HTTPConnection(target)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def sha256(data: bytes) -> str:

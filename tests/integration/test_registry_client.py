@@ -5,19 +5,17 @@ resume with Range, mirrors and retries. No engine involved: blobs and manifests 
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import os
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from registry_server import (Registry, TokenServer, free_port, make_ca, make_cert, make_htpasswd,
-                             needs_htpasswd, needs_registry, registry_dir, sha256)  # noqa: F401
+from registry_server import (FlakyProxy, Registry, TokenServer, free_port, make_ca, make_cert,
+                             make_htpasswd, needs_htpasswd, needs_registry, registry_dir,  # noqa: F401
+                             sha256)
 from dockyard.errors import NotFound, Unauthorized
 from dockyard.registry.auth import StaticCredentials
 from dockyard.registry.client import RegistryClient, VerifyingReader
@@ -318,57 +316,8 @@ def test_mirror_falls_back_to_the_origin_and_serves_when_up(plain: Registry, reg
         mirror.stop()
 
 
-class _FlakyProxy:
-    """Forwards to the registry, but answers 503 to the first try of every request."""
-
-    def __init__(self, target: str) -> None:
-        self.seen: dict[str, int] = {}
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _any(self) -> None:
-                key = f"{self.command} {self.path}"
-                proxy.seen[key] = proxy.seen.get(key, 0) + 1
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if proxy.seen[key] == 1 and self.path != "/v2/":
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                conn = http.client.HTTPConnection(target)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                r = conn.getresponse()
-                data = r.read()
-                self.send_response(r.status)
-                for k, v in r.getheaders():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_retries_5xx_but_not_4xx(plain: Registry, tmp_path: Path) -> None:
-    proxy = _FlakyProxy(plain.host)
+    proxy = FlakyProxy(plain.host, fail_first=True)
     try:
         with RegistryClient(proxy.host, "flaky/app", cfg(tmp_path), None, "pull,push",
                             backoff=0.01) as c:
@@ -391,3 +340,20 @@ def test_access_log_names_our_user_agent(plain: Registry, tmp_path: Path) -> Non
         c.ping()
     assert any(re.search(r'"GET /v2/ HTTP/1.1" 200 .*dockyard/', line)
                for line in plain.access_lines())
+
+
+def test_blob_redirects_are_followed_without_the_registry_credentials(
+        plain: Registry, tmp_path: Path) -> None:
+    proxy = FlakyProxy(plain.host, redirect_blobs=True)
+    try:
+        layer = os.urandom(4000)
+        with RegistryClient(proxy.host, "redir/app", cfg(tmp_path), StaticCredentials("u", "p"),
+                            "pull,push") as c:
+            push_image(c, "v1", layer)
+            assert c.head_manifest("v1").digest == c.get_manifest("v1").digest
+            assert c.head_manifest("missing") is None
+            out = c.fetch_blob(sha256(layer), len(layer), tmp_path / "r.partial")
+            assert out.read_bytes() == layer
+        assert any(k.startswith("GET /v2/redir/app/blobs/") for k in proxy.redirected)
+    finally:
+        proxy.close()

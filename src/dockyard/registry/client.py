@@ -8,6 +8,7 @@ of `dockyard.errors`' kinds with a one-line message naming the registry, reposit
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,11 +189,9 @@ class RegistryClient(UploadMixin):
     def head_manifest(self, reference: str,
                       accept: tuple[str, ...] = ALL_MANIFEST_TYPES) -> Descriptor | None:
         """The manifest's descriptor from a HEAD (None if missing); cheap up-to-date checks."""
-        def op(ep: _Endpoint) -> Descriptor | None:
+        def op(ep: _Endpoint) -> Descriptor:
             resp = self._call(ep, "HEAD", self._path("manifests", reference),
                               {"Accept": ", ".join(accept)})
-            if resp.status == 404:
-                return None
             if resp.status != 200:
                 raise self._fail(resp, self._manifest_what(reference))
             digest = resp.header("Docker-Content-Digest") or ""
@@ -200,7 +199,10 @@ class RegistryClient(UploadMixin):
                 digest = reference
             return Descriptor((resp.header("Content-Type") or "").split(";")[0], digest,
                               int(resp.header("Content-Length") or 0))
-        return self._fallback(op)
+        try:
+            return self._fallback(op)
+        except NotFound:
+            return None
 
     def resolve_platform(self, manifest: Manifest, os: str = "linux", arch: str | None = None,
                          variant: str | None = None) -> Manifest:
@@ -239,8 +241,10 @@ class RegistryClient(UploadMixin):
             resp = self._fallback(lambda ep: self._call(ep, "GET", cast(str, path)))
             if resp.status != 200:
                 raise self._fail(resp, f"tags of {self.name}")
-            import json
-            out.extend(json.loads(resp.body).get("tags") or [])
+            try:
+                out.extend(str(t) for t in json.loads(resp.body).get("tags") or [])
+            except (ValueError, AttributeError):
+                raise InvalidArgument(f"tags of {self.name}: the registry sent invalid JSON") from None
             link = resp.header("Link") or ""
             path = link[link.find("<") + 1: link.find(">")] if 'rel="next"' in link else None
         return out
@@ -335,14 +339,15 @@ class RegistryClient(UploadMixin):
                 time.sleep(self._backoff * 2 ** (failures - 1))  # then resume with a Range
 
     def blob_exists(self, digest: str) -> int | None:
-        def op(ep: _Endpoint) -> int | None:
+        def op(ep: _Endpoint) -> int:
             resp = self._call(ep, "HEAD", self._path("blobs", digest))
-            if resp.status == 404:
-                return None
             if resp.status != 200:
                 raise self._fail(resp, self._blob_what(digest))
             return int(resp.header("Content-Length") or 0)
-        return self._fallback(op)
+        try:
+            return self._fallback(op)
+        except NotFound:
+            return None
 
     # --- login ---------------------------------------------------------------------------------
     def ping(self) -> None:
