@@ -121,6 +121,7 @@ def test_cred_helpers_per_host(tmp_path: Path, helper: Path) -> None:
     doc = json.loads(Path(c.credentials_path).read_text())
     assert doc["auths"]["reg.example"] == {}
     assert "auth" in doc["auths"]["other.example"]
+    assert store.uses_helper("reg.example") and not store.uses_helper("other.example")
     assert load_credentials(c).get("reg.example") == ("dave", "pw2")
 
 

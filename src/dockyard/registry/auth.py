@@ -72,6 +72,10 @@ class CredentialStore:
         store = self._data.get("credsStore")
         return str(store) if store else None
 
+    def uses_helper(self, host: str) -> bool:
+        """True when `host`'s credentials are kept by a docker-credential helper."""
+        return self._helper_for(server_key(host)) is not None
+
     def _auth_entry(self, key: str) -> tuple[str, dict[str, Any]] | None:
         auths = self._data.get("auths") or {}
         if key in auths:

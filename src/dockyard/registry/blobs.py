@@ -113,9 +113,14 @@ def hash_prefix(path: Path, digest: str) -> tuple[Any, int]:
 
 def copy_verified(src: VerifyingReader, out: BinaryIO,
                   on_progress: Callable[[int], None] | None) -> None:
-    """Copy until EOF (verification happens in `src`), reporting cumulative byte counts."""
+    """Copy until EOF (verification happens in `src`), reporting cumulative byte counts.
+    Every byte reported is already in the file (`out` should be unbuffered), so a reader
+    following the partial file may read up to the reported count."""
     while chunk := src.read(CHUNK):
-        out.write(chunk)
+        view = memoryview(chunk)
+        while view:
+            n = out.write(view)
+            view = view[n if n is not None else len(view):]
         if on_progress is not None:
             on_progress(src.count)
 

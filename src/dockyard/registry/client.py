@@ -33,6 +33,9 @@ __all__ = ["RegistryClient", "Manifest", "ImageManifest", "Descriptor", "Verifyi
 
 T = TypeVar("T")
 
+#: host → the scheme an insecure origin answered on last time (tried first next time)
+_SCHEME_HINTS: dict[str, str] = {}
+
 
 @dataclass
 class _Endpoint:
@@ -97,22 +100,30 @@ class RegistryClient(UploadMixin):
         candidates = [ep.base] if ep.base else [f"https://{ep.host}"]
         if ep.base is None and self.config.is_insecure(ep.host):
             candidates.append(f"http://{ep.host}")
+            if _SCHEME_HINTS.get(ep.host) == "http":
+                candidates.reverse()
         first_error: ConnectionFailed | None = None
+        bad: Response | None = None
         for base in candidates:
             try:
                 resp = self._ping(ep, base)
             except ConnectionFailed as e:
                 first_error = first_error or e
                 continue
-            if first_error is not None and first_error.tls and resp.status == 400:
-                break  # plain http to a TLS server: the TLS error is the real one
+            if resp.status == 400 and len(candidates) > 1:
+                bad = bad or resp  # e.g. plain http to a TLS server: try the other scheme
+                continue
             if resp.status >= 500:
                 raise error_for_status(resp.status, resp.body, f"registry {ep.host}", self.name)
             self.auth.learn(ep.host, resp.header("WWW-Authenticate") if resp.status == 401 else None)
             ep.base = base
+            if not ep.mirror:
+                _SCHEME_HINTS[ep.host] = urlsplit(base).scheme
             return base
-        assert first_error is not None
-        raise self._unreachable(ep.host, first_error)
+        if first_error is not None:
+            raise self._unreachable(ep.host, first_error)
+        assert bad is not None
+        raise error_for_status(bad.status, bad.body, f"registry {ep.host}", self.name)
 
     def _call(self, ep: _Endpoint, method: str, path: str, headers: dict[str, str] | None = None,
               body: bytes | BinaryIO | None = None, stream: bool = False,
@@ -322,7 +333,7 @@ class RegistryClient(UploadMixin):
                 hasher, have = new_hasher(digest), 0
             partial.parent.mkdir(parents=True, exist_ok=True)
             try:
-                with open(partial, "ab" if have else "wb") as out:
+                with open(partial, "ab" if have else "wb", buffering=0) as out:
                     if on_progress is not None and have:
                         on_progress(have)
                     reader = VerifyingReader(resp, digest, size, have, hasher)

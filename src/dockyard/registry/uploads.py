@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from urllib.parse import quote, urljoin
 
 from ..errors import DockyardError, InvalidArgument
-from .errors import DigestMismatch, RegistryUnavailable
+from .errors import DigestMismatch
 
 if TYPE_CHECKING:
     from .client import _Endpoint
@@ -37,7 +37,7 @@ class _ProgressFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def read(self, n: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
         if self._cb is not None and data:
             self._cb(self._f.tell() - self._start)
@@ -105,7 +105,8 @@ class UploadMixin:
     def upload_blob(self, digest: str, size: int, reader: BinaryIO | Path,
                     chunk_size: int | None = None,
                     on_progress: Callable[[int], None] | None = None) -> None:
-        """Upload a blob of `size` bytes (monolithic PUT, or PATCH chunks of `chunk_size`)."""
+        """Upload a blob of `size` bytes (monolithic PUT, or PATCH chunks of `chunk_size`).
+        `on_progress` gets the cumulative number of bytes sent."""
         if isinstance(reader, (str, os.PathLike)):
             with open(reader, "rb") as f:
                 self._upload(digest, size, f, chunk_size, on_progress)
@@ -143,8 +144,7 @@ class UploadMixin:
             raise DigestMismatch(f"{what}: the registry computed another digest for the content",
                                  digest)
         if resp.status not in (201, 204):
-            err = self._fail(resp, what)
-            raise err if not isinstance(err, RegistryUnavailable) else err
+            raise self._fail(resp, what)
         got = resp.header("Docker-Content-Digest")
         if got and got.startswith("sha256:") and got != digest:
             raise DigestMismatch(f"{what}: the registry stored {got}", digest)
