@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import dy
+from registry_server import REGISTRY_BIN, Registry, TokenServer, make_htpasswd
 
 # no test here (or in the session) may reach a registry off this host
 os.environ.setdefault("DOCKYARD_REGISTRY_LOOPBACK_ONLY", "1")
@@ -30,72 +30,26 @@ os.environ.setdefault("DOCKYARD_REGISTRY_LOOPBACK_ONLY", "1")
 pytestmark = pytest.mark.usefixtures("busybox")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _start(base: Path, **kw) -> Registry:
+    if not os.path.exists(REGISTRY_BIN):
+        pytest.skip("docker-registry (Debian package) is not installed")
+    return Registry.start(base, **kw)
 
 
-class Registry:
-    """One `docker-registry serve` process with its own storage and log."""
-
-    def __init__(self, base: Path, htpasswd: str | None = None) -> None:
-        self.dir = base
-        self.port = _free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.storage = base / "storage"
-        self.log = base / "registry.log"
-        cfg = ["version: 0.1", "log:", "  level: info", "  accesslog:", "    disabled: false",
-               "storage:", "  filesystem:", f"    rootdirectory: {self.storage}",
-               "  delete:", "    enabled: true", "http:", f"  addr: 127.0.0.1:{self.port}"]
-        if htpasswd:
-            (base / "htpasswd").write_text(htpasswd)
-            cfg += ["auth:", "  htpasswd:", "    realm: qa", f"    path: {base / 'htpasswd'}"]
-        (base / "config.yml").write_text("\n".join(cfg) + "\n")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(base / "config.yml")],
-                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
-                return
-            except urllib.error.HTTPError:
-                return  # 401 with auth: it is up
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"registry did not start: {self.log.read_text()}")
-
-    def access_log(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def blob_data(self, digest: str) -> Path:
-        hexd = digest.split(":", 1)[1]
-        return self.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def _access_log(reg: Registry) -> str:
+    return reg.access_log.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    if shutil.which("docker-registry") is None:
-        pytest.skip("docker-registry is not installed")
-    r = Registry(tmp_path_factory.mktemp("registry"))
+    r = _start(tmp_path_factory.mktemp("registry"))
     yield r
     r.stop()
 
 
 @pytest.fixture(scope="module")
 def registry2(tmp_path_factory):
-    if shutil.which("docker-registry") is None:
-        pytest.skip("docker-registry is not installed")
-    r = Registry(tmp_path_factory.mktemp("registry2"))
+    r = _start(tmp_path_factory.mktemp("registry2"))
     yield r
     r.stop()
 
@@ -226,7 +180,12 @@ def test_run_pull_policies(registry, pushed, clean_root):
 def test_missing_repository_and_bad_reference(registry, clean_root):
     p = clean_root.dy("pull", f"{registry.host}/qa/nothing-here:v1")
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        f"Error: manifest for {registry.host}/qa/nothing-here:v1 not found: manifest unknown: manifest unknown"]
+    assert p.stdout == ""
+    p = dy("push", f"{registry.host}/qa/not-tagged-here")
+    assert p.returncode == 1 and p.stderr.strip() == (
+        f"Error: An image does not exist locally with the tag: {registry.host}/qa/not-tagged-here")
     p = clean_root.dy("pull", "UPPER/Case")
     assert p.returncode == 1 and "invalid reference format" in p.stderr
 
@@ -295,7 +254,7 @@ def test_resume_after_kill(registry, clean_root, tmp_path):
         p = clean_root.dy("pull", ref)
         assert p.returncode == 0, p.stderr
         digest = "sha256:" + Path(partial[0]).name.split(".")[0]
-        log = registry.access_log()
+        log = _access_log(registry)
         assert re.search(rf'"GET /v2/qa/big/blobs/{digest} HTTP/1.1" 206 ', log), log[-3000:]
         ids = [json.loads(d(*("image", "inspect", ref), check=True).stdout)[0]["Id"] for d in (dy, clean_root.dy)]
         assert ids[0] == ids[1]
@@ -315,7 +274,7 @@ def test_corrupted_blob_fails_cleanly(registry, clean_root, tmp_path):
                 f"http://{registry.host}/v2/qa/corrupt/manifests/v1",
                 headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})) as r:
             layer = json.loads(r.read())["layers"][0]["digest"]
-        data = registry.blob_data(layer)
+        data = registry.blob_data_path("qa/corrupt", layer)
         raw = bytearray(data.read_bytes())
         raw[len(raw) // 2] ^= 0xFF
         data.write_bytes(bytes(raw))
@@ -357,38 +316,50 @@ def test_manifest_inspect(registry, pushed):
     assert p.stdout.startswith("{\n\t\"schemaVersion\"")
 
 
-def test_login_logout(tmp_path, clean_root):
-    pw = subprocess.run(["htpasswd", "-Bbn", "qa", "s3cret"], capture_output=True, text=True, check=True).stdout
-    (tmp_path / "auth-registry").mkdir()
-    reg = Registry(tmp_path / "auth-registry", htpasswd=pw)
+@pytest.mark.parametrize("auth", ["htpasswd", "token"])
+def test_login_logout(tmp_path, clean_root, auth):
+    if shutil.which("htpasswd") is None and auth == "htpasswd":
+        pytest.skip("htpasswd is not installed")
+    users = {"qa": "s3cret"}
+    if auth == "htpasswd":
+        token = None
+        reg = _start(tmp_path / "reg", htpasswd=make_htpasswd(tmp_path / "htpasswd", users))
+    else:
+        token = TokenServer(tmp_path / "token", users)
+        reg = _start(tmp_path / "reg", token=token)
     env = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    config = tmp_path / "docker-config" / "config.json"
     try:
         bad = clean_root.dy("login", "-u", "qa", "--password-stdin", reg.host, input="wrong\n", env=env)
         assert bad.returncode == 1 and "Traceback" not in bad.stderr, bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
-        assert not (tmp_path / "docker-config" / "config.json").exists()
+        assert not config.exists()
         ok = clean_root.dy("login", "-u", "qa", "-p", "s3cret", reg.host, env=env)
         assert ok.returncode == 0 and ok.stdout.strip() == "Login Succeeded", ok.stderr
         assert "WARNING! Using --password via the CLI is insecure" in ok.stderr
-        cfg = json.loads((tmp_path / "docker-config" / "config.json").read_text())
-        assert reg.host in cfg["auths"]
-        # with the saved credentials a push works; without them it is refused
+        assert reg.host in json.loads(config.read_text())["auths"]
+        assert config.stat().st_mode & 0o777 == 0o600
+        # with the saved credentials push and pull work
         dy("tag", "busybox", f"{reg.host}/qa/auth:v1", check=True)
         try:
             pushed_ok = dy("push", f"{reg.host}/qa/auth:v1", env=env)
             assert pushed_ok.returncode == 0, pushed_ok.stderr
         finally:
             dy("rmi", f"{reg.host}/qa/auth:v1")
+        assert clean_root.dy("pull", "-q", f"{reg.host}/qa/auth:v1", env=env).returncode == 0
         out = clean_root.dy("logout", reg.host, env=env)
         assert out.returncode == 0 and out.stdout.strip() == f"Removing login credentials for {reg.host}"
-        cfg = json.loads((tmp_path / "docker-config" / "config.json").read_text())
-        assert reg.host not in cfg.get("auths", {})
+        assert reg.host not in json.loads(config.read_text()).get("auths", {})
+        again = clean_root.dy("logout", reg.host, env=env)
+        assert again.returncode == 0 and again.stdout.strip() == f"Not logged in to {reg.host}"
+        # without credentials: refused, in one line
         denied = clean_root.dy("pull", f"{reg.host}/qa/auth:v1", env=env)
         assert denied.returncode == 1 and "Traceback" not in denied.stderr
         assert len(denied.stderr.strip().splitlines()) == 1, denied.stderr
     finally:
         reg.stop()
-
+        if token is not None:
+            token.close()
 
 
 def _put_blob(registry: Registry, repo: str, data: bytes) -> str:

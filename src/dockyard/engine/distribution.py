@@ -75,8 +75,8 @@ def _status(progress: Progress, updated: bool, what: str) -> None:
 def _pull_one(engine: Engine, client: Any, named: Reference, plat: tuple[str, str, str | None],
               progress: Progress) -> tuple[str, bool]:
     reference = named.digest or named.tag or "latest"
-    progress.emit(Event(f"Pulling from {named.path}", reference))
     top = client.get_manifest(reference)
+    progress.emit(Event(f"Pulling from {named.path}", reference))  # as Docker: once the manifest is in
     if top.media_type in _SCHEMA1:
         raise Unsupported(f"{named.familiar()}: Docker Image Format v1 and Docker Image manifest "
                           "version 2, schema 1 are not supported")

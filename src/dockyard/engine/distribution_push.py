@@ -76,10 +76,10 @@ def push(engine: Engine, ref: str, all_tags: bool, progress: Progress, compressi
         tags = [named]
     images: list[tuple[Reference, Image]] = []
     for t in tags:
-        try:
-            images.append((t, engine.images.get(engine.images.refs.get(t) or "")))
-        except NotFound:
-            raise NotFound(f"An image does not exist locally with the tag: {t.familiar()}") from None
+        image_id = engine.images.refs.get(t)
+        if image_id is None or not engine.images.exists(image_id):
+            raise NotFound(f"An image does not exist locally with the tag: {t.familiar_name()}")
+        images.append((t, engine.images.get(image_id)))
     progress.emit(Event(f"The push refers to repository [{named.name}]"))
     client = registry_session(named.domain, named.path, "pull,push")
     digest = ""
