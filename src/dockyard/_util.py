@@ -61,6 +61,26 @@ def locked(path: str | os.PathLike[str], shared: bool = False) -> Iterator[None]
         os.close(fd)
 
 
+def remove_later(paths: list[Path], trash: str | os.PathLike[str]) -> None:
+    """Take `paths` out of sight now (renames into `trash`, on the same file system) and
+    delete them in one detached `rm -rf`, so a command does not wait for the unlinks. A crash
+    before the deletion finishes leaves only `trash` entries, which the store's gc removes."""
+    os.makedirs(trash, exist_ok=True)
+    moved = []
+    for path in paths:
+        target = os.path.join(trash, f"{os.path.basename(os.fspath(path))}-{os.urandom(4).hex()}")
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            continue
+        moved.append(target)
+    if moved:
+        import subprocess
+
+        subprocess.Popen(["rm", "-rf", "--", *moved], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
 def new_id() -> str:
     """A 64-hex-digit random ID, like Docker's container IDs."""
     return os.urandom(32).hex()

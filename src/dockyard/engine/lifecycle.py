@@ -18,7 +18,7 @@ from .. import _util
 from ..errors import Conflict, DockyardError, ExecFailed, FailedPrecondition, InvalidArgument, NotFound
 from . import names as namegen
 from .configs import HOSTS, merge_image_config, read_or_default_hosts, resolv_conf
-from . import stream
+from . import events, stream
 from .core import Engine
 from .records import Container, new_state
 
@@ -104,6 +104,7 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
 
         with mounts_creating(engine, c):
             store.save(c, host_config=True)
+        events.container(engine, "create", c)
     except BaseException:
         with _util.locked(engine.paths.lock):
             store.release_name(name, cid)
@@ -161,7 +162,7 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
             from . import netattach
 
             sandbox = netattach.setup(engine, c)
-            rootfs = str(engine.layers.mount_rw(c.id))
+            rootfs = str(engine.layers.mount_rw(c.id, volatile=bool(c.host_config.get("AutoRemove"))))
             if c.doc.get("MountPoints"):  # volumes: device mounts, -v host dirs, copy-up
                 from .mounts import on_start as mounts_on_start
 
@@ -193,6 +194,7 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
         st.update(Status="running", Running=True, Paused=False, Pid=pid, ExitCode=0, Error="",
                   OOMKilled=False, StartedAt=_util.now_rfc3339(), FinishedAt=_util.ZERO_TIME)
         store.save(c)
+        events.container(engine, "start", c)
         return c
 
 
@@ -292,6 +294,9 @@ def _handle_exit_locked(engine: Engine, cid: str) -> Container | None:
         c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=int(info["exit_code"]),
                        FinishedAt=info["finished_at"], OOMKilled=oom)
         store.save(c)
+        if oom:
+            events.container(engine, "oom", c)
+        events.container(engine, "die", c, exitCode=c.state["ExitCode"])
         if c.host_config.get("AutoRemove"):
             _remove_locked(engine, c)
             c.removed = True
@@ -338,12 +343,13 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
     caller already saw the exit (an attach stream's exit frame): skip asking the shim."""
     sock_path = os.path.join(run_dir(engine, c.id), "sock")
     if c.running:
+        seen = None
         if not exited:
             try:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.connect(sock_path)
                 s.sendall(b"wait=1\n")
-                stream.read_exit(s)
+                seen = stream.read_exit(s)
                 s.close()
             except OSError:
                 pass
@@ -357,7 +363,45 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
         got = handle_exit(engine, c.id)
         if got is not None:
             c = got
+        elif seen is not None:  # the exit command recorded it and --rm removed it meanwhile
+            return seen
     return int(c.state.get("ExitCode", 0))
+
+
+def wait_condition(engine: Engine, cid: str, condition: str = "not-running",
+                   pause: Callable[[float], None] = time.sleep,
+                   exit_hint: Callable[[str], int | None] = lambda _cid: None) -> int:
+    """Docker's wait conditions: `not-running` (now, if it is not), `next-exit` (the next
+    exit from now), `removed` (until the record is gone). Returns the exit code; `exit_hint`
+    may know a code seen elsewhere (an attach stream) when the container vanished first."""
+    if condition not in ("not-running", "next-exit", "removed", ""):
+        raise InvalidArgument(f"invalid condition: {condition!r}")
+    c = engine.containers.load(cid)
+    first = (c.state.get("StartedAt"), c.state.get("FinishedAt"))
+    last = int(c.state.get("ExitCode") or 0)
+    while True:
+        try:
+            c = engine.containers.load(cid)
+        except NotFound:
+            hint = exit_hint(cid)
+            return last if hint is None else hint
+        got = refresh_or_none(engine, c)
+        if got is None:
+            hint = exit_hint(cid)
+            return int(c.state.get("ExitCode") or 0) if hint is None else hint
+        c = got
+        if c.running:
+            last = wait_exit(engine, c)
+            if condition != "removed":
+                return last
+            continue
+        last = int(c.state.get("ExitCode") or 0)
+        if condition in ("not-running", ""):
+            return last
+        if condition == "next-exit" and (c.state.get("StartedAt"), c.state.get("FinishedAt")) != first \
+                and c.state.get("FinishedAt") != _util.ZERO_TIME:
+            return last
+        pause(0.05)
 
 
 # ---- stop / kill / restart / pause -----------------------------------------------
@@ -404,7 +448,16 @@ def stop(engine: Engine, c: Container, timeout: int | None = None, sig: str | No
             pass
         _wait_dead(pid, None)
     got = handle_exit(engine, c.id)
+    events.container(engine, "stop", got if got is not None else c)
     return got if got is not None else c
+
+
+def restart(engine: Engine, c: Container, timeout: int | None = None, sig: str | None = None) -> Container:
+    """Stop (if running) and start again; Docker's `restart` event at the end."""
+    c = stop(engine, c, timeout, sig)
+    c = start(engine, engine.containers.load(c.id))
+    events.container(engine, "restart", c)
+    return c
 
 
 def _wait_dead(pid: int, timeout: float | None) -> bool:
@@ -429,6 +482,7 @@ def kill(engine: Engine, c: Container, sig: str | None = None) -> None:
         engine.runtime_for(c).kill(c.id, signum)
     except Conflict:
         raise Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running") from None
+    events.container(engine, "kill", c, signal=signum)
     if signum == signal.SIGKILL:
         _wait_dead(int(c.state["Pid"]), 5)
         handle_exit(engine, c.id)
@@ -444,6 +498,7 @@ def pause(engine: Engine, c: Container) -> None:
         engine.runtime_for(c).pause(c.id)
         c.state.update(Paused=True, Status="paused")
         engine.containers.save(c)
+    events.container(engine, "pause", c)
 
 
 def unpause(engine: Engine, c: Container) -> None:
@@ -454,6 +509,7 @@ def unpause(engine: Engine, c: Container) -> None:
         engine.runtime_for(c).resume(c.id)
         c.state.update(Paused=False, Status="running")
         engine.containers.save(c)
+    events.container(engine, "unpause", c)
 
 
 def rename(engine: Engine, c: Container, new: str) -> None:
@@ -464,9 +520,11 @@ def rename(engine: Engine, c: Container, new: str) -> None:
             if c.name == new:
                 raise InvalidArgument(f"Renaming a container with the same name as its current name")
             engine.containers.reserve_name(new, c.id)
+            old = c.name
             engine.containers.release_name(c.name, c.id)
             c.doc["Name"] = "/" + new
             engine.containers.save(c)
+    events.container(engine, "rename", c, oldName="/" + old)
 
 
 # ---- remove ------------------------------------------------------------------------
@@ -508,9 +566,47 @@ def _remove_locked(engine: Engine, c: Container, volumes: bool = False) -> None:
     with _util.locked(engine.paths.lock):
         engine.containers.release_name(c.name, c.id)
     engine.containers.delete(c.id)
+    events.container(engine, "destroy", c)
+    from .execs import prune_records
+
+    prune_records(engine, c.id)
     if c.doc.get("MountPoints"):  # rm -v and --rm take the anonymous volumes along
         from .mounts import on_remove as mounts_on_remove
 
         mounts_on_remove(engine, c, volumes or bool(c.host_config.get("AutoRemove")))
 
 
+
+
+# ---- prune -------------------------------------------------------------------------------
+
+def prune(engine: Engine, until: float | None = None, labels: tuple[str, ...] = (),
+          labels_not: tuple[str, ...] = ()) -> tuple[list[str], int]:
+    """Remove stopped containers (created before `until`, matching every `labels` and none
+    of `labels_not`); returns (removed IDs, bytes reclaimed from their rw layers)."""
+    from .query import label_match
+
+    removed: list[str] = []
+    reclaimed = 0
+    for c in engine.containers.all():
+        c = refresh(engine, c)
+        if c.running:
+            continue
+        if until is not None and _util.parse_rfc3339(c.doc["Created"]) >= until:
+            continue
+        lab = c.config.get("Labels") or {}
+        if labels and not all(label_match(lab, spec) for spec in labels):
+            continue
+        if labels_not and any(label_match(lab, spec) for spec in labels_not):
+            continue
+        try:
+            size = engine.layers.rw_size(c.id)
+        except (DockyardError, OSError):
+            size = 0
+        try:
+            remove(engine, c)
+        except (DockyardError, OSError):
+            continue
+        removed.append(c.id)
+        reclaimed += size
+    return removed, reclaimed

@@ -10,7 +10,6 @@ shims) is cleared the next time the same container starts.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import sys
@@ -150,7 +149,10 @@ def _bridge_endpoints(engine: Engine, c: Container) -> list[tuple[Network, dict[
 
 
 def host_ifname(cid: str, net: Network) -> str:
-    return "veth" + hashlib.sha256(f"{cid}:{net.id}".encode()).hexdigest()[:7]
+    """The host end's name, stable per (container, network) so a leftover can be found."""
+    import zlib
+
+    return "veth" + format(zlib.crc32(f"{cid}:{net.id}".encode()), "08x")[:7]
 
 
 def setup(engine: Engine, c: Container) -> Sandbox:
@@ -168,15 +170,16 @@ def setup(engine: Engine, c: Container) -> Sandbox:
         return Sandbox()  # none or host: the runtime decides
     from ..network import netns
 
-    teardown(engine, c)  # whatever a crash left behind
     path = netns_path(engine, c.id)
+    if os.path.lexists(path):
+        teardown(engine, c)  # whatever a crash left behind (the namespace is made first)
     netns.create(path)
     sandbox = Sandbox(netns=path)
     try:
         for i, (net, ep) in enumerate(eps):
             _attach(engine, c, net, ep, f"eth{i}", path, first=(i == 0))
         ns["SandboxKey"] = path
-        ns["SandboxID"] = hashlib.sha256(path.encode()).hexdigest()
+        ns["SandboxID"] = _util.new_id()
         first = eps[0][1]
         if eps[0][0].name == "bridge":
             for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
@@ -239,9 +242,9 @@ def teardown(engine: Engine, c: Container) -> None:
     except NotFound:
         pass
     try:
-        from ..network import nft
-
         if (c.host_config.get("PortBindings") or c.host_config.get("PublishAllPorts")):
+            from ..network import nft
+
             nft.unpublish(networks.nft_table(engine.paths), _owner(c.id))
     except (OSError, DockyardError) as e:
         _warn(c, f"removing its port rules: {e}")
@@ -321,6 +324,9 @@ def _clear_stale_rules(engine: Engine, table: str) -> None:
 # ---- DNS and /etc/hosts ---------------------------------------------------------------
 
 def _update_dns(engine: Engine, nets: list[Network], leaving: str | None = None) -> None:
+    nets = [n for n in nets if n.user_defined]
+    if not nets:
+        return
     from ..network import dnsd
 
     table = networks.dns_table(engine.paths)

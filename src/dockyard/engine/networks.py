@@ -7,7 +7,6 @@ Containers attach to networks in engine/netattach.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -43,6 +42,8 @@ def _root_tag(paths: Paths) -> str:
     one host never share a bridge or a packet-filter table."""
     if str(paths.root) == DEFAULT_ROOT:
         return ""
+    import hashlib
+
     return hashlib.sha256(str(paths.root).encode()).hexdigest()[:8]
 
 

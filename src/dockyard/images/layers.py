@@ -275,15 +275,27 @@ class LayerStore:
         self.remove_layer_dir(layer.cache_id)
         shutil.rmtree(tomb, ignore_errors=True)
 
-    def remove_layer_dir(self, name: str) -> None:
-        """Remove overlay2/<name> and its l/ short link."""
-        d = self.home / name
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            short = (d / "link").read_text().strip()
-            if short:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.home / LINK_DIR / short).unlink()
-        shutil.rmtree(d, ignore_errors=True)
+    def remove_layer_dir(self, name: str | list[str], later: bool = False) -> None:
+        """Remove overlay2/<name> (or each of a list) and its l/ short link (`later`: the
+        directories are renamed away now and deleted by one detached process)."""
+        names = [name] if isinstance(name, str) else name
+        for n in names:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                short = (self.home / n / "link").read_text().strip()
+                if short:
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.home / LINK_DIR / short).unlink()
+        if later:
+            from .._util import remove_later
+
+            remove_later([self.home / n for n in names], self.trash)
+        else:
+            for n in names:
+                shutil.rmtree(self.home / n, ignore_errors=True)
+
+    @property
+    def trash(self) -> Path:
+        return self.paths.tmp / "trash"
 
     def gc(self) -> list[str]:
         """Remove what a crash can leave behind: layer directories that no layerdb or
@@ -297,9 +309,14 @@ class LayerStore:
                         if entry.name.startswith((".tmp-", ".del-")):
                             shutil.rmtree(entry, ignore_errors=True)
                             removed.append(str(entry))
+            now = time.time()
+            if self.trash.is_dir():  # deletions a crash interrupted (remove_layer_dir later=True)
+                for entry in self.trash.iterdir():
+                    if now - entry.lstat().st_mtime > _STALE_TMP_SECONDS:
+                        shutil.rmtree(entry, ignore_errors=True)
+                        removed.append(str(entry))
             if not self.home.is_dir():
                 return removed
-            now = time.time()
             for entry in self.home.iterdir():
                 if entry.name == LINK_DIR:
                     continue
@@ -335,8 +352,8 @@ class LayerStore:
     def rw_paths(self, container_id: str) -> RWPaths:
         return rwlayers.rw_paths(self, container_id)
 
-    def mount_rw(self, container_id: str) -> Path:
-        return rwlayers.mount_rw(self, container_id)
+    def mount_rw(self, container_id: str, volatile: bool = False) -> Path:
+        return rwlayers.mount_rw(self, container_id, volatile)
 
     def unmount_rw(self, container_id: str) -> None:
         rwlayers.unmount_rw(self, container_id)

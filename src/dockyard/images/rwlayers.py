@@ -207,21 +207,26 @@ def rw_paths(store: LayerStore, container_id: str) -> RWPaths:
                    rw.mount_id, rw.init_id)
 
 
-def mount_rw(store: LayerStore, container_id: str) -> Path:
-    """Mount the container's overlay at merged/ (no-op if mounted); return merged/."""
+def mount_rw(store: LayerStore, container_id: str, volatile: bool = False) -> Path:
+    """Mount the container's overlay at merged/ (no-op if mounted); return merged/.
+
+    `volatile` (for containers removed at exit, as Podman does for --rm) skips every sync of
+    the upper layer, which makes the unmount at exit cheap; such a layer does not survive a
+    crash of the host, which does not matter for a layer deleted at exit anyway."""
     p = rw_paths(store, container_id)
+    opt = ",volatile" if volatile else ""
     with store_lock(store.paths):
         if is_mounted(p.merged):
             return p.merged
         p.merged.mkdir(mode=0o755, exist_ok=True)
         lower = ":".join(str(d) for d in p.lower_dirs)
-        data = f"lowerdir={lower},upperdir={p.upper},workdir={p.work}"
+        data = f"lowerdir={lower},upperdir={p.upper},workdir={p.work}{opt}"
         if len(data) < PAGE_SIZE:
             mount("overlay", p.merged, "overlay", 0, data)
             return p.merged
         # Too long for one page: relative short links from overlay2/, as Docker does.
         rel_lower = _read(store.home / p.mount_id / "lower")
-        data = f"lowerdir={rel_lower},upperdir={p.mount_id}/diff,workdir={p.mount_id}/work"
+        data = f"lowerdir={rel_lower},upperdir={p.mount_id}/diff,workdir={p.mount_id}/work{opt}"
         if len(data) >= PAGE_SIZE:
             raise FailedPrecondition(
                 f"cannot mount layer of container {container_id}: mount options too long"
@@ -259,8 +264,7 @@ def remove_rw(store: LayerStore, container_id: str) -> None:
         unmount_rw(store, container_id)
         tomb = store.mounts_db / f".del-{container_id}-{os.urandom(4).hex()}"
         os.rename(store.mounts_db / container_id, tomb)
-        store.remove_layer_dir(rw.mount_id)
-        store.remove_layer_dir(rw.init_id)
+        store.remove_layer_dir([rw.mount_id, rw.init_id], later=True)
         shutil.rmtree(tomb, ignore_errors=True)
 
 
