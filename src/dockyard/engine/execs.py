@@ -96,3 +96,170 @@ def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
         shutil.rmtree(rdir, ignore_errors=True)
         raise
     return ExecSession(exec_id, rdir, pid)
+
+
+# ---- exec instances (the Engine API's create-then-start model) ------------------------------
+#
+# `POST /containers/{id}/exec` makes a record; `POST /exec/{id}/start` (maybe from another
+# connection) starts it; `GET /exec/{id}/json` reads it. Records live under
+# `<runroot>/execs/<id>.json` (they die with a reboot, as Docker's do with the daemon) and go
+# when their container is removed or a day after they finished.
+
+def _record_path(engine: Engine, exec_id: str) -> str:
+    return str(engine.paths.runroot / "execs" / f"{exec_id}.json")
+
+
+def create(engine: Engine, c: Container, opts: ExecOptions, detach_keys: str = "") -> str:
+    """Validate and record an exec instance; returns its ID (nothing runs yet)."""
+    c = lifecycle.refresh(engine, c)
+    if not c.running:
+        raise Conflict(f"container {c.id} is not running")
+    if c.state.get("Paused"):
+        raise Conflict(f"container {c.id} is paused, unpause the container before exec")
+    if not opts.cmd:
+        raise InvalidArgument("No exec command specified")
+    exec_id = _util.new_id()
+    rec = {"ID": exec_id, "ContainerID": c.id, "Running": False, "ExitCode": None, "Pid": 0,
+           "Started": False, "DetachKeys": detach_keys, "CreatedAt": _util.now_rfc3339(),
+           "Options": {"cmd": list(opts.cmd), "tty": opts.tty, "interactive": opts.interactive,
+                       "env": list(opts.env), "workdir": opts.workdir, "user": opts.user,
+                       "privileged": opts.privileged,
+                       "console_size": list(opts.console_size) if opts.console_size else None}}
+    os.makedirs(os.path.dirname(_record_path(engine, exec_id)), mode=0o700, exist_ok=True)
+    _util.write_json(_record_path(engine, exec_id), rec, 0o600, durable=False)
+    from . import events
+
+    events.container(engine, "exec_create: " + " ".join(opts.cmd), c, execID=exec_id)
+    return exec_id
+
+
+def load(engine: Engine, exec_id: str) -> dict[str, Any]:
+    from ..errors import NotFound
+
+    try:
+        rec: dict[str, Any] = _util.read_json(_record_path(engine, exec_id))
+    except (FileNotFoundError, ValueError):
+        raise NotFound(f"No such exec instance: {exec_id}") from None
+    return rec
+
+
+def options(rec: dict[str, Any], *, tty: bool | None = None,
+            console_size: tuple[int, int] | None = None) -> ExecOptions:
+    o = rec["Options"]
+    size = console_size or (tuple(o["console_size"]) if o.get("console_size") else None)
+    return ExecOptions(cmd=tuple(o["cmd"]), tty=o["tty"] if tty is None else tty,
+                       interactive=o["interactive"], env=tuple(o["env"]), workdir=o["workdir"],
+                       user=o["user"], privileged=o["privileged"], console_size=size)  # type: ignore[arg-type]
+
+
+def start(engine: Engine, exec_id: str, before_start: Callable[[str], None] | None = None,
+          tty: bool | None = None, console_size: tuple[int, int] | None = None) -> ExecSession:
+    """Start a recorded exec instance once (Conflict if it was started before)."""
+    path = _record_path(engine, exec_id)
+    with _util.locked(path + ".lock"):
+        rec = load(engine, exec_id)
+        if rec.get("Started"):
+            raise Conflict(f"Exec command {exec_id} has already run")
+        rec["Started"] = True
+        _util.write_json(path, rec, 0o600, durable=False)
+    c = engine.containers.load(rec["ContainerID"])
+    opts = options(rec, tty=tty, console_size=console_size)
+    try:
+        session = create_and_start(engine, c, opts, before_start=before_start)
+    except ExecFailed as e:
+        finished(engine, exec_id, e.exit_code)
+        raise
+    except BaseException:
+        finished(engine, exec_id, 126)
+        raise
+    _update(engine, exec_id, Running=True, Pid=session.pid)
+    from . import events
+
+    events.container(engine, "exec_start: " + " ".join(opts.cmd), c, execID=exec_id)
+    return session
+
+
+def _update(engine: Engine, exec_id: str, **fields: Any) -> None:
+    path = _record_path(engine, exec_id)
+    with _util.locked(path + ".lock"):
+        try:
+            rec = load(engine, exec_id)
+        except Exception:
+            return
+        rec.update(fields)
+        _util.write_json(path, rec, 0o600, durable=False)
+
+
+def finished(engine: Engine, exec_id: str, exit_code: int | None) -> None:
+    """Record the exit of an exec instance (its stream saw the exit frame, or a watcher did)."""
+    _update(engine, exec_id, Running=False, ExitCode=exit_code, Pid=0)
+    try:
+        rec = load(engine, exec_id)
+        from . import events
+
+        events.container(engine, "exec_die", engine.containers.load(rec["ContainerID"]),
+                         execID=exec_id, exitCode=exit_code)
+    except Exception:
+        pass
+
+
+def watch(engine: Engine, exec_id: str, session: ExecSession) -> int | None:
+    """Block until a started exec exits (asking its shim), record and return the code."""
+    import socket as _socket
+
+    from . import stream
+
+    code: int | None = None
+    try:
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        s.connect(os.path.join(session.run_dir, "sock"))
+        s.sendall(b"stdout=0 stderr=0\n")
+        code = stream.read_exit(s)
+        s.close()
+    except OSError:
+        pass
+    finished(engine, exec_id, code)
+    return code
+
+
+def inspect(engine: Engine, exec_id: str) -> dict[str, Any]:
+    """Docker's exec inspect JSON."""
+    rec = load(engine, exec_id)
+    o = rec["Options"]
+    running = bool(rec.get("Running"))
+    if running and rec.get("Pid"):
+        from ..runtime.spawn import alive
+
+        if not alive(int(rec["Pid"])):
+            running = False
+    user = o.get("user") or ""
+    return {"ID": rec["ID"], "Running": running, "ExitCode": rec.get("ExitCode"),
+            "ProcessConfig": {"tty": o["tty"], "entrypoint": o["cmd"][0], "arguments": o["cmd"][1:],
+                              "privileged": o["privileged"], **({"user": user} if user else {})},
+            "OpenStdin": o["interactive"], "OpenStderr": True, "OpenStdout": True,
+            "CanRemove": False, "ContainerID": rec["ContainerID"], "DetachKeys": rec.get("DetachKeys") or "",
+            "Pid": int(rec.get("Pid") or 0) if running else 0}
+
+
+def prune_records(engine: Engine, container_id: str | None = None) -> None:
+    """Drop the records of a removed container (or of every container that is gone)."""
+    d = engine.paths.runroot / "execs"
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return
+    for n in names:
+        if not n.endswith(".json"):
+            continue
+        try:
+            rec = _util.read_json(d / n)
+        except (OSError, ValueError):
+            continue
+        cid = rec.get("ContainerID")
+        if (container_id is not None and cid == container_id) or \
+                (container_id is None and not engine.containers.path(cid).exists()):
+            for suffix in ("", ".lock"):
+                try:
+                    os.unlink(str(d / n) + suffix)
+                except FileNotFoundError:
+                    pass
