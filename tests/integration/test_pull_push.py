@@ -432,3 +432,28 @@ def test_manifest_list_platform_selection(registry, pushed, clean_root):
     assert "Already exists" in p.stdout  # same layers
     out = dy("manifest", "inspect", target, check=True).stdout
     assert json.loads(out)["manifests"][1]["platform"]["architecture"] == "amd64"
+
+
+def test_concurrent_pulls_and_all_tags(registry, clean_root, tmp_path):
+    """Two pulls of the same image at once into one data root both succeed (the blob lock
+    and the layer store's commit keep one copy); `pull -a` fetches every tag."""
+    repo = f"{registry.host}/qa/conc"
+    _random_tar(tmp_path / "c.tar", 8 << 20)
+    dy("import", str(tmp_path / "c.tar"), f"{repo}:a", check=True)
+    dy("tag", "busybox", f"{repo}:b", check=True)
+    try:
+        dy("push", "-a", repo, check=True)
+        procs = [clean_root.popen("pull", f"{repo}:a") for _ in range(2)]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        assert len(clean_root.dy("images", "-q").stdout.split()) == 1
+        assert len(glob.glob(str(clean_root.root / "image/overlay2/layerdb/sha256/*"))) == 1
+        p = clean_root.dy("pull", "-a", repo)
+        assert p.returncode == 0, p.stderr
+        assert "a: Pulling from qa/conc" in p.stdout and "b: Pulling from qa/conc" in p.stdout
+        assert p.stdout.splitlines()[-1] == repo
+        tags = clean_root.dy("images", "--format", "{{.Tag}}", repo).stdout.split()
+        assert sorted(tags) == ["a", "b"]
+    finally:
+        dy("rmi", f"{repo}:a", f"{repo}:b")

@@ -65,8 +65,9 @@ def push(engine: Engine, ref: str, all_tags: bool, progress: Progress, compressi
     if all_tags:
         if named.tag is not None:
             raise InvalidArgument("tag can't be used with --all-tags/-a")
-        tags = sorted(t for t in (parse_reference(k, default_tag=False) for k in engine.images.refs.all())
-                      if t.name == named.name and t.tag is not None and t.digest is None)
+        tags = sorted((t for t in (parse_reference(k, default_tag=False) for k in engine.images.refs.all())
+                       if t.name == named.name and t.tag is not None and t.digest is None),
+                      key=lambda t: t.tag or "")
         if not tags:
             raise NotFound(f"An image does not exist locally with the tag: {named.familiar_name()}")
     else:
