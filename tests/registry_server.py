@@ -266,11 +266,15 @@ class Registry:
 class FlakyProxy:
     """Forwards to the registry `target`; with `fail_first`, answers 503 to the first try of
     every request (but /v2/); with `redirect_blobs`, answers blob GETs with a 307 to the
-    registry itself (as a registry that keeps blobs in object storage)."""
+    registry itself (as a registry that keeps blobs in object storage); with `cut_blobs`, the
+    first GET of each blob sends half of it and drops the connection. `ranges` lists the
+    Range headers that came."""
 
-    def __init__(self, target: str, fail_first: bool = False, redirect_blobs: bool = False) -> None:
+    def __init__(self, target: str, fail_first: bool = False, redirect_blobs: bool = False,
+                 cut_blobs: bool = False) -> None:
         self.seen: dict[str, int] = {}
         self.redirected: list[str] = []
+        self.ranges: list[str] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -310,6 +314,8 @@ class FlakyProxy:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if self.headers.get("Range"):
+                    proxy.ranges.append(self.headers["Range"])
                 conn = http.client.HTTPConnection(target)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 conn.request(self.command, self.path, body=body, headers=headers)
@@ -319,11 +325,20 @@ class FlakyProxy:
                 for k, v in r.getheaders():
                     if k.lower() not in ("content-length", "connection", "transfer-encoding"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                length = r.getheader("Content-Length") if self.command == "HEAD" else len(data)
+                self.send_header("Content-Length", str(length or 0))
                 self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
                 conn.close()
+                if self.command == "HEAD":
+                    return
+                if (cut_blobs and self.command == "GET" and "/blobs/sha256:" in self.path
+                        and proxy.seen[key] == 1 and len(data) > 1):
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(data)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
 

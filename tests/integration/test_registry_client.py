@@ -342,6 +342,24 @@ def test_access_log_names_our_user_agent(plain: Registry, tmp_path: Path) -> Non
                for line in plain.access_lines())
 
 
+def test_a_dropped_download_resumes_with_a_range_request(plain: Registry, tmp_path: Path) -> None:
+    layer = os.urandom(2 * 1024 * 1024)
+    with client(plain, "cut/app", cfg(tmp_path)) as c:
+        c.upload_blob(sha256(layer), len(layer), io.BytesIO(layer))
+    proxy = FlakyProxy(plain.host, cut_blobs=True)
+    try:
+        seen: list[int] = []
+        with RegistryClient(proxy.host, "cut/app", cfg(tmp_path), None, backoff=0.01) as c:
+            assert c.blob_exists(sha256(layer)) == len(layer)
+            out = c.fetch_blob(sha256(layer), len(layer), tmp_path / "cut.partial", seen.append)
+        assert out.read_bytes() == layer and seen[-1] == len(layer)
+        assert len(proxy.ranges) == 1 and proxy.ranges[0].startswith("bytes=")
+        start = int(proxy.ranges[0][len("bytes="):].rstrip("-"))
+        assert 0 < start < len(layer)
+    finally:
+        proxy.close()
+
+
 def test_blob_redirects_are_followed_without_the_registry_credentials(
         plain: Registry, tmp_path: Path) -> None:
     proxy = FlakyProxy(plain.host, redirect_blobs=True)

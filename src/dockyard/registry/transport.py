@@ -28,8 +28,9 @@ BLOCK = 1 << 20
 Body = bytes | BinaryIO | None
 
 
-class ConnectionFailed(Exception):
-    """Low-level failure: refused, reset, TLS, timeout. `.tls` tells a TLS handshake failure."""
+class ConnectionFailed(RegistryUnavailable):
+    """Low-level failure: refused, reset, TLS, timeout. `.tls` tells a TLS handshake failure.
+    A RegistryUnavailable, so a stream from `open_blob` that breaks raises a taxonomy kind."""
 
     def __init__(self, url: str, cause: BaseException, tls: bool = False) -> None:
         super().__init__(f"{url}: {describe_oserror(cause)}")
@@ -51,6 +52,8 @@ def describe_oserror(e: BaseException) -> str:
         return "connection reset by peer"
     if isinstance(e, http.client.RemoteDisconnected):
         return "server closed the connection"
+    if isinstance(e, http.client.IncompleteRead):
+        return f"connection closed with {e.expected} bytes still to come"
     if isinstance(e, socket.gaierror):
         return f"no such host ({e.strerror})"
     if isinstance(e, OSError) and e.strerror:
@@ -95,6 +98,9 @@ class Response:
             return data
         try:
             data = self._raw.read() if n < 0 else self._raw.read(n)
+            if not data and n != 0 and self._raw.length:
+                # http.client returns b"" when the server closes before Content-Length
+                raise http.client.IncompleteRead(b"", self._raw.length)
         except (OSError, http.client.HTTPException) as e:
             self.close()
             raise ConnectionFailed(self.url, e) from e
