@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import pytest
 
 from dockyard.errors import FailedPrecondition
-from dockyard.network import dnsd
+from dockyard.network import dnsd, dnsserver
 from dockyard.network import dnswire as w
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (links, port 53)")
@@ -454,14 +454,14 @@ def test_table_upstreams_when_no_env(tmp_path: Path, make_link: Callable[..., st
 
 
 def test_upstream_syntax() -> None:
-    assert dnsd._hostport("127.0.0.53") == ("127.0.0.53", 53)
-    assert dnsd._hostport(" 127.0.0.1:5399 ") == ("127.0.0.1", 5399)
-    assert dnsd._hostport("fe80::1%eth0") == ("fe80::1", 53)
-    assert dnsd._hostport("[::1]:5353") == ("::1", 5353)
+    assert dnsserver._hostport("127.0.0.53") == ("127.0.0.53", 53)
+    assert dnsserver._hostport(" 127.0.0.1:5399 ") == ("127.0.0.1", 5399)
+    assert dnsserver._hostport("fe80::1%eth0") == ("fe80::1", 53)
+    assert dnsserver._hostport("[::1]:5353") == ("::1", 5353)
     with pytest.raises(ValueError):
-        dnsd._hostport("1.2.3.4:x")
+        dnsserver._hostport("1.2.3.4:x")
     with pytest.raises(OSError):
-        dnsd._hostport("not-an-ip")
+        dnsserver._hostport("not-an-ip")
 
 
 def test_libc_and_busybox_resolvers_accept_the_answers(table: Path, make_link: Callable[..., str],
