@@ -16,10 +16,11 @@ from typing import BinaryIO, Callable, TypeVar, cast
 from urllib.parse import quote, urljoin, urlsplit
 
 from ..errors import DockyardError, InvalidArgument, NotFound, Unauthorized
+from ..images.refs import Reference
 from .auth import Credentials
 from .blobs import VerifyingReader, copy_verified, discard, finish_file, hash_prefix, new_hasher
 from .config import RegistryConfig, canonical_registry, origin_host
-from .errors import DigestMismatch, RegistryUnavailable, error_for_status
+from .errors import DigestMismatch, RegistryUnavailable, describe, error_for_status
 from .manifest import (ALL_MANIFEST_TYPES, IMAGE_TYPES, MAX_MANIFEST_SIZE, Descriptor, ImageManifest,
                        Manifest, Platform, check_supported, choose_platform, detect_media_type,
                        host_platform, parse_image_manifest, parse_index, sha256_digest)
@@ -53,7 +54,8 @@ class RegistryClient(UploadMixin):
                  backoff: float = 0.25, timeout: float = 60.0) -> None:
         self.domain = canonical_registry(ref_domain)
         self.repository = repository
-        self.name = f"{ref_domain}/{repository}"
+        # the name as Docker shows it: `busybox`, `me/app`, `localhost:5000/x`
+        self.name = Reference(self.domain, repository).familiar_name()
         self.config = config
         self.actions = actions
         self.host = origin_host(ref_domain)
@@ -181,6 +183,9 @@ class RegistryClient(UploadMixin):
         def op(ep: _Endpoint) -> Manifest:
             resp = self._call(ep, "GET", self._path("manifests", reference),
                               {"Accept": ", ".join(accept)}, stream=True)
+            if resp.status in (401, 403) and "push" not in self.actions:
+                raise Unauthorized(f"pull access denied for {self.name}, repository does not exist "
+                                   f"or may require 'docker login': {describe(resp.status, resp.body)}")
             if resp.status != 200:
                 raise self._fail(resp, what)
             length = resp.header("Content-Length")

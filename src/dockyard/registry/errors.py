@@ -12,7 +12,7 @@ import json
 from ..errors import (DockyardError, FailedPrecondition, InvalidArgument, NotFound, Unauthorized,
                       Unsupported)
 
-__all__ = ["DigestMismatch", "RegistryUnavailable", "Unauthorized", "error_for_status"]
+__all__ = ["DigestMismatch", "RegistryUnavailable", "Unauthorized", "describe", "error_for_status"]
 
 
 class DigestMismatch(InvalidArgument):
@@ -40,18 +40,26 @@ def _first_error(body: bytes) -> tuple[str, str]:
     return "", ""
 
 
+def describe(status: int, body: bytes) -> str:
+    """`manifest unknown: manifest unknown`: the error code's gist and its message."""
+    code, message = _first_error(body)
+    gist = code.lower().replace("_", " ")
+    if status in (401, 403) and not code:
+        return "unauthorized: authentication required"
+    return f"{gist}: {message}" if gist and message else (gist or message or f"status {status}")
+
+
 def error_for_status(status: int, body: bytes, what: str, name: str) -> DockyardError:
     """Map a failed registry answer to one of the taxonomy's kinds, Docker's wording kept:
     `manifest for NAME:TAG not found: manifest unknown: manifest unknown`."""
     code, message = _first_error(body)
-    gist = code.lower().replace("_", " ")
-    cause = f"{gist}: {message}" if gist and message else (gist or message or f"status {status}")
+    cause = describe(status, body)
     if code == "NAME_UNKNOWN":
         return NotFound(f"repository {name} not found: {cause}")
     if status == 404 or code in ("MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN"):
         return NotFound(f"{what} not found: {cause}")
     if status in (401, 403) or code in ("UNAUTHORIZED", "DENIED"):
-        return Unauthorized(f"{what}: {cause if code else 'unauthorized: authentication required'}")
+        return Unauthorized(f"{what}: {cause}")
     if status == 429 or code == "TOOMANYREQUESTS":
         return FailedPrecondition(f"{what}: toomanyrequests: {message or 'too many requests'}")
     if status == 405 or code == "UNSUPPORTED":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform as _platform
+import os as _os
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,7 +207,7 @@ def normalize_platform(p: Platform) -> Platform:
 
 
 def host_platform() -> Platform:
-    return normalize_platform(Platform("linux", _platform.machine() or "amd64"))
+    return normalize_platform(Platform("linux", _os.uname().machine or "amd64"))
 
 
 def _variant_rank(want: Platform, have: Platform) -> int | None:
