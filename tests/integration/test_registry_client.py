@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -109,10 +110,12 @@ def test_missing_manifest_and_repository_are_one_line_not_found(plain: Registry,
 
 def test_connection_refused_is_one_line(tmp_path: Path) -> None:
     port = free_port()
-    with RegistryClient(f"127.0.0.1:{port}", "x", cfg(tmp_path), None, retries=1) as c:
+    started = time.monotonic()
+    with RegistryClient(f"127.0.0.1:{port}", "x", cfg(tmp_path), None) as c:
         with pytest.raises(RegistryUnavailable) as e:
             c.get_manifest("latest")
     assert str(e.value).endswith("connection refused") and f"127.0.0.1:{port}" in str(e.value)
+    assert time.monotonic() - started < 1.0  # a closed port is not retried with backoff
 
 
 def test_manifest_list_picks_the_platform(plain: Registry, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ class RegistryClient(UploadMixin):
         return RegistryUnavailable(msg)
 
     def _ping(self, ep: _Endpoint, base: str) -> Response:
-        return self.transport.request("GET", base + "/v2/", {})
+        return self.transport.request("GET", base + "/v2/", {}, retry_refused=False)
 
     def _ensure(self, ep: _Endpoint) -> str:
         """The endpoint's base URL, pinging it once (to learn its auth challenge and, for an
@@ -134,7 +134,8 @@ class RegistryClient(UploadMixin):
         base = self._ensure(ep)
         url = path if path.startswith(("http://", "https://")) else urljoin(base + "/", path.lstrip("/"))
         sc = scopes if scopes is not None else self.scopes
-        start = body.tell() if body is not None and not isinstance(body, bytes) else 0
+        seekable = body is not None and not isinstance(body, bytes) and body.seekable()
+        start = body.tell() if seekable and body is not None and not isinstance(body, bytes) else 0
         for attempt in (0, 1):
             hdrs = dict(self.auth.headers(ep.host, sc, refresh=attempt == 1))
             hdrs.update(headers or {})
@@ -142,7 +143,8 @@ class RegistryClient(UploadMixin):
                 resp = self.transport.request(method, url, hdrs, body, stream, follow)
             except ConnectionFailed as e:
                 raise self._unreachable(ep.host, e) from None
-            if resp.status == 401 and attempt == 0:
+            if resp.status == 401 and attempt == 0 and (body is None or isinstance(body, bytes)
+                                                        or seekable):
                 resp.close()
                 self.auth.learn(ep.host, resp.header("WWW-Authenticate"))
                 if body is not None and not isinstance(body, bytes):

@@ -202,7 +202,7 @@ class Transport:
             hdrs.setdefault("Content-Length", "0")
         elif isinstance(body, bytes):
             hdrs["Content-Length"] = str(len(body))
-        start = body.tell() if body is not None and not isinstance(body, bytes) else 0
+        start = _tell(body)
         for attempt in (0, 1):
             conn, reused = self._get_conn(scheme, netloc)
             try:
@@ -241,9 +241,10 @@ class Transport:
 
     def request(self, method: str, url: str, headers: Mapping[str, str] | None = None,
                 body: Body = None, stream: bool = False, follow: bool = True,
-                retry: bool = True) -> Response:
+                retry: bool = True, retry_refused: bool = True) -> Response:
         """`send` with redirects (GET/HEAD; Authorization dropped on a host change) and
-        retries with exponential backoff on 5xx and connection errors."""
+        retries with exponential backoff on 5xx and connection errors (a refused connection
+        only with `retry_refused`: a first contact fails at once on a closed port)."""
         hdrs = dict(headers or {})
         attempts = self.retries if retry else 1
         origin = urlsplit(url).netloc
@@ -265,7 +266,8 @@ class Transport:
                     raise RegistryUnavailable(f"{url}: too many redirects")
             except ConnectionFailed as e:
                 if e.tls or isinstance(e.cause, ssl.SSLError) or attempt + 1 >= attempts \
-                        or not _rewindable(body):
+                        or not _rewindable(body) \
+                        or (not retry_refused and isinstance(e.cause, ConnectionRefusedError)):
                     raise
                 self._sleep(attempt)
                 _rewind(body)
@@ -280,6 +282,15 @@ class Transport:
 
     def _sleep(self, attempt: int) -> None:
         time.sleep(self.backoff * (2 ** attempt))
+
+
+def _tell(body: Body) -> int:
+    if body is None or isinstance(body, bytes):
+        return 0
+    try:
+        return body.tell()
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 def _rewindable(body: Body) -> bool:
