@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -275,6 +276,18 @@ def test_token_auth_caches_tokens_per_scope(registry_dir: Path, tmp_path: Path) 
                 c.auth._tokens[key] = ("not-a-token", c.auth._tokens[key][1])
             assert c.get_manifest("v1").digest == digest
             assert len(ts.requests) == 2
+        # parallel downloads on a fresh client share one token
+        blobs = [os.urandom(50_000) for _ in range(6)]
+        with client(reg, "tok/app", conf, creds) as c:
+            for b in blobs:
+                c.upload_blob(sha256(b), len(b), io.BytesIO(b))
+        ts.requests.clear()
+        with client(reg, "tok/app", conf, creds, "pull") as c:
+            with ThreadPoolExecutor(6) as pool:
+                outs = list(pool.map(lambda ib: c.fetch_blob(
+                    sha256(ib[1]), len(ib[1]), tmp_path / f"par{ib[0]}"), enumerate(blobs)))
+        assert [o.read_bytes() for o in outs] == blobs
+        assert ts.requests == [("bob", ["repository:tok/app:pull"])]
         with client(reg, "tok/other", conf, creds) as c:
             ts.requests.clear()
             blob = sha256(b"\n".join([b"x"]))

@@ -99,8 +99,10 @@ class Authenticator:
         self._creds = creds
         self._challenges: dict[str, Challenge | None] = {}
         self._tokens: dict[tuple[str, str, tuple[str, ...]], tuple[str, float]] = {}
+        self._cred_cache: dict[str, tuple[str, str] | None] = {}
         self._lock = threading.Lock()
-        self._skew = skew
+        self._fetch_lock = threading.Lock()  # one token request at a time: parallel blob
+        self._skew = skew                    # downloads share the first one's token
         self.token_requests = 0
 
     def known(self, host: str) -> bool:
@@ -114,7 +116,14 @@ class Authenticator:
             self._challenges[host] = ch
 
     def credentials(self, host: str) -> tuple[str, str] | None:
-        return self._creds.get(host) if self._creds is not None else None
+        """The user's credentials for `host`, looked up once (a helper is a subprocess)."""
+        with self._lock:
+            if host in self._cred_cache:
+                return self._cred_cache[host]
+        cred = self._creds.get(host) if self._creds is not None else None
+        with self._lock:
+            self._cred_cache[host] = cred
+        return cred
 
     def headers(self, host: str, scopes: tuple[str, ...], refresh: bool = False) -> dict[str, str]:
         with self._lock:
@@ -130,11 +139,21 @@ class Authenticator:
         realm = ch.params.get("realm", "")
         service = ch.params.get("service", "")
         key = (realm, service, tuple(sorted(set(scopes))))
-        now = time.monotonic()
         with self._lock:
             cached = self._tokens.get(key)
-        if cached is not None and not refresh and cached[1] > now:
+        if cached is not None and not refresh and cached[1] > time.monotonic():
             return cached[0]
+        with self._fetch_lock:
+            with self._lock:
+                latest = self._tokens.get(key)
+            if latest is not None and latest[1] > time.monotonic() and (
+                    not refresh or latest != cached):
+                return latest[0]  # another thread fetched it meanwhile
+            return self._fetch(host, realm, service, key)
+
+    def _fetch(self, host: str, realm: str, service: str,
+               key: tuple[str, str, tuple[str, ...]]) -> str:
+        now = time.monotonic()
         if not realm.startswith(("http://", "https://")):
             raise Unauthorized(f"{host}: unsupported auth challenge (realm {realm!r})")
         query: list[tuple[str, str]] = []
