@@ -1,11 +1,12 @@
 """A real registry for tests: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1.
 
 `Registry.start(tmp, tls=..., htpasswd=..., token=...)` writes a config, starts
-`docker-registry serve` on a free port, waits for /v2/, and `stop()` ends it by PID. Its
-access log (Apache combined format, on stdout) is in `access_log`, so tests can see 206s.
-`make_ca`/`make_cert` make a CA and a server certificate with `openssl`; `TokenServer` is a
-small token issuer (RS256 JWTs signed by `openssl dgst`, the cert in the header's x5c) that
-counts its requests.
+`docker-registry serve` on a free port, waits until it answers, and `stop()` ends it by PID.
+Its access log (Apache combined format, on stdout) is in `access_log`, so tests can see 206s.
+`make_ca`/`make_cert` make a CA and server or client certificates with `openssl`;
+`TokenServer` is a small token issuer (RS256 JWTs signed by `openssl dgst`, the cert in the
+header's x5c) that counts its requests; `FlakyProxy` sits in front of a registry to answer
+503s, redirect blobs to another host name, or cut a download in half.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import threading
 import time
@@ -62,11 +62,11 @@ def make_ca(d: Path, name: str = "dockyard-test-ca") -> CA:
     return CA(d / "ca.crt", d / "ca.key")
 
 
-def make_cert(ca: CA, d: Path, name: str = "server") -> tuple[Path, Path]:
-    """A server certificate for 127.0.0.1 / localhost signed by `ca`."""
+def make_cert(ca: CA, d: Path, name: str = "server", client: bool = False) -> tuple[Path, Path]:
+    """A server (or client) certificate for 127.0.0.1 / localhost signed by `ca`."""
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                                   "extendedKeyUsage=serverAuth\n")
+                                   f"extendedKeyUsage={'clientAuth' if client else 'serverAuth'}\n")
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
              f"{name}.csr", "-subj", "/CN=127.0.0.1", cwd=d)
     _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", str(ca.cert), "-CAkey", str(ca.key),
@@ -195,7 +195,7 @@ class Registry:
     @classmethod
     def start(cls, d: Path, tls: tuple[Path, Path] | None = None, htpasswd: Path | None = None,
               token: TokenServer | None = None, proxy_remote: str | None = None,
-              ca_for_wait: Path | None = None) -> "Registry":
+              client_ca: Path | None = None) -> "Registry":
         d.mkdir(parents=True, exist_ok=True)
         reg = cls(d, free_port(), "https" if tls else "http")
         lines = ["version: 0.1", "log:", "  level: info", "  accesslog:", "    disabled: false",
@@ -205,6 +205,8 @@ class Registry:
                  f"  secret: {os.urandom(16).hex()}"]
         if tls:
             lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+            if client_ca:
+                lines += ["    clientcas:", f"      - {client_ca}"]
         if htpasswd:
             lines += ["auth:", "  htpasswd:", "    realm: dockyard-test", f"    path: {htpasswd}"]
         elif token:
@@ -222,28 +224,42 @@ class Registry:
         out.close()
         err.close()
         try:
-            reg._wait(ca_for_wait)
+            reg._wait()
         except BaseException:
             reg.stop()
             raise
         return reg
 
-    def _wait(self, ca: Path | None) -> None:
-        ctx = ssl.create_default_context(cafile=str(ca)) if ca else ssl._create_unverified_context()
+    def _wait(self) -> None:
+        if self.scheme == "https":  # a TLS handshake is enough (client certs may be required)
+            self._wait_port()
+            return
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited: {self.error_log.read_text()[-2000:]}")
             try:
-                urllib.request.urlopen(self.url + "/v2/", timeout=2,
-                                       context=ctx if self.scheme == "https" else None)
+                urllib.request.urlopen(self.url + "/v2/", timeout=2)
                 return
             except urllib.error.HTTPError:
                 return  # 401: up, and asking for credentials
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("docker-registry did not answer within 15 s")
+
+    def _wait_port(self) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited: {self.error_log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("docker-registry did not listen within 15 s")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -207,8 +207,7 @@ def test_partial_download_resumes_with_a_range_request(plain: Registry, tmp_path
 
 def test_tls_with_a_ca_in_certs_d(registry_dir: Path, tmp_path: Path) -> None:
     ca = make_ca(registry_dir / "ca")
-    reg = Registry.start(registry_dir / "tls", tls=make_cert(ca, registry_dir / "ca"),
-                         ca_for_wait=ca.cert)
+    reg = Registry.start(registry_dir / "tls", tls=make_cert(ca, registry_dir / "ca"))
     try:
         certs = tmp_path / "certs.d"
         (certs / reg.host).mkdir(parents=True)
@@ -227,6 +226,28 @@ def test_tls_with_a_ca_in_certs_d(registry_dir: Path, tmp_path: Path) -> None:
         assert "certificate verify failed" in msg and f"{tmp_path}/empty/{reg.host}/ca.crt" in msg
         # loopback is insecure by default (as Docker): TLS without verification works
         with client(reg, "secure/app", cfg(tmp_path, certs_dirs=())) as c:
+            assert c.get_manifest("v1").digest == digest
+    finally:
+        reg.stop()
+
+
+def test_tls_client_certificate_from_certs_d(registry_dir: Path, tmp_path: Path) -> None:
+    ca = make_ca(registry_dir / "ca")
+    reg = Registry.start(registry_dir / "mtls", tls=make_cert(ca, registry_dir / "ca"),
+                         client_ca=ca.cert)
+    try:
+        certs = tmp_path / "certs.d"
+        (certs / reg.host).mkdir(parents=True)
+        (certs / reg.host / "ca.crt").write_bytes(ca.cert.read_bytes())
+        conf = cfg(tmp_path, certs_dirs=(str(certs),), loopback_insecure=False)
+        with client(reg, "mtls/app", conf) as c:
+            with pytest.raises(RegistryUnavailable):
+                c.get_manifest("v1")
+        cert, key = make_cert(ca, registry_dir / "client", "client", client=True)
+        (certs / reg.host / "client.cert").write_bytes(cert.read_bytes())
+        (certs / reg.host / "client.key").write_bytes(key.read_bytes())
+        with client(reg, "mtls/app", conf) as c:
+            digest = push_image(c, "v1", b"mutual tls")
             assert c.get_manifest("v1").digest == digest
     finally:
         reg.stop()
