@@ -23,6 +23,8 @@ from ..errors import AlreadyExists, Conflict, ExecFailed, FailedPrecondition, In
 from . import spawn
 
 SHIM_PATH = str(Path(__file__).with_name("shim_entry.py"))
+#: the C shim (scripts/build-shim), used when built, unless DOCKYARD_SHIM=python
+SHIM_BINARY = str(Path(__file__).with_name("bin") / "dockyard-shim")
 
 _ID_RE = __import__("re").compile(r"^[A-Za-z0-9_+.-]+$")
 
@@ -253,7 +255,8 @@ class Runtime:
                 errlog = os.open(os.path.join(shim.run_dir, "shim.log"),
                                  os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
                 os.dup2(errlog, 2)
-                os.execv(sys.executable, [sys.executable, "-E", "-s", "-S", SHIM_PATH, *_shim_args(cfg)])
+                argv = _shim_argv(cfg)
+                os.execv(argv[0], argv)
             except BaseException as e:  # report, never return into the caller's code
                 try:
                     os.write(w, json.dumps({"error": f"shim: {e}", "code": 125}).encode())
@@ -417,6 +420,18 @@ def _shim_args(cfg: dict[str, Any]) -> list[str]:
             v = "\x1f".join(str(x) for x in v)
         out.append(f"{k}={v}")
     return out
+
+
+def _shim_argv(cfg: dict[str, Any]) -> list[str]:
+    """The C shim when it is built and no external runtime is involved (that part is
+    Python only), else the Python shim. DOCKYARD_SHIM=python forces the Python one,
+    DOCKYARD_SHIM=/abs/path names another build of the C one."""
+    choice = os.environ.get("DOCKYARD_SHIM", "")
+    binary = choice if choice.startswith("/") else SHIM_BINARY
+    if (choice != "python" and os.access(binary, os.X_OK)
+            and not any(k.startswith("ext_") or k == "child_stdio" for k in cfg)):
+        return [binary, *_shim_args(cfg)]
+    return [sys.executable, "-E", "-s", "-S", SHIM_PATH, *_shim_args(cfg)]
 
 
 def _read_all(fd: int) -> bytes:
