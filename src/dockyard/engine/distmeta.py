@@ -256,7 +256,11 @@ def login(host: str, user: str, password: str) -> str:
     RegistryClient(host, "", config, StaticCredentials(user, password), actions="pull").check_login()
     store = load_credentials(config)
     store.save(host, user, password)
-    return "" if store._helper_for(_server_key(host)) else str(store.path)
+    try:  # Docker warns when the password went into the file (not to a credential helper)
+        saved = json.loads(Path(config.credentials_path).read_bytes())["auths"][_server_key(host)]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return str(config.credentials_path) if isinstance(saved, dict) and saved.get("auth") else ""
 
 
 def logout(host: str) -> bool:

@@ -82,7 +82,10 @@ def _pull_one(engine: Engine, client: Any, named: Reference, plat: tuple[str, st
                           "version 2, schema 1 are not supported")
     manifest = client.resolve_platform(top, *plat)
     image = client.parse_image_manifest(manifest)
-    config_bytes = client.get_blob_bytes(image.config.digest, MAX_CONFIG_SIZE)
+    if engine.images.exists(image.config.digest):  # the config is content-addressed: no need to fetch
+        config_bytes = engine.images.raw_config(image.config.digest)
+    else:
+        config_bytes = client.get_blob_bytes(image.config.digest, MAX_CONFIG_SIZE)
     try:
         config = json.loads(config_bytes)
         diff_ids = [str(d) for d in config["rootfs"]["diff_ids"]]
