@@ -283,14 +283,15 @@ class FlakyProxy:
     """Forwards to the registry `target`; with `fail_first`, answers 503 to the first try of
     every request (but /v2/); with `redirect_blobs`, answers blob GETs with a 307 to the
     registry itself (as a registry that keeps blobs in object storage); with `cut_blobs`, the
-    first GET of each blob sends half of it and drops the connection. `ranges` lists the
-    Range headers that came."""
+    first GET of each blob sends half of it and drops the connection; the first `fail_puts`
+    upload PUTs get a 502. `ranges` lists the Range headers that came."""
 
     def __init__(self, target: str, fail_first: bool = False, redirect_blobs: bool = False,
-                 cut_blobs: bool = False) -> None:
+                 cut_blobs: bool = False, fail_puts: int = 0) -> None:
         self.seen: dict[str, int] = {}
         self.redirected: list[str] = []
         self.ranges: list[str] = []
+        self.failed_puts: list[str] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -304,6 +305,13 @@ class FlakyProxy:
                 proxy.seen[key] = proxy.seen.get(key, 0) + 1
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if self.command == "PUT" and "/blobs/uploads/" in self.path and fail_puts > len(
+                        [k for k in proxy.failed_puts]):
+                    proxy.failed_puts.append(key)
+                    self.send_response(502)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if fail_first and proxy.seen[key] == 1 and self.path != "/v2/":
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
@@ -333,7 +341,7 @@ class FlakyProxy:
                 if self.headers.get("Range"):
                     proxy.ranges.append(self.headers["Range"])
                 conn = http.client.HTTPConnection(target)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers = dict(self.headers.items())  # Host kept: Locations name the proxy
                 conn.request(self.command, self.path, body=body, headers=headers)
                 r = conn.getresponse()
                 data = r.read()

@@ -379,6 +379,22 @@ def test_access_log_names_our_user_agent(plain: Registry, tmp_path: Path) -> Non
                for line in plain.access_lines())
 
 
+def test_an_upload_the_registry_keeps_failing_starts_a_new_session(plain: Registry,
+                                                                   tmp_path: Path) -> None:
+    proxy = FlakyProxy(plain.host, fail_puts=4)  # more than the retries of one request
+    try:
+        blob = os.urandom(10_000)
+        sent: list[int] = []
+        with RegistryClient(proxy.host, "restart/app", cfg(tmp_path), None, "pull,push",
+                            retries=3, backoff=0.01) as c:
+            c.upload_blob(sha256(blob), len(blob), io.BytesIO(blob), on_progress=sent.append)
+            assert c.blob_exists(sha256(blob)) == len(blob)
+        assert len(proxy.failed_puts) == 4 and len(set(proxy.failed_puts)) == 2
+        assert sent[-1] == len(blob)
+    finally:
+        proxy.close()
+
+
 def test_a_dropped_download_resumes_with_a_range_request(plain: Registry, tmp_path: Path) -> None:
     layer = os.urandom(2 * 1024 * 1024)
     with client(plain, "cut/app", cfg(tmp_path)) as c:

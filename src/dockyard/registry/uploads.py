@@ -3,19 +3,23 @@
 POST /v2/<name>/blobs/uploads/ opens a session (202 + Location); a monolithic upload PUTs the
 whole blob to Location?digest=…; a chunked one PATCHes `Content-Range: start-end` pieces, then
 PUTs ?digest= with no body. A mount (`?mount=<digest>&from=<repo>`) answers 201 when the
-registry linked the blob, or 202 (a fresh session, which is cancelled) when it could not.
+registry linked the blob, or 202 (a fresh session, kept for the upload that follows) when it
+could not. An upload that fails mid-way is begun again in a new session.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from urllib.parse import quote, urljoin
 
-from ..errors import DockyardError, InvalidArgument
-from .errors import DigestMismatch
+from ..errors import DockyardError, InvalidArgument, NotFound
+from .errors import DigestMismatch, RegistryUnavailable
+
+UPLOAD_SESSIONS = 3
 
 if TYPE_CHECKING:
     from .client import _Endpoint
@@ -55,6 +59,7 @@ class UploadMixin:
     repository: str
     scopes: tuple[str, ...]
     _origin: "_Endpoint"
+    _backoff: float
 
     if TYPE_CHECKING:
         def _call(self, ep: "_Endpoint", method: str, path: str,
@@ -109,9 +114,27 @@ class UploadMixin:
         `on_progress` gets the cumulative number of bytes sent."""
         if isinstance(reader, (str, os.PathLike)):
             with open(reader, "rb") as f:
-                self._upload(digest, size, f, chunk_size, on_progress)
+                self._upload_restarting(digest, size, f, chunk_size, on_progress)
         else:
-            self._upload(digest, size, reader, chunk_size, on_progress)
+            self._upload_restarting(digest, size, reader, chunk_size, on_progress)
+
+    def _upload_restarting(self, digest: str, size: int, f: BinaryIO, chunk_size: int | None,
+                           on_progress: Callable[[int], None] | None) -> None:
+        """`_upload`, begun again in a new session (up to 3 times, when the source can be
+        rewound) after the registry failed mid-way or forgot the session."""
+        start = f.tell() if _seekable(f) else None
+        attempts = UPLOAD_SESSIONS if start is not None else 1
+        for attempt in range(attempts):
+            try:
+                self._upload(digest, size, f, chunk_size, on_progress)
+                return
+            except (RegistryUnavailable, NotFound) as e:
+                if attempt + 1 >= attempts or (
+                        isinstance(e, NotFound) and "blob upload unknown" not in str(e)):
+                    raise
+            assert start is not None
+            f.seek(start)
+            time.sleep(self._backoff * 2 ** attempt)
 
     def _upload(self, digest: str, size: int, f: BinaryIO, chunk_size: int | None,
                 on_progress: Callable[[int], None] | None) -> None:
