@@ -457,3 +457,14 @@ def test_concurrent_pulls_and_all_tags(registry, clean_root, tmp_path):
         assert sorted(tags) == ["a", "b"]
     finally:
         dy("rmi", f"{repo}:a", f"{repo}:b")
+
+
+def test_platform_of_a_single_manifest_is_checked(registry, pushed, clean_root):
+    ref, _, _ = pushed
+    arch = json.loads(dy("image", "inspect", ref, check=True).stdout)[0]["Architecture"]
+    other = "arm64" if arch != "arm64" else "amd64"
+    p = clean_root.dy("pull", "--platform", f"linux/{other}", ref)
+    assert p.returncode == 1 and f"does not match the specified platform (linux/{other})" in p.stderr, p.stderr
+    assert clean_root.dy("images", "-q").stdout.strip() == ""
+    p = clean_root.dy("pull", "--platform", f"linux/{arch}", ref)
+    assert p.returncode == 0, p.stderr

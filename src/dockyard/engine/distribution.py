@@ -55,7 +55,7 @@ def pull(engine: Engine, ref: str, platform: str | None, all_tags: bool, progres
             raise NotFound(f"no tags found for {named.familiar_name()}")
         image_id, updated = "", False
         for tag in tags:
-            image_id, up = _pull_one(engine, client, named.with_tag(tag), plat, progress)
+            image_id, up = _pull_one(engine, client, named.with_tag(tag), plat, progress, bool(platform))
             updated = updated or up
         _status(progress, updated, named.familiar_name())
         return image_id
@@ -63,7 +63,7 @@ def pull(engine: Engine, ref: str, platform: str | None, all_tags: bool, progres
         progress.emit(Event("Using default tag: latest"))
         named = named.with_tag("latest")
     client = registry_session(named.domain, named.path, "pull")
-    image_id, updated = _pull_one(engine, client, named, plat, progress)
+    image_id, updated = _pull_one(engine, client, named, plat, progress, bool(platform))
     _status(progress, updated, named.familiar())
     return image_id
 
@@ -73,7 +73,7 @@ def _status(progress: Progress, updated: bool, what: str) -> None:
 
 
 def _pull_one(engine: Engine, client: Any, named: Reference, plat: tuple[str, str, str | None],
-              progress: Progress) -> tuple[str, bool]:
+              progress: Progress, strict: bool = False) -> tuple[str, bool]:
     reference = named.digest or named.tag or "latest"
     top = client.get_manifest(reference)
     progress.emit(Event(f"Pulling from {named.path}", reference))  # as Docker: once the manifest is in
@@ -91,6 +91,8 @@ def _pull_one(engine: Engine, client: Any, named: Reference, plat: tuple[str, st
         diff_ids = [str(d) for d in config["rootfs"]["diff_ids"]]
     except (ValueError, KeyError, TypeError):
         raise FailedPrecondition(f"{named.familiar()}: invalid image config {image.config.digest}") from None
+    if strict and not top.is_index:
+        _check_platform(named, config, plat)
     if len(diff_ids) != len(image.layers):
         raise FailedPrecondition(f"{named.familiar()}: the manifest names {len(image.layers)} layers "
                                  f"but the image config {len(diff_ids)}")
@@ -114,6 +116,15 @@ def _pull_one(engine: Engine, client: Any, named: Reference, plat: tuple[str, st
             raise
     progress.emit(Event(f"Digest: {top.digest}"))
     return image_id, updated
+
+
+def _check_platform(named: Reference, config: Any, plat: tuple[str, str, str | None]) -> None:
+    """--platform with a single-platform image: the image must be for that platform."""
+    have = (str(config.get("os") or ""), str(config.get("architecture") or ""))
+    if have != plat[:2]:
+        want = "/".join(p for p in plat if p)
+        raise NotFound(f"image with reference {named.familiar()} was found but its platform "
+                       f"({'/'.join(have)}) does not match the specified platform ({want})")
 
 
 # ---- layers ---------------------------------------------------------------------------
