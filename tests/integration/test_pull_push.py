@@ -387,8 +387,8 @@ def _put_manifest(registry: Registry, repo: str, ref: str, media_type: str, raw:
 
 
 def test_manifest_list_platform_selection(registry, pushed, clean_root):
-    """An index with linux/amd64 (busybox as pushed) and linux/arm64 (the same layers, a config
-    saying arm64): the host's platform is picked by default, --platform picks the other."""
+    """An index with this host's platform (busybox as pushed) and another (the same layers, a
+    config saying so): the host's platform is picked by default, --platform picks the other."""
     ref, digest, _ = pushed
     repo = "qa/multi"
     with urllib.request.urlopen(urllib.request.Request(
@@ -402,7 +402,9 @@ def test_manifest_list_platform_selection(registry, pushed, clean_root):
         _put_blob(registry, repo, data)
     _put_blob(registry, repo, host_config)
     arm_config = json.loads(host_config)
-    arm_config["architecture"] = "arm64"
+    host_arch = arm_config["architecture"]
+    other = "arm64" if host_arch != "arm64" else "amd64"
+    arm_config["architecture"] = other
     arm_bytes = json.dumps(arm_config).encode()
     arm_digest = _put_blob(registry, repo, arm_bytes)
     arm = dict(amd, config={**amd["config"], "digest": arm_digest, "size": len(arm_bytes)})
@@ -413,9 +415,9 @@ def test_manifest_list_platform_selection(registry, pushed, clean_root):
     index = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
              "manifests": [
                  {"mediaType": mt, "size": len(arm_raw), "digest": arm_m_digest,
-                  "platform": {"architecture": "arm64", "os": "linux"}},
+                  "platform": {"architecture": other, "os": "linux"}},
                  {"mediaType": mt, "size": len(amd_raw), "digest": amd_digest,
-                  "platform": {"architecture": "amd64", "os": "linux"}}]}
+                  "platform": {"architecture": host_arch, "os": "linux"}}]}
     index_raw = json.dumps(index).encode()
     index_digest = _put_manifest(registry, repo, "multi", index["mediaType"], index_raw)
     target = f"{registry.host}/{repo}:multi"
@@ -423,15 +425,15 @@ def test_manifest_list_platform_selection(registry, pushed, clean_root):
     assert p.returncode == 0, p.stderr
     assert f"Digest: {index_digest}" in p.stdout
     got = json.loads(clean_root.dy("image", "inspect", target, check=True).stdout)[0]
-    assert got["Architecture"] == "amd64" and got["Id"] == amd["config"]["digest"]
+    assert got["Architecture"] == host_arch and got["Id"] == amd["config"]["digest"]
     assert got["RepoDigests"] == [f"{registry.host}/{repo}@{index_digest}"]
-    p = clean_root.dy("pull", "--platform", "linux/arm64", target)
+    p = clean_root.dy("pull", "--platform", f"linux/{other}", target)
     assert p.returncode == 0, p.stderr
     got = json.loads(clean_root.dy("image", "inspect", target, check=True).stdout)[0]
-    assert got["Architecture"] == "arm64" and got["Id"] == arm_digest
+    assert got["Architecture"] == other and got["Id"] == arm_digest
     assert "Already exists" in p.stdout  # same layers
     out = dy("manifest", "inspect", target, check=True).stdout
-    assert json.loads(out)["manifests"][1]["platform"]["architecture"] == "amd64"
+    assert json.loads(out)["manifests"][1]["platform"]["architecture"] == host_arch
 
 
 def test_concurrent_pulls_and_all_tags(registry, clean_root, tmp_path):
