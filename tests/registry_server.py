@@ -284,7 +284,8 @@ class FlakyProxy:
     every request (but /v2/); with `redirect_blobs`, answers blob GETs with a 307 to the
     registry itself (as a registry that keeps blobs in object storage); with `cut_blobs`, the
     first GET of each blob sends half of it and drops the connection; the first `fail_puts`
-    upload PUTs get a 502. `ranges` lists the Range headers that came."""
+    upload PUTs get a 502. `ranges` lists the Range headers that came. It is also a forward
+    proxy: absolute-form requests are passed on, CONNECT opens a tunnel (`connects`)."""
 
     def __init__(self, target: str, fail_first: bool = False, redirect_blobs: bool = False,
                  cut_blobs: bool = False, fail_puts: int = 0) -> None:
@@ -292,6 +293,8 @@ class FlakyProxy:
         self.redirected: list[str] = []
         self.ranges: list[str] = []
         self.failed_puts: list[str] = []
+        self.connects: list[str] = []
+        self.proxy_auth: list[str | None] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -303,6 +306,8 @@ class FlakyProxy:
             def _any(self) -> None:
                 key = f"{self.command} {self.path}"
                 proxy.seen[key] = proxy.seen.get(key, 0) + 1
+                if self.headers.get("Proxy-Authorization"):
+                    proxy.proxy_auth.append(self.headers["Proxy-Authorization"])
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if self.command == "PUT" and "/blobs/uploads/" in self.path and fail_puts > len(
@@ -365,6 +370,34 @@ class FlakyProxy:
                 self.wfile.write(data)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
+
+            def do_CONNECT(self) -> None:  # a forward proxy's tunnel, for https
+                proxy.connects.append(self.path)
+                proxy.proxy_auth.append(self.headers.get("Proxy-Authorization"))
+                host, _, port = self.path.rpartition(":")
+                upstream = socket.create_connection((host, int(port)), timeout=10)
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                self.close_connection = True
+
+                def pipe(src: socket.socket, dst: socket.socket) -> None:
+                    try:
+                        while data := src.recv(65536):
+                            dst.sendall(data)
+                    except OSError:
+                        pass
+                    finally:
+                        for s in (src, dst):
+                            try:
+                                s.shutdown(socket.SHUT_RDWR)
+                            except OSError:
+                                pass
+
+                t = threading.Thread(target=pipe, args=(upstream, self.connection), daemon=True)
+                t.start()
+                pipe(self.connection, upstream)
+                t.join(5)
+                upstream.close()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.server.server_address[1]}"

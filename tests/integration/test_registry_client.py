@@ -395,6 +395,40 @@ def test_an_upload_the_registry_keeps_failing_starts_a_new_session(plain: Regist
         proxy.close()
 
 
+def test_through_an_http_proxy(plain: Registry, registry_dir: Path, tmp_path: Path) -> None:
+    proxy = FlakyProxy(plain.host)
+    try:
+        conf = cfg(tmp_path, http_proxy=f"http://user:pw@{proxy.host}", proxy_loopback=True)
+        with client(plain, "proxied/app", conf) as c:
+            digest = push_image(c, "v1", b"via a proxy")
+            assert c.get_manifest("v1").digest == digest
+        assert f"GET http://{plain.host}/v2/proxied/app/manifests/v1" in proxy.seen
+        assert set(proxy.proxy_auth) == {"Basic dXNlcjpwdw=="}
+        # NO_PROXY (here from the config) wins
+        before = dict(proxy.seen)
+        with client(plain, "proxied/app", cfg(tmp_path, http_proxy=f"http://{proxy.host}",
+                                               no_proxy="127.0.0.0/8", proxy_loopback=True)) as c:
+            assert c.get_manifest("v1").digest == digest
+        assert proxy.seen == before
+        # https goes through a CONNECT tunnel, TLS verified against the registry's own name
+        ca = make_ca(registry_dir / "ca")
+        reg = Registry.start(registry_dir / "tls", tls=make_cert(ca, registry_dir / "ca"))
+        try:
+            certs = tmp_path / "certs.d"
+            (certs / reg.host).mkdir(parents=True)
+            (certs / reg.host / "ca.crt").write_bytes(ca.cert.read_bytes())
+            conf = cfg(tmp_path, https_proxy=proxy.host, proxy_loopback=True,
+                       certs_dirs=(str(certs),), loopback_insecure=False)
+            with client(reg, "tunnel/app", conf) as c:
+                digest = push_image(c, "v1", b"through a tunnel")
+                assert c.get_manifest("v1").digest == digest
+            assert proxy.connects and set(proxy.connects) == {reg.host}
+        finally:
+            reg.stop()
+    finally:
+        proxy.close()
+
+
 def test_a_dropped_download_resumes_with_a_range_request(plain: Registry, tmp_path: Path) -> None:
     layer = os.urandom(2 * 1024 * 1024)
     with client(plain, "cut/app", cfg(tmp_path)) as c:

@@ -1,11 +1,14 @@
-"""RegistryConfig from daemon.json keys; insecure-registry decisions; mirror URLs."""
+"""RegistryConfig from daemon.json keys; insecure-registry decisions; mirror URLs; proxies."""
 
 from __future__ import annotations
+
+import base64
 
 import pytest
 
 from dockyard.errors import InvalidArgument
 from dockyard.registry.config import RegistryConfig, default_credentials_path, origin_host
+from dockyard.registry.proxy import Proxy, ProxySettings
 
 
 def test_from_daemon_json() -> None:
@@ -59,3 +62,34 @@ def test_credentials_path_and_origin(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_credentials_path() == "/home/u/.docker/config.json"
     assert origin_host("docker.io") == "registry-1.docker.io"
     assert origin_host("localhost:5000") == "localhost:5000"
+
+
+def test_daemon_json_proxies() -> None:
+    c = RegistryConfig.from_daemon_json({"proxies": {
+        "http-proxy": "http://p:3128", "https-proxy": "http://u:s@p:3129", "no-proxy": "a.b"}})
+    assert (c.http_proxy, c.https_proxy, c.no_proxy) == ("http://p:3128", "http://u:s@p:3129", "a.b")
+    with pytest.raises(InvalidArgument):
+        RegistryConfig.from_daemon_json({"proxies": {"http-proxy": 3}})
+
+
+def test_proxy_choice() -> None:
+    env = {"HTTPS_PROXY": "http://user:p%40ss@proxy.corp:3128", "http_proxy": "proxy.corp:80",
+           "NO_PROXY": "internal.example,.svc.local,10.0.0.0/8,reg.example:5000,192.168.1.1"}
+    s = ProxySettings.resolve(RegistryConfig(), env)
+    tunnel = s.proxy_for("https", "registry-1.docker.io")
+    assert tunnel == Proxy("proxy.corp:3128", "Basic " + base64.b64encode(b"user:p@ss").decode())
+    assert s.proxy_for("http", "ghcr.io") == Proxy("proxy.corp:80")
+    for direct in ("internal.example", "a.internal.example:443", "x.svc.local", "10.1.2.3:5000",
+                   "reg.example:5000", "192.168.1.1:443", "127.0.0.1:5000", "localhost:5000",
+                   "[::1]:5000"):
+        assert s.proxy_for("https", direct) is None, direct
+    for proxied in ("svc.local.evil", "reg.example:5001", "notinternal.example", "192.168.1.2"):
+        assert s.proxy_for("https", proxied) is not None, proxied
+    # the config wins over the environment; "*" turns proxies off
+    c = RegistryConfig(https_proxy="", no_proxy="")
+    assert ProxySettings.resolve(c, env).proxy_for("https", "ghcr.io") is None
+    assert ProxySettings.resolve(RegistryConfig(no_proxy="*"), env).proxy_for("http", "x") is None
+    loop = ProxySettings.resolve(RegistryConfig(proxy_loopback=True), env)
+    assert loop.proxy_for("https", "127.0.0.1:5000") is not None
+    with pytest.raises(InvalidArgument):
+        ProxySettings.resolve(RegistryConfig(https_proxy="socks5://p:1080"), {})

@@ -24,6 +24,7 @@ from .errors import DigestMismatch, RegistryUnavailable, describe, error_for_sta
 from .manifest import (ALL_MANIFEST_TYPES, IMAGE_TYPES, MAX_MANIFEST_SIZE, Descriptor, ImageManifest,
                        Manifest, Platform, check_supported, choose_platform, detect_media_type,
                        host_platform, parse_image_manifest, parse_index, sha256_digest)
+from .proxy import ProxySettings
 from .tokens import Authenticator
 from .transport import (ConnectionFailed, Response, TLSSettings, Transport, has_certs_dir,
                         read_limited)
@@ -59,7 +60,9 @@ class RegistryClient(UploadMixin):
         self.config = config
         self.actions = actions
         self.host = origin_host(ref_domain)
-        self.transport = Transport(self._tls_for, retries, backoff, timeout)
+        proxies = ProxySettings.resolve(config)
+        self.transport = Transport(self._tls_for, retries, backoff, timeout,
+                                   proxies.proxy_for if proxies.http or proxies.https else None)
         self.auth = Authenticator(self.transport, creds)
         self.scopes: tuple[str, ...] = (f"repository:{repository}:{actions}",)
         mirrors = config.mirrors_for(self.domain) if actions == "pull" else ()

@@ -2,7 +2,7 @@
 
 `RegistryConfig.from_daemon_json` reads the keys Docker's daemon.json uses
 (`insecure-registries`, `registry-mirrors`, `max-concurrent-downloads`,
-`max-concurrent-uploads`) plus Dockyard's `registry-mirrors-by-host: {host: [urls]}`, which
+`max-concurrent-uploads`, `proxies`) plus Dockyard's `registry-mirrors-by-host: {host: [urls]}`, which
 gives mirrors to any registry, not only Docker Hub.
 """
 
@@ -43,6 +43,12 @@ class RegistryConfig:
     max_concurrent_uploads: int = 5
     credentials_path: str = field(default_factory=default_credentials_path)
     loopback_insecure: bool = True
+    #: proxies (None: HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment)
+    http_proxy: str | None = None
+    https_proxy: str | None = None
+    no_proxy: str | None = None
+    #: send loopback registries through the proxy too (tests; Docker never does)
+    proxy_loopback: bool = False
 
     @classmethod
     def from_daemon_json(cls, d: Mapping[str, Any], **overrides: Any) -> "RegistryConfig":
@@ -63,6 +69,15 @@ class RegistryConfig:
             key = canonical_registry(str(host))
             mirrors[key] = mirrors.get(key, ()) + tuple(normalize_mirror(u) for u in urls)
         kw: dict[str, Any] = {"insecure": insecure, "mirrors": mirrors}
+        proxies = d.get("proxies") or {}
+        if not isinstance(proxies, dict):
+            raise InvalidArgument("proxies must be an object (http-proxy, https-proxy, no-proxy)")
+        for key, attr in (("http-proxy", "http_proxy"), ("https-proxy", "https_proxy"),
+                          ("no-proxy", "no_proxy")):
+            if key in proxies:
+                if not isinstance(proxies[key], str):
+                    raise InvalidArgument(f"proxies.{key} must be a string")
+                kw[attr] = proxies[key]
         for key, attr in (("max-concurrent-downloads", "max_concurrent_downloads"),
                           ("max-concurrent-uploads", "max_concurrent_uploads")):
             if key in d:

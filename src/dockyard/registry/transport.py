@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
+from .config import split_host_port
 from .errors import RegistryUnavailable
+from .proxy import Proxy
 
 USER_AGENT = "dockyard/0.1 (registry client)"
 READ_TIMEOUT = 60.0
@@ -135,8 +137,10 @@ class Transport:
     """Connection pools (per scheme/host/port) shared by all threads of one client."""
 
     def __init__(self, tls_for: Callable[[str], TLSSettings],
-                 retries: int = 4, backoff: float = 0.25, timeout: float = READ_TIMEOUT) -> None:
+                 retries: int = 4, backoff: float = 0.25, timeout: float = READ_TIMEOUT,
+                 proxy_for: Callable[[str, str], Proxy | None] | None = None) -> None:
         self._tls_for = tls_for
+        self._proxy_for = proxy_for
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
@@ -166,12 +170,24 @@ class Transport:
             idle = self._idle.get((scheme, netloc))
             if idle:
                 return idle.pop(), True
+        proxy = self._proxy_for(scheme, netloc) if self._proxy_for else None
+        via = proxy.netloc if proxy else netloc
         if scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                netloc, timeout=self.timeout, context=self._context(netloc), blocksize=BLOCK)
+                via, timeout=self.timeout, context=self._context(netloc), blocksize=BLOCK)
+            if proxy is not None:  # CONNECT tunnel; TLS (and SNI) with the registry itself
+                host, port = split_host_port(netloc)
+                conn.set_tunnel(host, port, headers={"Proxy-Authorization": proxy.authorization}
+                                if proxy.authorization else None)
         else:
-            conn = http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=BLOCK)
+            conn = http.client.HTTPConnection(via, timeout=self.timeout, blocksize=BLOCK)
         return conn, False
+
+    def _absolute_form(self, scheme: str, netloc: str) -> Proxy | None:
+        """The proxy that plain http requests to `netloc` go to in absolute form, if any."""
+        if scheme != "http" or self._proxy_for is None:
+            return None
+        return self._proxy_for(scheme, netloc)
 
     def _put_conn(self, scheme: str, netloc: str, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -198,6 +214,11 @@ class Transport:
         if parts.query:
             path += "?" + parts.query
         hdrs = {"User-Agent": USER_AGENT, **headers}
+        proxy = self._absolute_form(scheme, netloc)
+        if proxy is not None:
+            path = f"http://{netloc}{path}"
+            if proxy.authorization:
+                hdrs["Proxy-Authorization"] = proxy.authorization
         if body is None and method in ("POST", "PUT", "PATCH"):
             hdrs.setdefault("Content-Length", "0")
         elif isinstance(body, bytes):
