@@ -24,6 +24,9 @@ def test_from_daemon_json() -> None:
     assert c.mirrors_for("quay.io") == ()
     assert (c.max_concurrent_downloads, c.max_concurrent_uploads) == (6, 2)
     assert RegistryConfig.from_daemon_json({}) == RegistryConfig()
+    assert hash(c) == hash(RegistryConfig.from_daemon_json({"insecure-registries": list(c.insecure),
+                                                           "max-concurrent-downloads": 6,
+                                                           "max-concurrent-uploads": 2}))
 
 
 @pytest.mark.parametrize("doc", [

@@ -258,10 +258,14 @@ class RegistryClient(UploadMixin):
     def tags(self) -> list[str]:
         out: list[str] = []
         path: str | None = f"/v2/{self.repository}/tags/list?n=1000"
-        while path:
-            resp = self._fallback(lambda ep: self._call(ep, "GET", cast(str, path)))
+        def op(ep: _Endpoint) -> Response:
+            resp = self._call(ep, "GET", cast(str, path))
             if resp.status != 200:
                 raise self._fail(resp, f"tags of {self.name}")
+            return resp
+
+        while path:
+            resp = self._fallback(op)
             try:
                 out.extend(str(t) for t in json.loads(resp.body).get("tags") or [])
             except (ValueError, AttributeError):

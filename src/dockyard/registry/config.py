@@ -37,7 +37,7 @@ class RegistryConfig:
     as in Docker, unless `loopback_insecure` is turned off (tests of strict TLS do that)."""
 
     insecure: tuple[str, ...] = ()
-    mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     certs_dirs: tuple[str, ...] = DEFAULT_CERTS_DIRS
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
