@@ -288,6 +288,11 @@ class RegistryClient(UploadMixin):
     def open_blob(self, digest: str, offset: int = 0) -> BinaryIO:
         """A stream of the blob from `offset` (wrap it in `VerifyingReader` to check it)."""
         resp = self._fallback(lambda ep: self._open(ep, digest, offset))
+        if resp.status == 206 and not (resp.header("Content-Range") or "").startswith(
+                f"bytes {offset}-"):
+            resp.close()
+            raise RegistryUnavailable(f"{self._blob_what(digest)}: the registry answered the range "
+                                      f"from {offset} with {resp.header('Content-Range')}")
         if offset and resp.status == 200:  # Range ignored: skip the prefix ourselves
             left = offset
             while left > 0:
