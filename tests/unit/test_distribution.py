@@ -106,3 +106,22 @@ def test_login_server_keys():
     assert _server_key("https://index.docker.io/v1/") == "docker.io"
     assert _server_key("localhost:5000") == "localhost:5000"
     assert _server_key("https://reg.example:443/v2/") == "reg.example:443"
+
+
+@pytest.mark.parametrize("n", [0, 1, 100, 32768, 1 << 20, (1 << 20) + 5, 3 * (1 << 20) + 12345])
+def test_parallel_gzip_is_one_valid_member(n):
+    import gzip
+    import os
+    import random
+
+    from dockyard.engine.distribution_push import _HashingWriter, gzip_parallel
+
+    rnd = random.Random(n)
+    text = bytes(rnd.choice(b"abcdefgh \n") for _ in range(min(n, 200000)))
+    data = text + os.urandom(max(0, n - len(text)))
+    out = io.BytesIO()
+    w = _HashingWriter(out)
+    gzip_parallel(io.BytesIO(data), w)
+    blob = out.getvalue()
+    assert gzip.decompress(blob) == data
+    assert w.n == len(blob) and blob[:3] == b"\x1f\x8b\x08"
