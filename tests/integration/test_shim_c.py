@@ -341,3 +341,73 @@ def test_measure_pss_and_latency(c_binary, container_cleanup, monkeypatch, capsy
         for which, (pss, ms) in report.items():
             print(f"\n{which} shim: PSS {pss} KiB idle, run --rm busybox true median {ms:.1f} ms (20 runs)")
     assert report["c"][0] < 1024
+
+
+# ---- the attach protocol, spoken directly -----------------------------------------------------
+
+
+def _connect(cid: str, flags: str):
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(f"{TEST_RUNROOT}/c/{cid}/sock")
+    s.sendall(flags.encode() + b"\n")
+    return s
+
+
+def _frame(kind: int, payload: bytes) -> bytes:
+    return bytes((kind, 0, 0, 0)) + len(payload).to_bytes(4, "big") + payload
+
+
+def _read_frames(s, timeout: float = 30) -> list[tuple[int, bytes]]:
+    s.settimeout(timeout)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    out = []
+    while len(data) >= 8:
+        n = int.from_bytes(data[4:8], "big")
+        out.append((data[0], data[8:8 + n]))
+        data = data[8 + n:]
+    assert not data
+    return out
+
+
+def test_protocol_stdin_close_and_exit_frames(shim, container_cleanup):
+    name = _name()
+    container_cleanup.append(name)
+    cid = dy("run", "-d", "-i", "--name", name, "busybox", "sh", "-c",
+             "sleep 0.5; cat; echo done >&2; exit 4", check=True).stdout.strip()
+    _assert_shim_is(name, shim)
+    s = _connect(cid, "stdin=1 stdout=1 stderr=1 stdin_once=0 cleanup=0")
+    s.sendall(_frame(5, b"10 20") + _frame(0, b"abc\n") + _frame(0, b"\xff\x00x\n") + _frame(4, b""))
+    frames = _read_frames(s)
+    s.close()
+    out = b"".join(p for k, p in frames if k == 1)
+    assert out == b"abc\n\xff\x00x\n"
+    assert [p for k, p in frames if k == 2] == [b"done\n"]
+    assert frames[-1] == (3, b"4")
+    # a client connecting after the end gets the exit code right away... while the shim lives
+    assert dy("wait", name, check=True).stdout.strip() == "4"
+
+
+def test_protocol_client_that_never_reads_is_dropped(shim, container_cleanup):
+    """Backpressure: output queued for a client beyond 8 MiB drops that client; the container
+    runs on and its output is all in the log."""
+    name = _name()
+    container_cleanup.append(name)
+    cid = dy("run", "-d", "--name", name, "busybox", "sh", "-c",
+             "sleep 1; head -c 30000000 /dev/zero | tr '\\000' 'x' | fold -w 1000; echo end", check=True).stdout.strip()
+    _assert_shim_is(name, shim)
+    s = _connect(cid, "stdin=0 stdout=1 stderr=1")
+    assert dy("wait", name, timeout=120, check=True).stdout.strip() == "0"
+    frames = _read_frames(s)
+    s.close()
+    got = sum(len(p) for k, p in frames if k == 1)
+    assert 0 < got < 30_000_000 and not any(k == 3 for k, _ in frames)  # dropped, never told the exit
+    recs = _records(_inspect(name)["LogPath"])
+    assert recs[-1]["log"].endswith("end\n")
+    assert sum(len(r["log"]) for r in recs) == 30_000_000 + 30_000 + 3

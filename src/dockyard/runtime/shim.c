@@ -347,7 +347,7 @@ static struct {
     int exit_code;            /* -1 while the process runs */
     char finished_at[40];
     bool exit_written;
-    struct { unsigned char kind; client_t *c; } *h;  /* epoll handlers by fd */
+    struct { unsigned char kind; uint32_t events; client_t *c; } *h;  /* epoll handlers by fd */
     int nh;
 } S = { .ep = -1, .master = -1, .sig_r = -1, .sig_w = -1, .out_fd = { -1, -1, -1 },
         .stdin_fd = -1, .exit_code = -1 };
@@ -367,11 +367,13 @@ static void watch(int fd, uint32_t events, int kind, client_t *c)
         S.nh = n;
     }
     struct epoll_event ev = { .events = events, .data.fd = fd };
-    if (epoll_ctl(S.ep, S.h[fd].kind ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (S.h[fd].kind && S.h[fd].events == events) { /* unchanged: spare the syscall */ }
+    else if (epoll_ctl(S.ep, S.h[fd].kind ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) < 0) {
         fprintf(stderr, "shim: epoll_ctl %d: %s\n", fd, strerror(errno));
         return;
     }
     S.h[fd].kind = (unsigned char)kind;
+    S.h[fd].events = events;
     S.h[fd].c = c;
 }
 
@@ -423,15 +425,20 @@ static void on_signal(void)
 
 /* ---- clients -------------------------------------------------------------------------- */
 
+static void free_client(client_t *c)
+{
+    close(c->fd);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    free(c);
+}
+
 static void drop(client_t *c)
 {
     unwatch(c->fd);
     for (client_t **pp = &S.clients; *pp; pp = &(*pp)->next)
         if (*pp == c) { *pp = c->next; break; }
-    close(c->fd);
-    buf_free(&c->in);
-    buf_free(&c->out);
-    free(c);
+    free_client(c);
 }
 
 /* Send what is queued without blocking; false if the client was dropped. */
@@ -478,11 +485,11 @@ static int parse_flags(char *line, size_t n)
         { "stdin_once", F_STDIN_ONCE }, { "cleanup", F_CLEANUP } };
     int flags = 0;
     size_t i = 0;
-    while (i < n) {
-        /* Python's str.split(): ASCII whitespace and \x1c-\x1f */
-        while (i < n && (line[i] == ' ' || (line[i] >= 0x09 && line[i] <= 0x0d) || (line[i] >= 0x1c && line[i] <= 0x1f))) i++;
+#define SPACE(ch) ((ch) == ' ' || ((ch) >= 0x09 && (ch) <= 0x0d) || ((ch) >= 0x1c && (ch) <= 0x1f))
+    while (i < n) {  /* Python's str.split(): ASCII whitespace and \x1c-\x1f */
+        while (i < n && SPACE(line[i])) i++;
         size_t s = i;
-        while (i < n && !(line[i] == ' ' || (line[i] >= 0x09 && line[i] <= 0x0d) || (line[i] >= 0x1c && line[i] <= 0x1f))) i++;
+        while (i < n && !SPACE(line[i])) i++;
         if (i == s) break;
         char *eq = memchr(line + s, '=', i - s);
         size_t kl = eq ? (size_t)(eq - line) - s : i - s;
@@ -491,6 +498,7 @@ static int parse_flags(char *line, size_t n)
             if (strlen(names[j].k) == kl && !memcmp(names[j].k, line + s, kl))
                 flags = on ? flags | names[j].f : flags & ~names[j].f;
     }
+#undef SPACE
     return flags;
 }
 
@@ -548,30 +556,19 @@ static void close_stdin(void)
     }
 }
 
-/* one decimal integer as Python's int() takes it (sign, digits); false if not that */
-static bool parse_int(const char **p, const char *end, long *out)
-{
-    const char *s = *p;
-    while (s < end && (*s == ' ' || (*s >= 0x09 && *s <= 0x0d))) s++;
-    const char *start = s;
-    if (s < end && (*s == '+' || *s == '-')) s++;
-    if (s == end || *s < '0' || *s > '9') return false;
-    long v = 0;
-    while (s < end && *s >= '0' && *s <= '9') { if (v < 1000000) v = v * 10 + (*s - '0'); s++; }
-    if (s < end && !(*s == ' ' || (*s >= 0x09 && *s <= 0x0d))) return false;
-    *out = *start == '-' ? -v : v;
-    *p = s;
-    return true;
-}
-
-/* RESIZE payload "rows cols" -> TIOCSWINSZ on the pty master; anything else is ignored */
+/* RESIZE payload "rows cols" (two integers, as Python's int() reads them) -> TIOCSWINSZ on
+ * the pty master; anything else is ignored */
 static void resize(const char *payload, size_t n)
 {
-    const char *p = payload, *end = payload + n;
+    char text[64];
     long rows, cols;
-    if (!S.tty || !parse_int(&p, end, &rows) || !parse_int(&p, end, &cols)) return;
-    while (p < end && (*p == ' ' || (*p >= 0x09 && *p <= 0x0d))) p++;
-    if (p != end || rows < 0 || rows > 65535 || cols < 0 || cols > 65535) return;
+    int end = -1;
+    if (!S.tty || n >= sizeof text || memchr(payload, 0, n)) return;
+    memcpy(text, payload, n);
+    text[n] = 0;
+    if (sscanf(text, "%ld %ld %n", &rows, &cols, &end) != 2 || end < 0 || text[end]
+        || rows < 0 || rows > 65535 || cols < 0 || cols > 65535)
+        return;
     struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
     ioctl(S.master, TIOCSWINSZ, &ws);
 }
@@ -581,7 +578,7 @@ static void resize(const char *payload, size_t n)
 static void client_process(client_t *c)
 {
     if (!c->have_flags) {
-        char *nl = memchr(buf_data(&c->in), '\n', c->in.len);
+        char *nl = c->in.len ? memchr(buf_data(&c->in), '\n', c->in.len) : NULL;
         if (!nl) return;
         size_t k = (size_t)(nl - buf_data(&c->in));
         c->flags = parse_flags(buf_data(&c->in), k);
@@ -815,7 +812,7 @@ static void finish(void)
     /* Everyone gets what is queued plus the exit frame (5 s each at most). A client that
      * promised to clean up (the foreground `run`) does the exit work itself; the exit
      * command runs only if no such client confirms it did (CLEANED, within 60 s). */
-    client_t *cleaners = NULL;
+    client_t *cleaners = NULL, **tail = &cleaners;
     while (S.clients) {
         client_t *c = S.clients;
         S.clients = c->next;
@@ -823,11 +820,8 @@ static void finish(void)
         long long deadline = now_ms() + 5000;
         bool ok = send_all(c->fd, buf_data(&c->out), c->out.len, deadline) == 0
                   && send_all(c->fd, msg, 8 + (size_t)ml, deadline) == 0;
-        if (ok && c->have_flags && (c->flags & F_CLEANUP)) { c->next = cleaners; cleaners = c; continue; }
-        close(c->fd);
-        buf_free(&c->in);
-        buf_free(&c->out);
-        free(c);
+        if (ok && c->have_flags && (c->flags & F_CLEANUP)) { c->next = NULL; *tail = c; tail = &c->next; }
+        else free_client(c);
     }
     bool cleaned = false;
     while (cleaners) {
@@ -846,10 +840,7 @@ static void finish(void)
             got += (size_t)n;
         }
         cleaned = cleaned || (got == 8 && data[0] == T_CLEANED);
-        close(c->fd);
-        buf_free(&c->in);
-        buf_free(&c->out);
-        free(c);
+        free_client(c);
     }
     char *path;
     if (asprintf(&path, "%s/sock", cfg.run_dir) >= 0) { unlink(path); free(path); }
@@ -939,11 +930,13 @@ static void run(void)
 
 int main(int argc, char **argv)
 {
-    signal(SIGPIPE, SIG_IGN);  /* as the Python shim (the interpreter ignores it) */
+    signal(SIGPIPE, SIG_IGN);  /* as the Python shim: its interpreter ignores these two */
+    signal(SIGXFSZ, SIG_IGN);
     parse_config(argc, argv);
-    if (cfg.external) {
+    if (cfg.external || cfg.pid <= 0 || cfg.listen_fd < 0) {
         /* api.py runs the Python shim for external runtimes; never half-serve one */
-        report("{\"error\": \"shim: an external runtime needs the Python shim\", \"code\": 125}");
+        report(cfg.external ? "{\"error\": \"shim: an external runtime needs the Python shim\", \"code\": 125}"
+                            : "{\"error\": \"shim: no pid or listen_fd given\", \"code\": 125}");
         return 1;
     }
     if (chdir("/") < 0) { /* as shim.py: best effort */ }
