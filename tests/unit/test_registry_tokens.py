@@ -12,9 +12,8 @@ import pytest
 
 from dockyard.errors import Unauthorized
 from dockyard.registry.auth import StaticCredentials
-from dockyard.registry.client import _verified_manifest
 from dockyard.registry.errors import DigestMismatch
-from dockyard.registry.manifest import OCI_MANIFEST, sha256_digest
+from dockyard.registry.manifest import OCI_MANIFEST, sha256_digest, verified_manifest
 from dockyard.registry.tokens import Authenticator
 
 
@@ -90,9 +89,9 @@ def test_basic_and_anonymous() -> None:
 def test_manifest_digest_checks() -> None:
     raw = b'{"schemaVersion":2}'
     d = sha256_digest(raw)
-    assert _verified_manifest(OCI_MANIFEST, raw, "v1", d, "m").digest == d
-    assert _verified_manifest(OCI_MANIFEST, raw, d, None, "m").digest == d
+    assert verified_manifest(OCI_MANIFEST, raw, "v1", d, "m").digest == d
+    assert verified_manifest(OCI_MANIFEST, raw, d, None, "m").digest == d
     with pytest.raises(DigestMismatch):
-        _verified_manifest(OCI_MANIFEST, raw, "v1", sha256_digest(b"other"), "m")
+        verified_manifest(OCI_MANIFEST, raw, "v1", sha256_digest(b"other"), "m")
     with pytest.raises(DigestMismatch):
-        _verified_manifest(OCI_MANIFEST, raw, sha256_digest(b"other"), None, "m")
+        verified_manifest(OCI_MANIFEST, raw, sha256_digest(b"other"), None, "m")

@@ -23,7 +23,8 @@ from .config import RegistryConfig, canonical_registry, origin_host
 from .errors import DigestMismatch, RegistryUnavailable, describe, error_for_status
 from .manifest import (ALL_MANIFEST_TYPES, IMAGE_TYPES, MAX_MANIFEST_SIZE, Descriptor, ImageManifest,
                        Manifest, Platform, check_supported, choose_platform, detect_media_type,
-                       host_platform, parse_image_manifest, parse_index, sha256_digest)
+                       host_platform, parse_image_manifest, parse_index, sha256_digest,
+                       verified_manifest)
 from .proxy import ProxySettings
 from .tokens import Authenticator
 from .transport import (ConnectionFailed, Response, TLSSettings, Transport, has_certs_dir,
@@ -203,7 +204,7 @@ class RegistryClient(UploadMixin):
                 raise self._unreachable(ep.host, e) from None
             media_type = detect_media_type(raw, resp.header("Content-Type"))
             check_supported(media_type, what)
-            return _verified_manifest(media_type, raw, reference, resp.header("Docker-Content-Digest"),
+            return verified_manifest(media_type, raw, reference, resp.header("Docker-Content-Digest"),
                                       what)
         return self._fallback(op)
 
@@ -402,17 +403,3 @@ class RegistryClient(UploadMixin):
 def _after_host(msg: str, host: str) -> str:
     prefix = f"{host}: "
     return msg[len(prefix):] if msg.startswith(prefix) else msg
-
-
-def _verified_manifest(media_type: str, raw: bytes, reference: str, header: str | None,
-                       what: str) -> Manifest:
-    digest = sha256_digest(raw)
-    if header and header.startswith("sha256:") and header != digest:
-        raise DigestMismatch(f"{what}: the registry says {header} but the content hashes to {digest}",
-                             header)
-    if ":" in reference:
-        h = new_hasher(reference)
-        h.update(raw)
-        if h.hexdigest() != reference.partition(":")[2]:
-            raise DigestMismatch(f"{what}: the content does not match the digest", reference)
-    return Manifest(media_type, raw, digest)

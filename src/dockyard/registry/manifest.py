@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidArgument, NotFound, Unsupported
+from .errors import DigestMismatch
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -240,3 +241,22 @@ def choose_platform(index: ManifestIndex, want: Platform) -> Descriptor:
     if best is None:
         raise NotFound(f"no matching manifest for {want} in the manifest list entries")
     return best[1]
+
+
+def verified_manifest(media_type: str, raw: bytes, reference: str, header: str | None,
+                      what: str) -> Manifest:
+    """A Manifest of `raw`, checked against the registry's Docker-Content-Digest `header` and
+    against `reference` when that is a digest."""
+    digest = sha256_digest(raw)
+    if header and header.startswith("sha256:") and header != digest:
+        raise DigestMismatch(f"{what}: the registry says {header} but the content hashes to {digest}",
+                             header)
+    if ":" in reference:
+        try:
+            h = hashlib.new(reference.partition(":")[0])
+        except ValueError:
+            raise InvalidArgument(f"{what}: unsupported digest algorithm") from None
+        h.update(raw)
+        if h.hexdigest() != reference.partition(":")[2]:
+            raise DigestMismatch(f"{what}: the content does not match the digest", reference)
+    return Manifest(media_type, raw, digest)
