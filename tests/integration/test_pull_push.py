@@ -470,3 +470,18 @@ def test_platform_of_a_single_manifest_is_checked(registry, pushed, clean_root):
     assert clean_root.dy("images", "-q").stdout.strip() == ""
     p = clean_root.dy("pull", "--platform", f"linux/{arch}", ref)
     assert p.returncode == 0, p.stderr
+
+
+def test_push_cache_follows_the_layer_store(registry, pushed, tmp_path):
+    root = Path(os.environ["DOCKYARD_ROOT"]) / "image/overlay2/distribution"
+    ref = f"{registry.host}/qa/cache:v1"
+    _random_tar(tmp_path / "x.tar", 256 << 10)
+    dy("import", str(tmp_path / "x.tar"), ref, check=True)
+    diff_id = json.loads(dy("image", "inspect", ref, check=True).stdout)[0]["RootFS"]["Layers"][0]
+    dy("push", ref, check=True)
+    mapping = root / "compressed-by-diffid/gzip/sha256" / diff_id[7:]
+    blob = root / "blobs/sha256" / json.loads(mapping.read_text())["Digest"][7:]
+    assert blob.is_file()
+    dy("rmi", ref, check=True)
+    dy("push", pushed[0], check=True)
+    assert not mapping.exists() and not blob.exists()

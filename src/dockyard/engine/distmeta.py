@@ -241,6 +241,23 @@ class DistributionStore:
         atomic_write(self._map(diff_id, compression),
                      json.dumps({"Digest": digest, "Size": size}), durable=False)
 
+    def prune_compressed(self, live_diff_ids: set[str]) -> int:
+        """Drop cached compressed blobs whose layer is gone from the store; returns how many."""
+        removed = 0
+        maps = self.root / "compressed-by-diffid"
+        if not maps.is_dir():
+            return 0
+        for entry in maps.glob("*/sha256/*"):
+            if "sha256:" + entry.name in live_diff_ids:
+                continue
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, InvalidArgument):
+                digest = str(json.loads(entry.read_bytes())["Digest"])
+                (self.blobs / _hex(digest)).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed += 1
+        return removed
+
     def _map(self, diff_id: str, compression: str) -> Path:
         return self.root / "compressed-by-diffid" / compression / "sha256" / _hex(diff_id)
 

@@ -148,6 +148,7 @@ def _fetch_layers(engine: Engine, client: Any, named: Reference, layers: tuple[A
         return
     blobs = engine.paths.tmp / "blobs"
     blobs.mkdir(parents=True, exist_ok=True)
+    _sweep(blobs)
     limit = max(1, int(getattr(client.config, "max_concurrent_downloads", 3) or 3))
     for n, i in enumerate(todo):
         progress.emit(Event("Pulling fs layer", _short(layers[i].digest)))
@@ -228,6 +229,22 @@ def _download(client: Any, blobs: Path, desc: Any, progress: Progress, stop: thr
             os.replace(path, done)
         progress.emit(Event("Download complete", lid))
         return open(done, "rb")
+
+
+#: downloads not continued for this long are dropped (an abandoned pull's left-overs)
+STALE_DOWNLOAD_SECONDS = 7 * 24 * 3600
+
+
+def _sweep(blobs: Path) -> None:
+    import time
+
+    cutoff = time.time() - STALE_DOWNLOAD_SECONDS
+    for entry in blobs.iterdir():
+        if entry.suffix in (".partial", ".blob"):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    with _blob_lock(blobs, "sha256:" + entry.stem):
+                        entry.unlink()
 
 
 def _discard(blobs: Path, digest: str) -> None:

@@ -82,6 +82,8 @@ def push(engine: Engine, ref: str, all_tags: bool, progress: Progress, compressi
         if image_id is None or not engine.images.exists(image_id):
             raise NotFound(f"An image does not exist locally with the tag: {t.familiar_name()}")
         images.append((t, engine.images.get(image_id)))
+    with contextlib.suppress(OSError):  # the cache follows the layer store
+        DistributionStore(engine.paths).prune_compressed({l.diff_id for l in engine.layers.list_layers()})
     progress.emit(Event(f"The push refers to repository [{named.name}]"))
     client = registry_session(named.domain, named.path, "pull,push")
     digest = ""
