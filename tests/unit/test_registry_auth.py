@@ -106,8 +106,9 @@ def test_creds_store_helper(tmp_path: Path, helper: Path) -> None:
     assert doc["auths"] == {"localhost:5000": {}} and doc["credsStore"] == "test"
     assert len(list(helper.iterdir())) == 1
     assert load_credentials(c).get("localhost:5000") == ("carol", "pw1")
-    load_credentials(c).erase("localhost:5000")
+    assert load_credentials(c).erase("localhost:5000") is True
     assert list(helper.iterdir()) == []
+    assert load_credentials(c).erase("localhost:5000") is False
     assert load_credentials(c).get("localhost:5000") is None
 
 

@@ -133,7 +133,8 @@ class CredentialStore:
         self._write()
 
     def erase(self, host: str) -> bool:
-        """Forget `host`'s credentials; False when there were none in the file."""
+        """Forget `host`'s credentials (in its helper too); False when the file had no entry
+        for it (Docker's "Not logged in")."""
         key = server_key(host)
         self._reload()
         helper = self._helper_for(key)
@@ -146,7 +147,7 @@ class CredentialStore:
             removed = True
         if removed:
             self._write()
-        return removed or bool(helper)
+        return removed
 
     def _reload(self) -> None:
         self._data = _read_file(self.path)
