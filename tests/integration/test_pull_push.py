@@ -79,6 +79,15 @@ class Root:
             mounts = [line.split()[1] for line in f if str(self.root) in line or str(self.runroot) in line]
         for m in reversed(mounts):
             subprocess.run(["umount", "-l", m], capture_output=True)
+        # the root's own default bridge and packet-filter table (made at its first container)
+        from dockyard.engine import networks
+        from dockyard.paths import Paths
+
+        paths = Paths(self.root, self.runroot)
+        subprocess.run(["nft", "delete", "table", "ip", networks.nft_table(paths)], capture_output=True)
+        bridge = networks.settings(paths).default_bridge
+        if os.path.exists(f"/sys/class/net/{bridge}"):
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.runroot, ignore_errors=True)
 
@@ -485,3 +494,14 @@ def test_push_cache_follows_the_layer_store(registry, pushed, tmp_path):
     dy("rmi", ref, check=True)
     dy("push", pushed[0], check=True)
     assert not mapping.exists() and not blob.exists()
+
+
+def test_build_from_pulls_a_missing_base(registry, pushed, clean_root, tmp_path):
+    ref, _, _ = pushed
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {ref}\nRUN echo built > /built\n")
+    p = clean_root.dy("build", "-q", "-t", "on-pulled", str(tmp_path / "ctx"))
+    assert p.returncode == 0, p.stderr
+    assert clean_root.dy("image", "inspect", ref).returncode == 0
+    run = clean_root.dy("run", "--rm", "--network", "none", "on-pulled", "cat", "/built")
+    assert run.stdout.strip() == "built", run.stderr
