@@ -505,3 +505,74 @@ def test_build_from_pulls_a_missing_base(registry, pushed, clean_root, tmp_path)
     assert clean_root.dy("image", "inspect", ref).returncode == 0
     run = clean_root.dy("run", "--rm", "--network", "none", "on-pulled", "cat", "/built")
     assert run.stdout.strip() == "built", run.stderr
+
+
+@pytest.fixture(scope="module")
+def docker_cli(tmp_path_factory):
+    """A private dockerd (Debian's docker.io) on its own data root and socket, stopped by PID."""
+    dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if os.path.exists("/usr/sbin/dockerd") else None)
+    client = shutil.which("docker")
+    if dockerd is None or client is None:
+        pytest.skip("docker.io is not installed")
+    tag = f"dypp-{os.getpid()}"
+    data_root, exec_root = Path(f"/var/lib/{tag}"), Path(f"/run/{tag}")
+    sock, pidfile = f"/run/{tag}.sock", f"/run/{tag}.pid"
+    log = open(tmp_path_factory.mktemp("dockerd") / "dockerd.log", "wb")
+    proc = subprocess.Popen([dockerd, "--data-root", str(data_root), "--exec-root", str(exec_root),
+                             "-H", f"unix://{sock}", "--pidfile", pidfile, "--iptables=false",
+                             "--ip-masq=false", "--bridge=none"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        p = subprocess.run([client, "-H", f"unix://{sock}", *args], capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return p
+
+    try:
+        deadline = time.monotonic() + 60
+        while run("version", check=False).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.skip(f"dockerd did not start: {Path(log.name).read_text()[-500:]}")
+            time.sleep(0.3)
+        yield run
+    finally:
+        if proc.poll() is None:
+            for c in run("ps", "-aq", check=False).stdout.split():
+                run("rm", "-f", c, check=False)
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(data_root, ignore_errors=True)
+        shutil.rmtree(exec_root, ignore_errors=True)
+        for f in (sock, pidfile):
+            if os.path.exists(f):
+                os.unlink(f)
+
+
+def test_docker_interop(registry, pushed, clean_root, docker_cli, tmp_path):
+    """Docker pulls and runs what Dockyard pushed (same image ID); Dockyard pulls and runs what
+    Docker pushed (same ID and diffIDs)."""
+    ref, digest, _ = pushed
+    p = docker_cli("pull", ref)
+    assert f"Digest: {digest}" in p.stdout
+    assert docker_cli("run", "--rm", "--network", "none", ref, "echo", "in-docker").stdout == "in-docker\n"
+    theirs = json.loads(docker_cli("image", "inspect", ref).stdout)[0]
+    assert theirs["Id"] == json.loads(dy("image", "inspect", ref, check=True).stdout)[0]["Id"]
+    docker_cli("run", "--name", "dypp-c", "--network", "none", ref, "sh", "-c", "echo from-docker > /d")
+    target = f"{registry.host}/qa/from-docker:d1"
+    docker_cli("commit", "dypp-c", target)
+    docker_cli("rm", "dypp-c")
+    docker_cli("push", target)
+    pulled = clean_root.dy("pull", target)
+    assert pulled.returncode == 0, pulled.stderr
+    run = clean_root.dy("run", "--rm", "--network", "none", target, "cat", "/d")
+    assert run.stdout == "from-docker\n", run.stderr
+    mine = json.loads(clean_root.dy("image", "inspect", target, check=True).stdout)[0]
+    theirs = json.loads(docker_cli("image", "inspect", target).stdout)[0]
+    assert mine["Id"] == theirs["Id"] and mine["RootFS"]["Layers"] == theirs["RootFS"]["Layers"]
+    assert mine["RepoDigests"] == theirs["RepoDigests"]
