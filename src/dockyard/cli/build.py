@@ -155,12 +155,9 @@ def cmd_build(argv: list[str]) -> int:
         except ValueError:
             raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH: {epoch_txt!r}") from None
 
-    from ..build import ignore
-    from ..build.cache import BuildCache
-    from ..build.context import SourceRoot
-    from ..build.executor import Builder, BuildOptions
+    from ..build.executor import BuildOptions
     from ..build.parser import parse
-    from ..engine.builder import EngineBackend
+    from ..engine import buildrun
 
     quiet = ns.quiet
     out = sys.stdout
@@ -181,21 +178,14 @@ def cmd_build(argv: list[str]) -> int:
                         labels=_labels(ns.label), network=network, source_date_epoch=epoch, quiet=quiet)
     with _context(ns.context, ns.file) as (root, text):
         df = parse(text)
-        matcher = None
         # BuildKit: <Dockerfile>.dockerignore beside the Dockerfile wins over the context's
-        own = Path(f"{ns.file}.dockerignore") if ns.file and ns.file != "-" and ns.context != "-" else None
-        ign = own if own is not None and own.is_file() else root / ".dockerignore"
-        if ign.is_file():
-            matcher = ignore.Matcher(ignore.parse(ign.read_text()))
+        own = Path(ns.file) if ns.file and ns.file != "-" and ns.context != "-" else None
+        matcher = buildrun.ignore_matcher(root, own)
         if not quiet:
             size = _context_size(root, matcher.excluded if matcher else lambda _r: False,
                                  prune=matcher is not None and not matcher.has_exclusions)
             log(f"Sending build context to Docker daemon  {_util.human_size(size)}")
-        cache = BuildCache(eng.paths.root / "build" / "cache")
-        builder = Builder(EngineBackend(eng), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
-        image_id = builder.build(df)
-    for t in ns.tag:
-        eng.images.tag(image_id, t)
+        image_id = buildrun.build(eng, root, df, opts, matcher, log, output, ns.tag)
     if ns.iidfile:
         Path(ns.iidfile).write_text(image_id)
     if quiet:

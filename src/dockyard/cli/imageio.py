@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -140,68 +139,6 @@ def cmd_load(argv: list[str]) -> int:
 # ---- prune and df ---------------------------------------------------------------------
 
 
-def _until(value: str, now: float) -> float:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", value)
-    if m:
-        mult = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-        return now - float(m.group(1)) * mult
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            import calendar
-
-            return float(calendar.timegm(time.strptime(value, fmt)))
-        except ValueError:
-            pass
-    try:
-        return _util.parse_rfc3339(value)
-    except ValueError:
-        raise InvalidArgument(f"failed to parse value as time or duration: \"{value}\"") from None
-
-
-def _image_in_use(eng: "Engine") -> set[str]:
-    return {str(c.doc.get("Image")) for c in eng.containers.all() if c.doc.get("Image")}
-
-
-def _prune_candidates(eng: "Engine", all_: bool, filters: list[str]) -> list["Image"]:
-    from ..engine.query import label_match
-
-    now = time.time()
-    until: float | None = None
-    labels: list[tuple[str, bool]] = []
-    for f in filters:
-        k, sep, v = f.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
-        if k == "until":
-            until = _until(v, now)
-        elif k in ("label", "label!"):
-            labels.append((v, k == "label"))
-        elif k == "dangling":
-            if v.lower() not in ("true", "false", "1", "0"):
-                raise InvalidArgument(f"invalid filter 'dangling={v}'")
-            all_ = v.lower() in ("false", "0")
-        else:
-            raise InvalidArgument(f"invalid filter '{k}'")
-    images = eng.images.list_images()
-    used = _image_in_use(eng)
-    parents = {img.parent for img in images if img.parent}
-    out = []
-    for img in images:
-        if img.id in used or img.id in parents:  # parents go with their children (rmi prunes them)
-            continue
-        if not all_ and (img.repo_tags or img.repo_digests):
-            continue
-        if until is not None and _timestamp(img.created) >= until:
-            continue
-        img_labels = (img.config.get("config") or {}).get("Labels") or {}
-        if any(label_match(img_labels, spec) != want for spec, want in labels):
-            continue
-        out.append(img)
-    return out
-
-
 def _timestamp(value: str) -> float:
     try:
         return _util.parse_rfc3339(value)
@@ -223,38 +160,13 @@ def cmd_image_prune(argv: list[str]) -> int:
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             return 0
-    eng = engine()
+    from ..engine import imageops
 
-    def containers_using(image_id: str) -> list[tuple[str, bool]]:
-        return [(c.id, c.running) for c in eng.containers.all() if c.doc.get("Image") == image_id]
-
-    sizes = {layer.chain_id: layer.size for layer in eng.layers.list_layers()}
-    lines: list[str] = []
-    reclaimed = 0
-    from ..errors import Conflict, NotFound
-
-    failed: set[str] = set()
-    for _ in range(100):  # a pass can free parents for the next one (-a)
-        progress = False
-        for img in _prune_candidates(eng, ns.all, ns.filter):
-            if img.id in failed:
-                continue
-            try:
-                records = eng.images.remove(img.id, ns.all, containers_using, prune=True)
-            except (Conflict, NotFound):  # raced with another user of the image: skip it, as Docker
-                failed.add(img.id)
-                continue
-            except DockyardError as e:
-                print(f"Error: {e}", file=sys.stderr)
-                failed.add(img.id)
-                continue
-            progress = True
-            for kind, what in records:
-                lines.append(f"{kind.lower()}: {what}")
-                if kind == "Deleted":
-                    reclaimed += sizes.get(what, 0)
-        if not progress:
-            break
+    report = imageops.prune(engine(), ns.all, imageops.filter_map(ns.filter))
+    for err in report.errors:
+        print(f"Error: {err}", file=sys.stderr)
+    lines = [f"{kind.lower()}: {what}" for kind, what in report.records]
+    reclaimed = report.reclaimed
     if lines:
         print("Deleted Images:")
         print("\n".join(lines))

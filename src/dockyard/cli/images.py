@@ -43,12 +43,6 @@ def cmd_import(argv: list[str]) -> int:
     return 0
 
 
-def _containers_using(eng):  # type: ignore[no-untyped-def]
-    def using(image_id: str) -> list[tuple[str, bool]]:
-        return [(c.id, c.running) for c in eng.containers.all() if c.doc.get("Image") == image_id]
-    return using
-
-
 def cmd_images(argv: list[str]) -> int:
     p = Parser("images", usage="dockyard images [OPTIONS] [REPOSITORY[:TAG]]", description="List images")
     p.add_argument("-a", "--all", action="store_true", help="Show all images (default hides intermediate images)")
@@ -59,55 +53,18 @@ def cmd_images(argv: list[str]) -> int:
     p.add_argument("--format", help="Format output using a custom template")
     p.add_argument("repository", nargs="?")
     ns = p.parse_args(argv)
+    from ..engine import imageops
+
     eng = engine()
-    images = eng.images.list_images()
-    dangling = None
-    labels: list[str] = []
-    refs: list[str] = []
-    for f in ns.filter:
-        k, sep, v = f.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
-        if k == "dangling":
-            if v.lower() not in ("true", "false", "1", "0"):
-                raise InvalidArgument(f"Invalid filter 'dangling=[{v}]'")
-            dangling = v.lower() in ("true", "1")
-        elif k == "label":
-            labels.append(v)
-        elif k == "reference":
-            refs.append(v)
-        else:
-            raise InvalidArgument(f"invalid filter '{k}'")
-    children = {img.parent for img in images if img.parent}
+    filters = imageops.filter_map(ns.filter)
+    if ns.repository:
+        filters.setdefault("reference", []).append(ns.repository)
     rows = []
     seen_ids = []
-    import fnmatch
-
-    from ..engine.query import label_match
-
-    for img in sorted(images, key=lambda i: i.created, reverse=True):
-        is_dangling = not img.repo_tags
-        if dangling is True and not is_dangling:
-            continue
-        if dangling is False and is_dangling:
-            continue
-        if is_dangling and img.id in children and (not ns.all or dangling is True):
-            continue  # intermediate image
-        ilabels = (img.config.get("config") or {}).get("Labels") or {}
-        if labels and not all(label_match(ilabels, l) for l in labels):
-            continue
-        tags = list(img.repo_tags) or ["<none>:<none>"]
-        for tag in tags:
+    for listed in imageops.list_images(eng, ns.all, filters):
+        img = listed.image
+        for tag in listed.repo_tags or ("<none>:<none>",):
             repo, _, t = tag.rpartition(":")
-            if ns.repository:
-                want = ns.repository
-                if ":" in want.rsplit("/", 1)[-1]:
-                    if tag != want:
-                        continue
-                elif repo != want:
-                    continue
-            if refs and not any(fnmatch.fnmatch(tag, r) or fnmatch.fnmatch(repo, r) for r in refs):
-                continue
             digest = "<none>"
             for d in img.repo_digests:
                 if d.split("@")[0] == repo:
@@ -149,11 +106,14 @@ def cmd_rmi(argv: list[str]) -> int:
     p.add_argument("--no-prune", action="store_true", help="Do not delete untagged parents")
     p.add_argument("images", nargs="+")
     ns = p.parse_args(argv)
+    from ..engine import imageops
+
     eng = engine()
     failed = False
     for ref in ns.images:
         try:
-            for kind, what in eng.images.remove(ref, ns.force, _containers_using(eng), prune=not ns.no_prune):
+            for kind, what in eng.images.remove(ref, ns.force, imageops.containers_using(eng),
+                                                prune=not ns.no_prune):
                 print(f"{kind}: {what}")
         except DockyardError as e:
             print(f"Error response from daemon: {e}", file=sys.stderr)

@@ -157,8 +157,9 @@ class NetworkStore:
             raise InvalidArgument(f"network driver {driver!r} is not supported: only bridge networks can be created")
         options = dict(options or {})
         nid = _util.new_id()
+        self.list()  # makes the predefined networks first, under the lock (flock is not re-entrant)
         with _util.locked(self.lock):
-            nets = self.list()
+            nets = self._load_all()
             if any(n.name == name for n in nets):
                 raise Conflict(f"network with name {name} already exists")
             taken = [ipam.parse_subnet(n.subnet) for n in nets if n.subnet]

@@ -1,0 +1,130 @@
+"""POST /build (the classic builder's JSON stream) and POST /build/prune.
+
+The request body is the context as a tar; it is unpacked into a temporary directory
+before the response starts, so a bad context or Dockerfile is a plain 400. The build then
+runs in a producer thread (`jsonstream.produce`): the builder's log lines become
+``{"stream": "...\\n"}``, RUN output ``{"stream": ...}``, the result ``{"aux": {"ID": ...}}``
+and "Successfully built/tagged", a failure ``{"errorDetail": ..., "error": ...}``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, Any, cast
+
+from ..errors import DockyardError, InvalidArgument
+from . import jsonstream
+from .router import Json, Request, Stream, route
+
+_NETWORK_MODES = {"": "default", "default": "default", "bridge": "default", "host": "host", "none": "none"}
+
+
+def _json_map(req: Request, name: str) -> dict[str, str]:
+    raw = req.q(name, "")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid {name}: not JSON: {raw!r}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"invalid {name}: not a JSON object")
+    return {str(k): str(v) for k, v in value.items() if v is not None}
+
+
+def _tags(req: Request) -> list[str]:
+    from ..images.refs import parse_reference
+
+    tags = [t for t in req.query.get("t") or [] if t]
+    for t in tags:
+        if parse_reference(t).digest is not None:
+            raise InvalidArgument(f"invalid reference format: {t}: a tag cannot name a digest")
+    return tags
+
+
+def _options(req: Request) -> Any:
+    from ..build.executor import BuildOptions
+
+    build_args = _json_map(req, "buildargs")
+    epoch: int | None = None
+    if build_args.get("SOURCE_DATE_EPOCH"):
+        try:
+            epoch = int(build_args["SOURCE_DATE_EPOCH"])
+        except ValueError:
+            raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH: {build_args['SOURCE_DATE_EPOCH']!r}") from None
+    mode = req.q("networkmode", "")
+    network = _NETWORK_MODES.get(mode, mode)  # a user network by name
+    return BuildOptions(build_args=build_args, target=req.q("target", ""), no_cache=req.qbool("nocache", False),
+                        labels=_json_map(req, "labels"), network=network, source_date_epoch=epoch,
+                        quiet=req.qbool("q", False))
+
+
+@route("POST", "/build", stream_body=True)
+def build(req: Request) -> Stream:
+    from ..engine import buildrun
+
+    if req.q("remote", ""):
+        raise InvalidArgument("remote build contexts are not supported offline: send the context as a tar")
+    tags = _tags(req)
+    opts = _options(req)
+    eng = req.engine
+    eng.paths.tmp.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="build-", dir=eng.paths.tmp))
+    try:
+        buildrun.extract_context(cast(IO[bytes], req.rfile), tmp)
+        name = req.q("dockerfile", "") or "Dockerfile"
+        text = buildrun.read_dockerfile(tmp, name)
+        from ..build.parser import parse
+
+        df = parse(text)
+        matcher = buildrun.ignore_matcher(tmp, tmp / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    def work(emit: jsonstream.Emit) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+        def log(line: str) -> None:
+            if not opts.quiet:
+                emit(jsonstream.stream_line(line + "\n"))
+
+        def output(data: bytes) -> None:
+            text = decoder.decode(data)
+            if text and not opts.quiet:
+                emit(jsonstream.stream_line(text))
+
+        try:
+            image_id = buildrun.build(eng, tmp, df, opts, matcher, log, output, tags)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        emit(jsonstream.message(aux={"ID": image_id}))
+        if opts.quiet:
+            emit(jsonstream.stream_line(image_id + "\n"))
+            return
+        emit(jsonstream.stream_line(f"Successfully built {image_id.split(':', 1)[-1][:12]}\n"))
+        from ..images.refs import parse_reference
+
+        for t in tags:
+            emit(jsonstream.stream_line(f"Successfully tagged {parse_reference(t).familiar()}\n"))
+
+    def on_error(e: BaseException) -> bytes:
+        if isinstance(e, DockyardError):
+            return jsonstream.error(str(e))
+        jsonstream.log.exception("build failed", exc_info=e)
+        return jsonstream.error(f"internal error: {e}")
+
+    return Stream(jsonstream.produce(work, on_error), "application/json")
+
+
+@route("POST", "/build/prune")
+def prune_build_cache(req: Request) -> Json:
+    from ..build.cache import BuildCache
+
+    if req.qbool("all", False) or not req.q("keep-storage", ""):
+        BuildCache(req.engine.paths.root / "build" / "cache").prune(0)
+    return Json({"CachesDeleted": [], "SpaceReclaimed": 0})
