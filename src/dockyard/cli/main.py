@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
 }
 # volumes (cli/volumes.py): `volume create|ls|inspect|rm|prune`
 COMMANDS["volume"] = "volumes:cmd_volume"
+# the Engine API server (cli/serve.py)
+COMMANDS["serve"] = "serve:cmd_serve"
 # registries (cli/registry.py): pull, push, login, logout, manifest inspect
 COMMANDS.update({"pull": "registry:cmd_pull", "push": "registry:cmd_push", "login": "registry:cmd_login",
                  "logout": "registry:cmd_logout", "manifest-inspect": "registry:cmd_manifest_inspect"})

@@ -40,52 +40,9 @@ def _arch() -> str:
 
 
 def info_data() -> dict:
-    from ..engine import query
-    from ..runtime.cgroups import detect
+    from ..engine import system
 
-    eng = engine()
-    cs = query.list_containers(eng, all_=True)
-    running = sum(1 for c in cs if c.running and not c.state.get("Paused"))
-    paused = sum(1 for c in cs if c.state.get("Paused"))
-    cg = detect()
-    mem = query._host_memory()
-    return {
-        "ID": "", "Containers": len(cs), "ContainersRunning": running, "ContainersPaused": paused,
-        "ContainersStopped": len(cs) - running - paused, "Images": len(eng.images.list_images()),
-        "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", _backing_fs(str(eng.paths.root))],
-                                               ["Supports d_type", "true"], ["Using metacopy", "false"],
-                                               ["Native Overlay Diff", "true"], ["userxattr", "false"]],
-        "LoggingDriver": "json-file", "CgroupDriver": cg.driver, "CgroupVersion": str(cg.version),
-        "KernelVersion": platform.release(), "OperatingSystem": _os_name(), "OSType": "linux",
-        "Architecture": platform.machine(), "NCPU": os.cpu_count(), "MemTotal": mem,
-        "DockerRootDir": str(eng.paths.root), "Name": platform.node(), "ServerVersion": __version__,
-        "Runtimes": {"dockyard": {"path": "dockyard-runtime"}, "runc": {"path": "runc"}, "crun": {"path": "crun"}},
-        "DefaultRuntime": "dockyard", "SecurityOptions": [],
-    }
-
-
-def _backing_fs(path: str) -> str:
-    try:
-        best = ("", "")
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if path.startswith(parts[1]) and len(parts[1]) >= len(best[0]):
-                    best = (parts[1], parts[2])
-        return best[1] or "unknown"
-    except OSError:
-        return "unknown"
-
-
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
+    return system.info(engine())
 
 
 def cmd_info(argv: list[str]) -> int:
