@@ -31,7 +31,10 @@ def _name() -> str:
 
 @pytest.fixture(scope="session")
 def c_binary(tmp_path_factory) -> str:
-    """The built C shim; built privately when scripts/build-shim has not run."""
+    """The built C shim (or DOCKYARD_TEST_C_SHIM, e.g. a sanitizer build); built privately
+    when scripts/build-shim has not run."""
+    if os.environ.get("DOCKYARD_TEST_C_SHIM"):
+        return os.environ["DOCKYARD_TEST_C_SHIM"]
     if os.access(DEFAULT_BINARY, os.X_OK):
         return str(DEFAULT_BINARY)
     out = tmp_path_factory.mktemp("cshim") / "dockyard-shim"
@@ -52,7 +55,7 @@ def shim(request, c_binary, monkeypatch) -> str:
 def no_c_shim_left():
     yield
     time.sleep(0.5)
-    left = [p for p in _shim_pids() if b"dockyard-shim" in _cmdline(p)]
+    left = [p for p in _shim_pids() if b"shim_entry.py" not in _cmdline(p)]
     for p in left:
         os.kill(p, signal.SIGKILL)
     assert not left, f"C shims left running: {left}"
@@ -71,7 +74,7 @@ def _shim_pids() -> list[int]:
     out = []
     for d in glob.glob("/proc/[0-9]*"):
         cmd = _cmdline(int(d.rsplit("/", 1)[1]))
-        if (b"shim_entry.py" in cmd or b"dockyard-shim" in cmd) and TEST_RUNROOT.encode() in cmd:
+        if (b"shim_entry.py" in cmd or b"dockyard-shim" in cmd or b"\0run_dir=" in cmd) and TEST_RUNROOT.encode() in cmd:
             out.append(int(d.rsplit("/", 1)[1]))
     return out
 
@@ -89,7 +92,7 @@ def _shim_pid(name: str) -> int:
 def _assert_shim_is(name: str, shim: str) -> int:
     spid = _shim_pid(name)
     cmd = _cmdline(spid)
-    assert (b"dockyard-shim" in cmd) if shim == "c" else (b"shim_entry.py" in cmd), cmd[:200]
+    assert b"run_dir=" in cmd and (b"shim_entry.py" in cmd) == (shim == "python"), cmd[:200]
     return spid
 
 
