@@ -792,7 +792,9 @@ static void spawn_detached(char **argv)
         if (fork() == 0) {
             int dn = open("/dev/null", O_RDWR);
             if (dn >= 0) { dup2(dn, 0); dup2(dn, 1); dup2(dn, 2); }
+#ifdef SYS_close_range
             if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0)
+#endif
                 for (int fd = 3; fd < 65536; fd++) close(fd);
             execv(argv[0], argv);
         }
