@@ -286,6 +286,8 @@ _STATUS: dict[type[errors.DockyardError], int] = {
     errors.ExecFailed: 400,
     errors.FailedPrecondition: 409,
 }
+if hasattr(errors, "Unauthorized"):  # registry credentials refused
+    _STATUS[errors.Unauthorized] = 401
 
 
 def status_for(err: BaseException) -> int | None:

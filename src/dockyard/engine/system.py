@@ -205,3 +205,21 @@ def _epoch(rfc3339: str) -> int:
         return int(_util.parse_rfc3339(rfc3339))
     except (ValueError, TypeError):
         return 0
+
+
+def check_login(server: str, user: str, password: str) -> None:
+    """`POST /auth`: check credentials against a registry without storing them (the client
+    keeps them, as with Docker). Unauthorized when refused."""
+    from ..registry.auth import StaticCredentials
+    from ..registry.client import RegistryClient
+    from .distmeta import check_reachable, registry_config
+
+    host = server or "docker.io"
+    for prefix in ("https://", "http://"):
+        if host.startswith(prefix):
+            host = host[len(prefix):]
+    host = host.split("/", 1)[0]
+    if host in ("index.docker.io", "registry-1.docker.io"):
+        host = "docker.io"
+    check_reachable(host)
+    RegistryClient(host, "", registry_config(), StaticCredentials(user, password), actions="pull").check_login()
