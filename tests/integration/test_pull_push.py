@@ -134,7 +134,7 @@ def test_pull_into_clean_root_and_run(registry, pushed, clean_root):
     p = clean_root.dy("pull", ref)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert lines[0] == f"v1: Pulling from qa/bb"
+    assert lines[0] == "v1: Pulling from qa/bb"
     assert re.search(r"^[0-9a-f]{12}: Pull complete$", p.stdout, re.M), p.stdout
     assert f"Digest: {digest}" in lines
     assert f"Status: Downloaded newer image for {ref}" in lines

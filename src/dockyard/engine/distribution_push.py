@@ -56,10 +56,10 @@ def push(engine: Engine, ref: str, all_tags: bool, progress: Progress, compressi
     if compression not in ("gzip", "zstd"):
         raise InvalidArgument(f"unsupported compression {compression!r}: gzip or zstd")
     if compression == "zstd":
-        try:
-            import zstandard  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
-            raise Unsupported("zstd compression needs the 'zstandard' Python module, which is not installed") from None
+        import importlib.util
+
+        if importlib.util.find_spec("zstandard") is None:
+            raise Unsupported("zstd compression needs the 'zstandard' Python module, which is not installed")
     named = parse_reference(ref, default_tag=False)
     if named.digest is not None:
         raise InvalidArgument(f"cannot push a digest reference: {named.familiar()}")

@@ -31,7 +31,7 @@ from ._mount import syncfs
 from . import rwlayers
 from .rwlayers import RWLayer, RWPaths
 
-__all__ = ["Layer", "LayerStore", "RWLayer", "RWPaths", "chain_id_of", "chain_ids"]
+__all__ = ["Layer", "LayerStore", "PreparedLayer", "RWLayer", "RWPaths", "chain_id_of", "chain_ids"]
 
 LINK_DIR = "l"
 _CHAIN_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
@@ -45,6 +45,16 @@ class Layer:
     diff_id: str
     parent: str | None
     cache_id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PreparedLayer:
+    """A layer applied into ``overlay2/.tmp-<cache_id>``, not yet in the store."""
+
+    tmp: Path
+    cache_id: str
+    diff_id: str
     size: int
 
 
@@ -159,10 +169,16 @@ class LayerStore:
         If a layer with the same chain ID is already stored, the new copy is discarded and
         the stored one returned: a shared layer is kept once.
         """
-        from .tarfs import apply_layer
-
         if parent is not None:
             self.get(parent)
+        return self.commit_prepared(self.prepare(stream), parent)
+
+    def prepare(self, stream: BinaryIO) -> PreparedLayer:
+        """Apply a layer tar into an unlinked ``overlay2/.tmp-<cache-id>`` (no parent needed:
+        a layer's diff directory does not depend on the layers under it), so that pull can
+        extract several layers at once; `commit_prepared` then adds them in chain order."""
+        from .tarfs import apply_layer
+
         self.home.mkdir(parents=True, exist_ok=True, mode=0o710)
         cache_id = new_id()
         tmp = self.home / f".tmp-{cache_id}"
@@ -170,18 +186,30 @@ class LayerStore:
             (tmp / "diff").mkdir(parents=True, mode=0o755)
             os.chmod(tmp, 0o710)
             result = apply_layer(stream, tmp / "diff")
-            chain_id = chain_id_of(parent, result.diff_id)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return PreparedLayer(tmp, cache_id, result.diff_id, int(result.size))
+
+    def commit_prepared(self, prepared: PreparedLayer, parent: str | None) -> Layer:
+        """Store a prepared layer on top of `parent` (the stored copy if the chain exists)."""
+        chain_id = chain_id_of(parent, prepared.diff_id)
+        try:
             with store_lock(self.paths):
                 if self.exists(chain_id):
                     return self.get(chain_id)
                 if parent is not None:
                     self.get(parent)  # it may have been released meanwhile
-                layer = Layer(chain_id, result.diff_id, parent, cache_id, int(result.size))
-                self._commit(tmp, layer)
+                layer = Layer(chain_id, prepared.diff_id, parent, prepared.cache_id, prepared.size)
+                self._commit(prepared.tmp, layer)
                 return layer
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            self.discard_prepared(prepared)
+
+    def discard_prepared(self, prepared: PreparedLayer) -> None:
+        """Remove a prepared layer that will not be committed (a no-op once committed)."""
+        if prepared.tmp.exists():
+            shutil.rmtree(prepared.tmp, ignore_errors=True)
 
     def lower_string(self, chain_id: str) -> str:
         """The ``lower`` file content of a layer whose parent is `chain_id`:
