@@ -1,0 +1,193 @@
+"""The Docker SDK for Python (docker 7) against `dockyard serve`: containers and exec."""
+
+from __future__ import annotations
+
+import io
+import socket
+import tarfile
+import time
+import urllib.request
+from typing import Any, Iterator
+
+import pytest
+
+from conftest import uniq
+
+docker = pytest.importorskip("docker")
+
+
+@pytest.fixture(scope="module")
+def client(docker_host: str) -> Iterator[Any]:
+    c = docker.DockerClient(base_url=docker_host, timeout=60)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def made(client: Any) -> Iterator[list[Any]]:
+    objs: list[Any] = []
+    yield objs
+    for o in objs:
+        try:
+            o.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+def test_ping_version(client: Any) -> None:
+    assert client.ping() is True
+    assert client.version()["ApiVersion"] == "1.45"
+
+
+def test_run_foreground_remove(client: Any) -> None:
+    out = client.containers.run("busybox", ["sh", "-c", "echo $GREETING"], environment={"GREETING": "hello"},
+                                remove=True)
+    assert out == b"hello\n"
+    with pytest.raises(docker.errors.ContainerError) as e:
+        client.containers.run("busybox", ["sh", "-c", "exit 2"], remove=True)
+    assert e.value.exit_status == 2
+
+
+def test_run_detached_ports_volumes_logs(client: Any, made: list[Any], tmp_path: Any) -> None:
+    (tmp_path / "index.html").write_text("from a bind mount\n")
+    port = _free_port()
+    c = client.containers.run("busybox", ["httpd", "-f", "-p", "80", "-h", "/www"], detach=True,
+                              name=uniq("sdk-web"), ports={"80/tcp": ("127.0.0.1", port)},
+                              volumes={str(tmp_path): {"bind": "/www", "mode": "ro"}})
+    made.append(c)
+    c.reload()
+    assert c.status == "running"
+    assert c.ports == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    deadline = time.monotonic() + 10
+    body = ""
+    while time.monotonic() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2).read().decode()
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert body == "from a bind mount\n"
+    assert any(x.id == c.id for x in client.containers.list(filters={"name": c.name}))
+    assert not client.containers.list(filters={"name": c.name, "status": "exited"})
+    c.stop(timeout=1)
+    assert any(x.id == c.id for x in client.containers.list(all=True, filters={"status": "exited"}))
+
+
+def test_logs_stream_and_wait(client: Any, made: list[Any]) -> None:
+    c = client.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.2; done; exit 5"],
+                              detach=True)
+    made.append(c)
+    lines = b"".join(c.logs(stream=True, follow=True))
+    assert lines == b"n1\nn2\nn3\n"
+    assert client.api.wait(c.id) == {"StatusCode": 5, "Error": None}
+    assert c.logs(tail=1) == b"n3\n"
+
+
+def test_exec_run(client: Any, made: list[Any]) -> None:
+    c = client.containers.run("busybox", ["sleep", "60"], detach=True)
+    made.append(c)
+    r = c.exec_run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert r.exit_code == 3 and b"out\n" in r.output and b"err\n" in r.output
+    r = c.exec_run(["sh", "-c", "echo out; echo err >&2"], demux=True)
+    assert r.output == (b"out\n", b"err\n")
+    r = c.exec_run(["sh", "-c", "test -t 1 && echo tty"], tty=True)
+    assert r.exit_code == 0 and r.output == b"tty\r\n"
+    r = c.exec_run("env", environment={"FOO": "bar"}, workdir="/tmp")
+    assert b"FOO=bar" in r.output
+    eid = client.api.exec_create(c.id, ["sleep", "0.3"])["Id"]
+    client.api.exec_start(eid, detach=True)
+    deadline = time.monotonic() + 10
+    while client.api.exec_inspect(eid)["Running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    info = client.api.exec_inspect(eid)
+    assert info["ExitCode"] == 0 and info["ContainerID"] == c.id
+
+
+def test_attach_socket(client: Any, made: list[Any]) -> None:
+    c = client.containers.create("busybox", ["sh", "-c", "read line; echo got:$line"], stdin_open=True)
+    made.append(c)
+    sock = client.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1})
+    raw = sock._sock
+    c.start()
+    raw.sendall(b"ping\n")
+    data = b""
+    deadline = time.monotonic() + 10
+    while b"got:ping" not in data and time.monotonic() < deadline:
+        chunk = raw.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    raw.close()
+    # non-TTY: multiplexed frames (stream 1 = stdout)
+    assert data.startswith(b"\x01\x00\x00\x00") and b"got:ping\n" in data
+    assert client.api.wait(c.id)["StatusCode"] == 0
+
+
+def test_put_get_archive(client: Any, made: list[Any]) -> None:
+    c = client.containers.run("busybox", ["sleep", "60"], detach=True)
+    made.append(c)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"archived\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        info.mode = 0o640
+        tar.addfile(info, io.BytesIO(data))
+    assert c.put_archive("/tmp", buf.getvalue()) is True
+    assert c.exec_run("cat /tmp/hello.txt").output == b"archived\n"
+    stream, stat = c.get_archive("/tmp/hello.txt")
+    assert stat["name"] == "hello.txt" and stat["size"] == 9 and stat["mode"] & 0o777 == 0o640
+    got = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
+    f = got.extractfile("hello.txt")
+    assert f is not None and f.read() == b"archived\n"
+    _, dstat = c.get_archive("/tmp")
+    assert dstat["mode"] & (1 << 31)  # Go's os.ModeDir
+    with pytest.raises(docker.errors.NotFound):
+        c.get_archive("/no/such/path")
+
+
+def test_stats_one_shot(client: Any, made: list[Any]) -> None:
+    c = client.containers.run("busybox", ["sleep", "60"], detach=True)
+    made.append(c)
+    s = c.stats(stream=False)
+    assert s["id"] == c.id and s["name"] == "/" + c.name
+    assert s["memory_stats"]["usage"] > 0 and s["memory_stats"]["limit"] > 0
+    assert s["cpu_stats"]["cpu_usage"]["total_usage"] > 0 and s["cpu_stats"]["online_cpus"] >= 1
+    assert s["pids_stats"]["current"] == 1
+    assert "precpu_stats" in s and "read" in s and "preread" in s
+    gen = c.stats(stream=True, decode=True)
+    first, second = next(gen), next(gen)
+    assert second["precpu_stats"]["cpu_usage"]["total_usage"] == first["cpu_stats"]["cpu_usage"]["total_usage"]
+
+
+def test_lifecycle_calls(client: Any, made: list[Any]) -> None:
+    c = client.containers.run("busybox", ["sleep", "60"], detach=True, labels={"suite": "sdk"})
+    made.append(c)
+    c.pause()
+    c.reload()
+    assert c.status == "paused"
+    c.unpause()
+    new = uniq("sdk-renamed")
+    c.rename(new)
+    c.reload()
+    assert c.name == new
+    assert [x.id for x in client.containers.list(filters={"label": "suite=sdk"})] == [c.id]
+    top = c.top()
+    assert "PID" in top["Titles"] and len(top["Processes"]) == 1
+    c.restart(timeout=1)
+    c.reload()
+    assert c.status == "running"
+    c.kill()
+    assert client.api.wait(c.id)["StatusCode"] == 137
+    pruned = client.containers.prune(filters={"label": "suite=sdk"})
+    assert pruned["ContainersDeleted"] == [c.id]
