@@ -139,11 +139,7 @@ static void parse_config(int argc, char **argv)
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
-static void set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
+static void set_nonblock(int fd) { int fl = fcntl(fd, F_GETFL); if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK); }
 
 /* write everything (blocking fd); -1 on error */
 static int write_all(int fd, const char *p, size_t n)
@@ -253,17 +249,15 @@ static void log_rotate(void)
     close(lg.fd);
     if (lg.max_files <= 1) {
         if (truncate(cfg.log_path, 0) < 0) fprintf(stderr, "shim: truncate log: %s\n", strerror(errno));
-    } else {
-        size_t n = strlen(cfg.log_path) + 24;
-        char *src = malloc(n), *dst = malloc(n);
-        for (long long i = lg.max_files - 1; src && dst && i > 0; i--) {
-            if (i == 1) snprintf(src, n, "%s", cfg.log_path);
-            else snprintf(src, n, "%s.%lld", cfg.log_path, i - 1);
-            snprintf(dst, n, "%s.%lld", cfg.log_path, i);
-            rename(src, dst);  /* a missing one (ENOENT) is fine */
+    } else {  /* path.N-1 -> path.N, ..., path -> path.1; a missing one (ENOENT) is fine */
+        for (long long i = lg.max_files - 1; i > 0; i--) {
+            char *src = NULL, *dst = NULL;
+            if ((i == 1 ? asprintf(&src, "%s", cfg.log_path) : asprintf(&src, "%s.%lld", cfg.log_path, i - 1)) >= 0
+                && asprintf(&dst, "%s.%lld", cfg.log_path, i) >= 0)
+                rename(src, dst);
+            free(src);
+            free(dst);
         }
-        free(src);
-        free(dst);
     }
     lg.fd = log_open();
     lg.size = 0;
@@ -470,13 +464,6 @@ static bool send_frame(client_t *c, int kind, const char *data, size_t n)
     return client_flush(c);
 }
 
-static bool send_exit(client_t *c)
-{
-    char code[16];
-    int n = snprintf(code, sizeof code, "%d", S.exit_code);
-    return send_frame(c, T_EXIT, code, (size_t)n);
-}
-
 /* "stdin=1 stdout=1 stderr=1 stdin_once=0 cleanup=0": whitespace-separated key=value, "1" is on */
 static int parse_flags(char *line, size_t n)
 {
@@ -584,7 +571,9 @@ static void client_process(client_t *c)
         c->flags = parse_flags(buf_data(&c->in), k);
         c->have_flags = true;
         buf_drop(&c->in, k + 1);
-        if (S.exit_code >= 0 && !n_outputs() && !send_exit(c)) return;
+        char code[16];
+        int cl = snprintf(code, sizeof code, "%d", S.exit_code);
+        if (S.exit_code >= 0 && !n_outputs() && !send_frame(c, T_EXIT, code, (size_t)cl)) return;
     }
     while (c->in.len >= 8) {
         const unsigned char *h = (const unsigned char *)buf_data(&c->in);
@@ -770,11 +759,9 @@ static void remove_tree(const char *path)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        size_t n = strlen(path) + strlen(e->d_name) + 2;
-        char *p = malloc(n);
+        char *p;
         struct stat st;
-        if (!p) continue;
-        snprintf(p, n, "%s/%s", path, e->d_name);
+        if (asprintf(&p, "%s/%s", path, e->d_name) < 0) continue;
         if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(p);
         else unlink(p);
         free(p);
