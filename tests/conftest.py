@@ -53,7 +53,7 @@ def _shim_pids() -> list[int]:
                 cmd = f.read()
         except OSError:
             continue
-        if b"shim_entry.py" in cmd and TEST_RUNROOT.encode() in cmd:
+        if (b"shim_entry.py" in cmd or b"dockyard-shim" in cmd) and TEST_RUNROOT.encode() in cmd:
             out.append(int(d.split("/")[-1]))
     return out
 
