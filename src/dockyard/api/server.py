@@ -385,12 +385,14 @@ class Server:
                 srv.socket.close()
                 srv.socket = _unix_socket(lst.address, lst.mode, lst.gid)
                 self._unix_paths.append(lst.address)
-            elif lst.kind == "fd":
-                fam = socket.socket(fileno=lst.fd).family
-                cls = _UnixServer if fam == socket.AF_UNIX else _TCPServer
-                srv = cls(("", 0) if cls is _TCPServer else "", _Handler, bind_and_activate=False)  # type: ignore[arg-type]
+            elif lst.kind == "fd":  # socket activation: systemd bound and listens already
+                inherited = socket.socket(fileno=lst.fd)
+                if inherited.family == socket.AF_UNIX:
+                    srv = _UnixServer("", _Handler, bind_and_activate=False)
+                else:
+                    srv = _TCPServer(("", 0), _Handler, bind_and_activate=False)
                 srv.socket.close()
-                srv.socket = socket.socket(fileno=lst.fd)
+                srv.socket = inherited
             else:
                 srv = _TCPServer((lst.address, lst.port), _Handler)
                 srv.tls = lst.tls
