@@ -125,3 +125,17 @@ def test_parallel_gzip_is_one_valid_member(n):
     blob = out.getvalue()
     assert gzip.decompress(blob) == data
     assert w.n == len(blob) and blob[:3] == b"\x1f\x8b\x08"
+
+
+def test_parallel_gzip_stores_incompressible_blocks():
+    import gzip
+    import os
+
+    from dockyard.engine.distribution_push import _HashingWriter, gzip_parallel
+
+    data = os.urandom(3 << 20) + b"a" * (2 << 20)
+    out = io.BytesIO()
+    gzip_parallel(io.BytesIO(data), _HashingWriter(out))
+    blob = out.getvalue()
+    assert gzip.decompress(blob) == data
+    assert len(blob) < (3 << 20) + 64 * 1024  # random part stored (tiny overhead), the rest deflated

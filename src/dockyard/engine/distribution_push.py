@@ -251,18 +251,31 @@ def _deflate_pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+#: a block whose first 64 KiB do not shrink below this ratio at level 1 is stored, not
+#: deflated: zlib spends as long on random data as on text, for nothing
+_INCOMPRESSIBLE = 0.97
+_SAMPLE = 64 * 1024
+
+
 def _deflate_block(data: bytes, window: bytes, last: bool) -> bytes:
+    level = GZIP_LEVEL
+    if len(data) > _SAMPLE:
+        sample = data[:_SAMPLE]
+        probe = zlib.compressobj(1, zlib.DEFLATED, -15)
+        if len(probe.compress(sample) + probe.flush()) > _INCOMPRESSIBLE * len(sample):
+            level = 0
     if window:
-        z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, window)
+        z = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, window)
     else:
-        z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15, 8)
+        z = zlib.compressobj(level, zlib.DEFLATED, -15, 8)
     return z.compress(data) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
 def gzip_parallel(src: BinaryIO, out: _HashingWriter) -> None:
     """One gzip member from `src`, its 1 MiB blocks deflated in parallel (zlib drops the GIL):
     each block starts from the previous block's last 32 KiB as its dictionary and ends on a
-    sync flush, so the concatenation is one valid deflate stream (pigz does the same)."""
+    sync flush, so the concatenation is one valid deflate stream (pigz does the same).
+    Blocks of incompressible data (already compressed files, random bytes) are stored."""
     pool = _deflate_pool()
     pending: list[Future[bytes]] = []
     depth = 2 * (os.cpu_count() or 2)
