@@ -610,3 +610,40 @@ def prune(engine: Engine, until: float | None = None, labels: tuple[str, ...] = 
         removed.append(c.id)
         reclaimed += size
     return removed, reclaimed
+
+
+# ---- update (docker update) ------------------------------------------------------------------
+
+#: HostConfig fields `docker update` may change (zero/empty values mean "leave alone", as the
+#: docker CLI sends the whole Resources struct)
+UPDATABLE = ("CpuShares", "Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuPeriod", "CpuQuota",
+             "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight", "RestartPolicy")
+
+
+def update(engine: Engine, c: Container, changes: dict[str, Any]) -> list[str]:
+    """Change a container's resource limits: saved in its HostConfig, and written to its
+    cgroup at once when it runs. Returns Docker's warnings (none)."""
+    from ..runtime.cgroups import open_manager
+    from ..runtime.cgroups.resources import Resources
+    from .specgen import _resources
+
+    asked = {k: v for k, v in changes.items() if k in UPDATABLE and v not in (None, 0, "", {})}
+    if isinstance(asked.get("RestartPolicy"), dict) and not asked["RestartPolicy"].get("Name"):
+        asked.pop("RestartPolicy")
+    if asked.get("NanoCpus") and (asked.get("CpuPeriod") or asked.get("CpuQuota")):
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set")
+    with engine.containers.lock(c.id):
+        c = engine.containers.load(c.id)
+        hc = dict(c.host_config)
+        hc.update(asked)
+        if asked.get("Memory") and not asked.get("MemorySwap") and c.host_config.get("MemorySwap", 0) > 0 \
+                and c.host_config["MemorySwap"] < asked["Memory"]:
+            hc["MemorySwap"] = asked["Memory"] * 2
+        if c.running and asked.keys() - {"RestartPolicy"}:
+            oci = {k: v for k, v in _resources(hc, bool(hc.get("Privileged"))).items() if k != "devices"}
+            open_manager(f"/dockyard/{c.id}").apply(Resources.from_oci(oci))
+        c.host_config.clear()
+        c.host_config.update(hc)
+        engine.containers.save(c, host_config=True)
+    events.container(engine, "update", c)
+    return []
