@@ -101,11 +101,10 @@ def cmd_push(argv: list[str]) -> int:
     from ..engine.distribution_push import push
 
     push(engine(), ns.name, ns.all_tags, Display(sys.stdout, quiet=ns.quiet), ns.compression)
-    if ns.quiet:
+    if ns.quiet:  # the docker CLI prints the normalised name, as given (no default tag)
         from ..images.refs import parse_reference
 
-        named = parse_reference(ns.name, default_tag=not ns.all_tags)
-        print(named.familiar())
+        print(str(parse_reference(ns.name, default_tag=False)))
     return 0
 
 
