@@ -576,3 +576,29 @@ def test_docker_interop(registry, pushed, clean_root, docker_cli, tmp_path):
     theirs = json.loads(docker_cli("image", "inspect", target).stdout)[0]
     assert mine["Id"] == theirs["Id"] and mine["RootFS"]["Layers"] == theirs["RootFS"]["Layers"]
     assert mine["RepoDigests"] == theirs["RepoDigests"]
+
+
+def test_a_blob_used_twice_in_one_image(registry, pushed, clean_root):
+    """Some images repeat a layer blob (old builders' empty layers): both positions are pulled."""
+    ref, digest, _ = pushed
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://{registry.host}/v2/qa/bb/manifests/{digest}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})) as r:
+        m = json.loads(r.read())
+    config = json.loads(urllib.request.urlopen(f"http://{registry.host}/v2/qa/bb/blobs/{m['config']['digest']}").read())
+    config["rootfs"]["diff_ids"] = config["rootfs"]["diff_ids"] * 2
+    config["history"] = (config.get("history") or []) * 2
+    repo = "qa/twice"
+    layer = m["layers"][0]
+    _put_blob(registry, repo, urllib.request.urlopen(f"http://{registry.host}/v2/qa/bb/blobs/{layer['digest']}").read())
+    cfg = json.dumps(config).encode()
+    cfg_digest = _put_blob(registry, repo, cfg)
+    m2 = dict(m, config={**m["config"], "digest": cfg_digest, "size": len(cfg)}, layers=[layer, layer])
+    _put_manifest(registry, repo, "t", m["mediaType"], json.dumps(m2).encode())
+    target = f"{registry.host}/{repo}:t"
+    p = clean_root.dy("pull", target)
+    assert p.returncode == 0, p.stderr
+    info = json.loads(clean_root.dy("image", "inspect", target, check=True).stdout)[0]
+    assert info["Id"] == cfg_digest and len(info["RootFS"]["Layers"]) == 2
+    run = clean_root.dy("run", "--rm", "--network", "none", target, "echo", "twice")
+    assert run.stdout.strip() == "twice", run.stderr
