@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 
 from ..engine import execs
 from ..engine import stream as shimproto
-from ..errors import ExecFailed
+from ..errors import DockyardError, ExecFailed
 from . import streams
 from .shapes import frame
 from .containers import container
@@ -49,7 +49,7 @@ def start(req: Request) -> Response:
     engine = req.engine
     body = req.json_object()
     exec_id = req.params["id"]
-    rec = execs.load(engine, exec_id)
+    rec = execs.startable(engine, exec_id)
     tty = bool(body["Tty"]) if "Tty" in body and body["Tty"] is not None else bool(rec["Options"]["tty"])
     size = _size(body.get("ConsoleSize"))
     if body.get("Detach"):
@@ -57,26 +57,28 @@ def start(req: Request) -> Response:
         threading.Thread(target=execs.watch, args=(engine, exec_id, session), daemon=True).start()
         return Raw(b"", "application/json")
     want_in = bool(rec["Options"]["interactive"])
-    holder: dict[str, socket.socket] = {}
-
-    def before(run_dir: str) -> None:
-        holder["shim"] = shimproto.connect(run_dir, want_in, True, True, stdin_once=want_in)
-
-    # started here, before the 101: a failure is a plain HTTP error, and the shim exists
-    # by the time the client asks for a resize
-    try:
-        execs.start(engine, exec_id, before_start=before, tty=tty, console_size=size)
-    except ExecFailed as e:
-        # Docker: the connection is upgraded all the same and the message goes to stdout;
-        # the exit code (126/127) is in the exec's inspect
-        msg = str(e).encode() + b"\r\n"
-
-        def report(client: socket.socket, _pending: BinaryIO) -> None:
-            client.sendall(msg if tty else frame(1, msg))
-        return Hijack(report, RAW if tty else MUX)
     keys = shimproto.parse_detach_keys(rec.get("DetachKeys") or "ctrl-p,ctrl-q") if want_in else b""
 
     def run(client: socket.socket, pending: BinaryIO) -> None:
+        # Started after the 101 went out, as Docker does: output never shares a packet with
+        # the response headers (docker-py reads the stream from the raw socket, so bytes its
+        # header parser buffered would be lost)
+        holder: dict[str, socket.socket] = {}
+
+        def before(run_dir: str) -> None:
+            holder["shim"] = shimproto.connect(run_dir, want_in, True, True, stdin_once=want_in)
+
+        try:
+            execs.start(engine, exec_id, before_start=before, tty=tty, console_size=size)
+        except ExecFailed as e:
+            # Docker: the message goes to stdout; the exit code (126/127) is in the inspect
+            msg = str(e).encode() + b"\r\n"
+            client.sendall(msg if tty else frame(1, msg))
+            return
+        except DockyardError as e:
+            msg = f"Error: {e}".encode() + b"\r\n"
+            client.sendall(msg if tty else frame(2, msg))
+            return
         shim = holder["shim"]
         try:
             got = streams.pump(client, pending, shim, tty=tty, stdin=want_in, detach_keys=keys)
@@ -101,10 +103,12 @@ def session_watch(engine: Any, exec_id: str) -> None:
 def resize(req: Request) -> Response:
     engine = req.engine
     exec_id = req.params["id"]
-    execs.load(engine, exec_id)
     h, w = req.qint("h", 0) or 0, req.qint("w", 0) or 0
     from .containers_io import _resize
 
+    rec = execs.load(engine, exec_id)
+    if not rec.get("Started") or (rec.get("Running") is False and rec.get("ExitCode") is None):
+        return Raw(b"", "text/plain; charset=utf-8")  # not started yet: it starts at ConsoleSize
     _resize(execs.exec_dir(engine, exec_id), h, w)
     return Raw(b"", "text/plain; charset=utf-8")
 

@@ -263,3 +263,17 @@ def prune_records(engine: Engine, container_id: str | None = None) -> None:
                     os.unlink(str(d / n) + suffix)
                 except FileNotFoundError:
                     pass
+
+
+def startable(engine: Engine, exec_id: str) -> dict[str, Any]:
+    """The exec's record if it can start now: not started before, its container running and
+    not paused (NotFound / Conflict otherwise). `start` checks again, under the lock."""
+    rec = load(engine, exec_id)
+    if rec.get("Started"):
+        raise Conflict(f"Exec command {exec_id} has already run")
+    c = lifecycle.refresh(engine, engine.containers.load(rec["ContainerID"]))
+    if not c.running:
+        raise Conflict(f"container {c.id} is not running")
+    if c.state.get("Paused"):
+        raise Conflict(f"container {c.id} is paused, unpause the container before exec")
+    return rec
