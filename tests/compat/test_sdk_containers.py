@@ -191,3 +191,41 @@ def test_lifecycle_calls(client: Any, made: list[Any]) -> None:
     assert client.api.wait(c.id)["StatusCode"] == 137
     pruned = client.containers.prune(filters={"label": "suite=sdk"})
     assert pruned["ContainersDeleted"] == [c.id]
+
+
+def test_attach_websocket(client: Any, docker_host: str, made: list[Any]) -> None:
+    """GET /containers/{id}/attach/ws (docker-py's ws=True needs websocket-client; this speaks
+    RFC 6455 by hand): stdin in, raw output out, a close frame at the exit."""
+    import base64
+    import os
+    import struct
+
+    c = client.containers.create("busybox", ["sh", "-c", "read l; echo got:$l; echo bye >&2"], stdin_open=True)
+    made.append(c)
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(docker_host.removeprefix("unix://"))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(f"GET /v1.45/containers/{c.id}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+              f"Host: docker\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+              "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    import hashlib
+
+    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B65").encode()).digest())
+    assert head.startswith(b"HTTP/1.1 101 ") and accept in head
+    c.start()
+    mask, payload = os.urandom(4), b"hello\n"
+    s.sendall(struct.pack(">BB", 0x82, 0x80 | len(payload)) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    s.settimeout(10)
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+        if b"\x88\x02\x03\xe8" in data:  # the close frame (1000)
+            break
+    s.close()
+    assert b"\x82\x0agot:hello\n" in data and b"\x82\x04bye\n" in data

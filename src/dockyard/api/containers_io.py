@@ -73,24 +73,9 @@ def attach(req: Request) -> Response:
                     client.sendall(e.data if tty else shapes.frame(2 if is_err else 1, e.data))
         if not live:
             return
-        shim = None
-        cur = lifecycle.refresh(engine, engine.containers.load(c.id))
-        if cur.running:
-            try:
-                shim = shimproto.connect(lifecycle.run_dir(engine, c.id), want_in, want_out, want_err,
-                                         stdin_once=stdin_once)
-            except OSError:
-                shim = None  # it exited just now
+        shim = _shim(engine, c, client, streams.PendingAttach(want_in, want_out, want_err, stdin_once))
         if shim is None:
-            p = streams.PendingAttach(want_in, want_out, want_err, stdin_once)
-            streams.register(c.id, p)
-            try:
-                if not streams.wait_ready(p, client):
-                    return
-            finally:
-                streams.unregister(c.id, p)
-            shim = p.sock
-            assert shim is not None
+            return
         try:
             got = streams.pump(client, pending, shim, tty=tty, stdin=want_in, detach_keys=keys if want_in else b"")
             if got.exit_code is not None:
@@ -99,6 +84,62 @@ def attach(req: Request) -> Response:
             streams.close_quietly(shim)
 
     return Hijack(run, RAW if tty else MUX)
+
+
+def _shim(engine: Any, c: Any, client: socket.socket, p: streams.PendingAttach) -> socket.socket | None:
+    """A connection to the container's shim: now if it runs, else when it next starts (or
+    None if the client hung up or the start failed)."""
+    cur = lifecycle.refresh(engine, engine.containers.load(c.id))
+    if cur.running:
+        try:
+            return shimproto.connect(lifecycle.run_dir(engine, c.id), p.stdin, p.stdout, p.stderr,
+                                     stdin_once=p.stdin_once)
+        except OSError:
+            pass  # it exited just now: wait for the next start
+    streams.register(c.id, p)
+    try:
+        if not streams.wait_ready(p, client):
+            return None
+    finally:
+        streams.unregister(c.id, p)
+    return p.sock
+
+
+@route("GET", "/containers/{id}/attach/ws")
+def attach_ws(req: Request) -> Response:
+    from . import websocket
+
+    engine = req.engine
+    c = lifecycle.refresh(engine, container(req))
+    key = req.headers.get("sec-websocket-key")
+    if req.headers.get("upgrade", "").lower() != "websocket" or not key:
+        raise HTTPError(400, "websocket upgrade required (Upgrade: websocket, Sec-WebSocket-Key)")
+    want_in = req.qbool("stdin") and bool(c.config.get("OpenStdin"))
+    want_out, want_err = req.qbool("stdout"), req.qbool("stderr")
+    replay, live = req.qbool("logs"), req.qbool("stream")
+    opcode = websocket.BINARY if tuple(int(x) for x in req.api_version.split(".")) >= (1, 42) else websocket.TEXT
+
+    def run(client: socket.socket, pending: BinaryIO) -> None:
+        if replay:
+            for e in logs.read(engine, c):
+                if (e.stream == "stderr" and want_err) or (e.stream != "stderr" and want_out):
+                    client.sendall(websocket.encode(e.data, opcode))
+        if not live:
+            return
+        p = streams.PendingAttach(want_in, want_out, want_err, bool(c.config.get("StdinOnce")) and want_in)
+        shim = _shim(engine, c, client, p)
+        if shim is None:
+            return
+        try:
+            code = websocket.pump(client, pending, shim, stdin=want_in, opcode=opcode)
+            if code is not None:
+                streams.record_exit(c.id, code)
+        finally:
+            streams.close_quietly(shim)
+
+    return Hijack(run, "", status=101, reason="Switching Protocols",
+                  headers=(("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                           ("Sec-WebSocket-Accept", websocket.accept_key(key))))
 
 
 @route("POST", "/containers/{id}/resize")

@@ -168,6 +168,9 @@ class Hijack:
     #: answer 101 UPGRADED when the client asked for `Upgrade: tcp` (else 200 OK)
     upgrade: bool = True
     headers: Headers = ()
+    #: a fixed status line instead (e.g. 101 "Switching Protocols" for a websocket)
+    status: int = 0
+    reason: str = ""
 
 
 Response = Union[Json, Empty, Raw, Stream, Hijack]

@@ -280,11 +280,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _hijack(self, resp: Hijack, req_headers: dict[str, str]) -> None:
         upgrade = resp.upgrade and req_headers.get("upgrade", "").lower() == "tcp"
-        if upgrade:
+        if resp.status:
+            upgrade = False
+            self.send_response_only(resp.status, resp.reason or None)
+        elif upgrade:
             self.send_response_only(101, "UPGRADED")
         else:
             self.send_response_only(200, "OK")
-        self.send_header("Content-Type", resp.content_type)
+        if resp.content_type:
+            self.send_header("Content-Type", resp.content_type)
         self._common()
         self.send_header("Server", SERVER_HEADER)
         if upgrade:
