@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, Unsupported
 from ..images._lock import store_lock
 from ..images.refs import Reference, parse_reference
+from . import events
 from .core import Engine
 from .distmeta import Event, Progress, parse_platform, registry_session
 
@@ -51,6 +52,7 @@ def pull(engine: Engine, ref: str, platform: str | None, all_tags: bool, progres
     client = registry_session(named.domain, named.path, "pull")
     image_id, updated = _pull_one(engine, client, named, plat, progress, bool(platform))
     _status(progress, updated, named.familiar())
+    events.emit(engine, "image", "pull", named.familiar(), {"name": named.familiar()})
     return image_id
 
 

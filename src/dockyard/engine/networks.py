@@ -17,6 +17,7 @@ from ..errors import Conflict, InvalidArgument
 from ..network import ipam
 from ..network.store import Network, NetworkStore, Settings
 from ..paths import DEFAULT_ROOT, Paths
+from . import events
 from .core import Engine
 
 CONFIG_PATH = "/etc/dockyard/daemon.json"
@@ -134,6 +135,7 @@ def create(engine: Engine, name: str, driver: str = "bridge", subnet: str = "", 
         except (OSError, Exception):
             pass
         raise
+    events.emit(engine, "network", "create", net.id, {"name": net.name, "type": net.driver})
     return net
 
 
@@ -156,6 +158,7 @@ def remove(engine: Engine, net: Network) -> None:
         raise Conflict(f"error while removing network: network {net.name} id {net.id} has active endpoints")
     drop_bridge(engine, net)
     store(engine).remove(net)
+    events.emit(engine, "network", "destroy", net.id, {"name": net.name, "type": net.driver})
     from ..network import dnsd
 
     dnsd.drop_network(dns_table(engine.paths), net.id)

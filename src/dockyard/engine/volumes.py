@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument, NotFound
+from . import events
 from .core import Engine
 from .mounts import check_unused, forget, local_mounts, users_of, volume_store
 
@@ -19,6 +20,7 @@ def create(engine: Engine, name: str | None, driver: str, options: dict[str, str
     store = volume_store(engine)
     with store.lock():
         v, _ = store.create(name or None, driver or "local", options, labels)
+    events.emit(engine, "volume", "create", v.name, {"driver": v.driver})
     return v
 
 
@@ -84,6 +86,7 @@ def remove(engine: Engine, name: str, force: bool = False) -> None:
         check_unused(engine, name)
         store.remove(name)
         forget(engine, name)
+    events.emit(engine, "volume", "destroy", name, {"driver": "local"})
 
 
 def disk_usage(path: str) -> int:
