@@ -602,3 +602,21 @@ def test_a_blob_used_twice_in_one_image(registry, pushed, clean_root):
     assert info["Id"] == cfg_digest and len(info["RootFS"]["Layers"]) == 2
     run = clean_root.dy("run", "--rm", "--network", "none", target, "echo", "twice")
     assert run.stdout.strip() == "twice", run.stderr
+
+
+def test_pull_through_a_mirror(registry, registry2, clean_root, tmp_path):
+    """registry-mirrors-by-host in daemon.json: a name only the mirror has is pulled from it."""
+    dy("tag", "busybox", f"{registry2.host}/qa/mirrored:m", check=True)
+    try:
+        dy("push", f"{registry2.host}/qa/mirrored:m", check=True)
+    finally:
+        dy("rmi", f"{registry2.host}/qa/mirrored:m")
+    cfg = tmp_path / "daemon.json"
+    cfg.write_text(json.dumps({"registry-mirrors-by-host": {registry.host: [f"http://{registry2.host}"]}}))
+    env = {"DOCKYARD_CONFIG": str(cfg)}
+    p = clean_root.dy("pull", f"{registry.host}/qa/mirrored:m", env=env)
+    assert p.returncode == 0, p.stderr
+    assert "GET /v2/qa/mirrored/manifests/m" in _access_log(registry2)
+    assert re.search(r'"GET /v2/qa/mirrored/blobs/sha256:[0-9a-f]{64} HTTP/1.1" 200 ', _access_log(registry2))
+    without = clean_root.dy("pull", f"{registry.host}/qa/mirrored:m")
+    assert without.returncode == 1 and "not found" in without.stderr
