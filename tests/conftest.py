@@ -7,6 +7,7 @@ container, mount, cgroup or shim process made during the session is still there 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -24,6 +25,8 @@ os.environ["DOCKYARD_RUNROOT"] = TEST_RUNROOT
 # The embedded DNS forwards names it does not know; in tests that goes nowhere (a closed local
 # port), so no test ever sends a query past this host.
 os.environ.setdefault("DOCKYARD_DNS_UPSTREAMS", "127.0.0.1:9")
+# `run` pulls a missing image: in tests any registry but a local one is refused in one line.
+os.environ.setdefault("DOCKYARD_REGISTRY_LOOPBACK_ONLY", "1")
 
 IS_ROOT = os.geteuid() == 0
 
@@ -101,9 +104,24 @@ def _network_leaks(links_before: set[str]) -> list[str]:
     ports = os.listdir(f"/sys/class/net/{bridge}/brif") if os.path.isdir(f"/sys/class/net/{bridge}/brif") else []
     if ports:
         problems.append(f"veths left on {bridge}: {ports}")
-    new_bridges = [n for n in set(os.listdir("/sys/class/net")) - links_before if n.startswith("dy-")]
+    # user networks this run made and did not remove; then bridges of networks that no data
+    # root on this host records any more (other sessions' live networks are left alone)
+    recorded: dict[str, str] = {}
+    for f in glob.glob("/var/lib/dockyard*/network/networks/*.json") + glob.glob(f"{TEST_ROOT}/network/networks/*.json"):
+        try:
+            with open(f) as fh:
+                rec = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if rec.get("bridge"):
+            recorded[rec["bridge"]] = f
+    mine = [b for b, f in recorded.items() if f.startswith(TEST_ROOT + "/") and b.startswith("dy-")]
+    if mine:
+        problems.append(f"user networks left (bridges {mine})")
+    new_bridges = [n for n in set(os.listdir("/sys/class/net")) - links_before
+                   if n.startswith("dy-") and n not in recorded]
     if new_bridges:
-        problems.append(f"bridges left: {new_bridges}")
+        problems.append(f"bridges of removed networks left: {new_bridges}")
         for n in new_bridges:
             subprocess.run(["ip", "link", "del", n], capture_output=True)
     table = networks.nft_table(paths)
