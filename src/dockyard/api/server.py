@@ -101,6 +101,7 @@ class _ChunkedReader(io.RawIOBase):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    wbufsize = 1 << 16  # a response's headers and body leave in one write (flushed per response)
     server_version = SERVER_HEADER
     sys_version = ""
     server: "_Base"

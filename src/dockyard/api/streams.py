@@ -117,20 +117,22 @@ class PumpResult:
 
 
 def pump(client: socket.socket, pending: BinaryIO, shim: socket.socket, *, tty: bool, stdin: bool,
-         detach_keys: bytes = b"") -> PumpResult:
+         detach_keys: bytes = b"", close_stdin: bool = True) -> PumpResult:
     """Client bytes → the shim's stdin frames (with Docker's detach sequence); shim output →
-    the client, raw for a TTY or in Docker's multiplexed frames. Ends at the exit frame."""
+    the client, raw for a TTY or in Docker's multiplexed frames. Ends at the exit frame.
+    When the client closes its side, the process's stdin is closed if `close_stdin` and not
+    a TTY (Docker's StdinOnce and exec rule); output keeps flowing either way."""
     buf = b""
     matched = 0
     early = pending.read()
-    reading_client = stdin
+    client_open = True
     while True:
-        fds = [shim] + ([client] if reading_client else [])
-        if early and stdin:
+        fds = [shim] + ([client] if client_open else [])
+        if early:
             r = [client]
         else:
             r, _, _ = select.select(fds, [], [])
-        if client in r and reading_client:
+        if client in r and client_open:
             if early:
                 data, early = early, b""
             else:
@@ -139,12 +141,15 @@ def pump(client: socket.socket, pending: BinaryIO, shim: socket.socket, *, tty: 
                 except (ConnectionError, OSError):
                     data = b""
             if not data:
-                reading_client = False
-                try:
-                    shim.sendall(shimproto.frame(shimproto.CLOSE_STDIN, b""))
-                except OSError:
-                    pass
-            else:
+                # the docker CLI half-closes after its input (even with no stdin attached):
+                # output keeps flowing to it
+                client_open = False
+                if stdin and close_stdin and not tty:
+                    try:
+                        shim.sendall(shimproto.frame(shimproto.CLOSE_STDIN, b""))
+                    except OSError:
+                        pass
+            elif stdin:
                 if detach_keys:
                     send = bytearray()
                     for b in data:
