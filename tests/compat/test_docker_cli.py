@@ -255,3 +255,55 @@ def test_restarted_server_keeps_containers(docker_cli: DockerCLI, names: list[st
         cli("rm", "-f", name)
     finally:
         srv.stop()
+
+
+def _make_certs(d: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (d / "cext.cnf").write_text("extendedKeyUsage=clientAuth\n")
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=dockyard-test-ca")
+    for name, subj, ext in (("server", "/CN=localhost", "ext.cnf"), ("client", "/CN=client", "cext.cnf")):
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", "-subj", subj)
+        ssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+            "-out", f"{name}-cert.pem", "-days", "1", "-extfile", ext)
+
+
+def test_tcp_needs_tls_or_loopback(docker_cli: DockerCLI, tmp_path: Path) -> None:
+    import shutil
+    import sys
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    p = subprocess.run([sys.executable, "-m", "dockyard", "serve", "-H", "tcp://0.0.0.0:1"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode != 0 and "refusing plain TCP" in p.stderr
+    _make_certs(tmp_path)
+    port = _free_port()
+    log = open(tmp_path / "tls.log", "wb")
+    srv = subprocess.Popen([sys.executable, "-m", "dockyard", "serve", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
+                            "--tlscacert", str(tmp_path / "ca.pem"), "--tlscert", str(tmp_path / "server-cert.pem"),
+                            "--tlskey", str(tmp_path / "server-key.pem")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and srv.poll() is None, (tmp_path / "tls.log").read_text()
+                time.sleep(0.05)
+        tls = ["-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(tmp_path / "ca.pem"),
+               "--tlscert", str(tmp_path / "client-cert.pem"), "--tlskey", str(tmp_path / "client-key.pem")]
+        assert docker_cli.out(*tls, "run", "--rm", "busybox", "echo", "over-tls") == "over-tls"
+        # without a client certificate the handshake is refused
+        p = docker_cli("-H", f"tcp://127.0.0.1:{port}", "--tls", "--tlscacert", str(tmp_path / "ca.pem"), "version",
+                       check=False, timeout=30)
+        assert p.returncode != 0
+    finally:
+        os.kill(srv.pid, 15)
+        srv.wait(10)
+        log.close()

@@ -95,7 +95,8 @@ def cmd_serve(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    where = ", ".join(lst.address or f"fd {lst.fd}" for lst in listeners)
+    where = ", ".join(f"{lst.address}:{lst.port}" if lst.kind == "tcp" else lst.address or f"fd {lst.fd}"
+                      for lst in listeners)
     print(f"Dockyard API listening on {where}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
