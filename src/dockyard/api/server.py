@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .. import __version__
 from . import router
+from .bodies import ChunkedReader, LengthReader
 from .router import Empty, HTTPError, Hijack, Json, Raw, Request, Stream
 
 SERVER_HEADER = f"Dockyard/{__version__} (linux)"
@@ -41,60 +42,6 @@ class Listener:
     mode: int = 0o660
     gid: int | None = None
     tls: ssl.SSLContext | None = None
-
-
-# ---- request bodies ----------------------------------------------------------------------
-
-class _LengthReader(io.RawIOBase):
-    def __init__(self, f: BinaryIO, length: int) -> None:
-        self.f, self.left = f, length
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if self.left <= 0:
-            return 0
-        data = self.f.read(min(len(b), self.left, 1 << 16))
-        if not data:
-            raise ConnectionError("client closed the connection in the middle of the request body")
-        b[:len(data)] = data
-        self.left -= len(data)
-        return len(data)
-
-
-class _ChunkedReader(io.RawIOBase):
-    """Transfer-Encoding: chunked, decoded."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self.f, self.left, self.done = f, 0, False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while self.left == 0 and not self.done:
-            line = self.f.readline(1024)
-            if not line:
-                raise ConnectionError("client closed the connection in the middle of a chunked body")
-            size = line.split(b";", 1)[0].strip()
-            if not size:
-                continue
-            self.left = int(size, 16)
-            if self.left == 0:
-                self.done = True
-                while self.f.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-        if self.done:
-            return 0
-        data = self.f.read(min(len(b), self.left, 1 << 16))
-        if not data:
-            raise ConnectionError("client closed the connection in the middle of a chunked body")
-        b[:len(data)] = data
-        self.left -= len(data)
-        if self.left == 0:
-            self.f.readline(16)  # CRLF after the chunk
-        return len(data)
 
 
 # ---- the connection handler -----------------------------------------------------------------
@@ -169,10 +116,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body_reader(self, headers: dict[str, str]) -> BinaryIO | None:
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            return io.BufferedReader(_ChunkedReader(self.rfile))  # type: ignore[arg-type]
+            return io.BufferedReader(ChunkedReader(self.rfile))  # type: ignore[arg-type]
         length = int(headers.get("content-length") or 0)
         if length > 0:
-            return io.BufferedReader(_LengthReader(self.rfile, length))  # type: ignore[arg-type]
+            return io.BufferedReader(LengthReader(self.rfile, length))  # type: ignore[arg-type]
         return None
 
     def _drain(self, reader: BinaryIO | None) -> None:
