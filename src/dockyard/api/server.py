@@ -65,6 +65,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.request.do_handshake()
         super().setup()
 
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:  # the client left with a response unsent: nothing to tell it
+            pass
+
     def handle_one_request(self) -> None:
         try:
             self.raw_requestline = self.rfile.readline(65537)
@@ -277,6 +283,12 @@ class _Base(socketserver.ThreadingMixIn):
     block_on_close = False
     engine: Any = None
     debug = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError)):
+            return  # a client that went away or failed its TLS handshake
+        sys.stderr.write(f"api: connection failed:\n{traceback.format_exc()}")
 
 
 class _UnixServer(_Base, socketserver.UnixStreamServer):
