@@ -307,3 +307,33 @@ def test_tcp_needs_tls_or_loopback(docker_cli: DockerCLI, tmp_path: Path) -> Non
         os.kill(srv.pid, 15)
         srv.wait(10)
         log.close()
+
+
+def test_login_checks_the_registry(docker_cli: DockerCLI, tmp_path: Path) -> None:
+    """POST /auth: the engine asks the registry (Debian's docker-registry, without auth here)."""
+    import shutil
+
+    registry = shutil.which("docker-registry")
+    if not registry:
+        pytest.skip("docker-registry is not installed")
+    port = _free_port()
+    (tmp_path / "reg.yml").write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/data\n"
+                                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    reg = subprocess.Popen([registry, "serve", str(tmp_path / "reg.yml")], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        p = docker_cli("login", "-u", "me", "--password-stdin", f"127.0.0.1:{port}", input="pw\n")
+        assert "Login Succeeded" in p.stdout
+    finally:
+        reg.terminate()
+        reg.wait(10)
+    p = docker_cli("login", "-u", "me", "--password-stdin", f"127.0.0.1:{port}", input="pw\n", check=False)
+    assert p.returncode != 0 and "Error response from daemon" in p.stderr
