@@ -226,6 +226,11 @@ def _dns_names(c: Container, ep: dict[str, Any]) -> list[str]:
 
 
 def _running(engine: Engine, cid: str) -> bool:
+    """Whether `cid` still holds its addresses: running, or being started (its network
+    namespace is made before any address is taken, so two containers starting at once,
+    as `compose up` does, never get the same address)."""
+    if os.path.lexists(netns_path(engine, cid)):
+        return True
     try:
         return engine.containers.load(cid).running
     except NotFound:

@@ -1,0 +1,173 @@
+"""The Docker SDK for Python against `dockyard serve`: images (build with buildargs, list,
+get, tag, remove, save/load), volumes, networks, and containers.run with both.
+
+Every test removes what it made.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+docker = pytest.importorskip("docker")
+
+
+@pytest.fixture(scope="module")
+def docker_host(busybox: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    override = os.environ.get("DOCKYARD_TEST_DOCKER_HOST")
+    if override:
+        yield override
+        return
+    d = tmp_path_factory.mktemp("api")
+    sock = d / "d.sock"
+    log = open(d / "server.log", "wb")
+    p = subprocess.Popen([sys.executable, "-m", "dockyard", "serve", "-H", f"unix://{sock}"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"dockyard serve did not start:\n{(d / 'server.log').read_text()}")
+            time.sleep(0.05)
+        yield f"unix://{sock}"
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def client(docker_host: str) -> Iterator[Any]:
+    c = docker.DockerClient(base_url=docker_host, version="auto", timeout=120)
+    yield c
+    c.close()
+
+
+def _uniq(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def made(client: Any) -> Iterator[dict[str, list[str]]]:
+    things: dict[str, list[str]] = {"containers": [], "images": [], "volumes": [], "networks": []}
+    yield things
+    errors = docker.errors.APIError
+    for c in things["containers"]:
+        try:
+            client.api.remove_container(c, force=True)
+        except errors:
+            pass
+    for i in things["images"]:
+        try:
+            client.images.remove(i, force=True)
+        except errors:
+            pass
+    for v in things["volumes"]:
+        try:
+            client.api.remove_volume(v, force=True)
+        except errors:
+            pass
+    for n in things["networks"]:
+        try:
+            client.api.remove_network(n)
+        except errors:
+            pass
+
+
+def test_build_with_buildargs(client: Any, made: dict[str, list[str]], tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nARG WHO=nobody\n"
+                                    "RUN echo \"for $WHO\" > /who && echo step-output\n"
+                                    'CMD ["cat", "/who"]\n')
+    tag = _uniq("dy-sdk-build") + ":v1"
+    made["images"].append(tag)
+    image, logs = client.images.build(path=str(ctx), tag=tag, buildargs={"WHO": "sdk"}, rm=True)
+    text = "".join(chunk.get("stream", "") for chunk in logs)
+    assert "step-output" in text and "Successfully built" in text
+    assert tag in image.tags
+    assert client.containers.run(tag, remove=True) == b"for sdk\n"
+    with pytest.raises(docker.errors.BuildError) as e:
+        (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 2\n")
+        client.images.build(path=str(ctx), rm=True)
+    assert "returned a non-zero code: 2" in str(e.value)
+
+
+def test_images_list_get_tag_remove(client: Any, made: dict[str, list[str]]) -> None:
+    bb = client.images.get("busybox")
+    assert "busybox:latest" in bb.tags and bb.id.startswith("sha256:")
+    assert any(i.id == bb.id for i in client.images.list())
+    repo = _uniq("dy-sdk-tag")
+    made["images"].append(f"{repo}:t1")
+    assert bb.tag(repo, "t1")
+    listed = client.images.list(name=repo)
+    assert [i.id for i in listed] == [bb.id] and f"{repo}:t1" in listed[0].tags
+    hist = bb.history()
+    assert hist and hist[0]["Id"] == bb.id
+    client.images.remove(f"{repo}:t1")
+    assert client.images.list(name=repo) == []
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("dy-sdk-no-such-image")
+
+
+def test_save_and_load(client: Any, made: dict[str, list[str]]) -> None:
+    repo = _uniq("dy-sdk-save")
+    made["images"].append(f"{repo}:v1")
+    bb = client.images.get("busybox")
+    bb.tag(repo, "v1")
+    data = b"".join(client.api.get_image(f"{repo}:v1"))
+    assert len(data) > 1_000_000
+    client.images.remove(f"{repo}:v1")
+    loaded = client.images.load(data)
+    assert [i.id for i in loaded] == [bb.id]
+    assert f"{repo}:v1" in client.images.get(bb.id).tags
+
+
+def test_volumes_and_networks_with_run(client: Any, made: dict[str, list[str]]) -> None:
+    vol_name, net_name, name = _uniq("dy-sdk-vol"), _uniq("dy-sdk-net"), _uniq("dy-sdk-c")
+    made["volumes"].append(vol_name)
+    made["networks"].append(net_name)
+    made["containers"].append(name)
+    vol = client.volumes.create(vol_name, labels={"dy.sdk": "1"})
+    assert vol.name == vol_name and vol.attrs["Labels"] == {"dy.sdk": "1"}
+    assert [v.name for v in client.volumes.list(filters={"label": "dy.sdk=1"})] == [vol_name]
+    assert client.volumes.get(vol_name).attrs["Driver"] == "local"
+
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.231.9.0/24")])
+    net = client.networks.create(net_name, driver="bridge", ipam=ipam, labels={"dy.sdk": "1"})
+    assert client.networks.get(net.id).name == net_name
+    assert net_name in [n.name for n in client.networks.list(names=[net_name])]
+
+    out = client.containers.run("busybox", ["sh", "-c", "echo $(hostname) > /data/who; ip -4 -o addr"],
+                                volumes={vol_name: {"bind": "/data", "mode": "rw"}},
+                                network=net_name, remove=True)
+    assert b"10.231.9." in out
+    c = client.containers.run("busybox", ["sleep", "60"], name=name, detach=True)
+    assert set(c.attrs["NetworkSettings"]["Networks"]) == {"bridge"}
+    net.connect(c, ipv4_address="10.231.9.77")
+    net.reload()
+    assert [k for k in net.attrs["Containers"]] == [c.id]
+    assert b"10.231.9.77" in c.exec_run(["ip", "-4", "-o", "addr"]).output
+    net.disconnect(c)
+    net.reload()
+    assert net.attrs["Containers"] == {}
+    c.remove(force=True)
+    assert client.containers.run("busybox", ["cat", "/data/who"], volumes=[f"{vol_name}:/data"],
+                                 remove=True).strip()
+    net.remove()
+    vol.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.volumes.get(vol_name)
+    with pytest.raises(docker.errors.NotFound):
+        client.networks.get(net_name)
