@@ -337,3 +337,21 @@ def test_login_checks_the_registry(docker_cli: DockerCLI, tmp_path: Path) -> Non
         reg.wait(10)
     p = docker_cli("login", "-u", "me", "--password-stdin", f"127.0.0.1:{port}", input="pw\n", check=False)
     assert p.returncode != 0 and "Error response from daemon" in p.stderr
+
+
+def test_binary_stdin_passes_untouched(docker_cli: DockerCLI, names: list[str]) -> None:
+    """Without a TTY the detach keys are not looked for (Docker): any byte reaches the process."""
+    import hashlib
+
+    data = bytes(range(256)) * 2000 + b"\x10\x11" * 100
+    want = hashlib.md5(data).hexdigest()
+    p = subprocess.run([DOCKER, "run", "-i", "--rm", "busybox", "md5sum"], input=data, capture_output=True,
+                       env=docker_cli.env(), timeout=60)
+    assert p.stdout.decode().split()[0] == want, p.stderr
+    name = uniq("api-bin")
+    names.append(name)
+    docker_cli("run", "-d", "--name", name, "busybox", "sleep", "60")
+    p = subprocess.run([DOCKER, "exec", "-i", name, "md5sum"], input=data, capture_output=True, env=docker_cli.env(),
+                       timeout=60)
+    assert p.stdout.decode().split()[0] == want, p.stderr
+    docker_cli("rm", "-f", name)

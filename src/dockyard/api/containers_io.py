@@ -77,8 +77,8 @@ def attach(req: Request) -> Response:
         if shim is None:
             return
         try:
-            got = streams.pump(client, pending, shim, tty=tty, stdin=want_in, detach_keys=keys if want_in else b"",
-                               close_stdin=stdin_once)
+            got = streams.pump(client, pending, shim, tty=tty, stdin=want_in,
+                               detach_keys=keys if want_in and tty else b"", close_stdin=stdin_once)
             if got.exit_code is not None:
                 streams.record_exit(c.id, got.exit_code)
         finally:

@@ -57,7 +57,7 @@ def start(req: Request) -> Response:
         threading.Thread(target=execs.watch, args=(engine, exec_id, session), daemon=True).start()
         return Raw(b"", "application/json")
     want_in = bool(rec["Options"]["interactive"])
-    keys = shimproto.parse_detach_keys(rec.get("DetachKeys") or "ctrl-p,ctrl-q") if want_in else b""
+    keys = shimproto.parse_detach_keys(rec.get("DetachKeys") or "ctrl-p,ctrl-q") if want_in and tty else b""
 
     def run(client: socket.socket, pending: BinaryIO) -> None:
         # Started after the 101 went out, as Docker does: output never shares a packet with

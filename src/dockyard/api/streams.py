@@ -118,7 +118,8 @@ class PumpResult:
 
 def pump(client: socket.socket, pending: BinaryIO, shim: socket.socket, *, tty: bool, stdin: bool,
          detach_keys: bytes = b"", close_stdin: bool = True) -> PumpResult:
-    """Client bytes → the shim's stdin frames (with Docker's detach sequence); shim output →
+    """Client bytes → the shim's stdin frames (with Docker's detach sequence, which callers
+    pass for a TTY only, as Docker reads it only there); shim output →
     the client, raw for a TTY or in Docker's multiplexed frames. Ends at the exit frame.
     When the client closes its side, the process's stdin is closed if `close_stdin` and not
     a TTY (Docker's StdinOnce and exec rule); output keeps flowing either way."""
