@@ -41,7 +41,10 @@ def create(req: Request) -> Response:
     return Json({"Id": c.id, "Warnings": []}, status=201)
 
 
-_LIST_FILTERS = ("name", "status", "label", "ancestor", "exited", "id", "before", "since")
+_LIST_FILTERS = ("name", "status", "label", "ancestor", "exited", "id", "before", "since", "network", "volume",
+                 "publish", "expose")
+#: filters Docker has that the engine's ps does not: applied to the records here
+_RECORD_FILTERS = ("before", "since", "network", "volume", "publish", "expose")
 
 
 @route("GET", "/containers/json")
@@ -51,13 +54,16 @@ def list_(req: Request) -> Response:
     for k, vals in flt.items():
         if k not in _LIST_FILTERS:
             raise HTTPError(400, f"invalid filter '{k}'")
-        if k not in ("before", "since"):
+        if k not in _RECORD_FILTERS:
             items += [f"{k}={v}" for v in vals]
     engine = req.engine
     limit = req.qint("limit", -1) or -1
     cs = query.list_containers(engine, req.qbool("all"), items, limit)
     if "before" in flt or "since" in flt:
         cs = _before_since(engine, cs, flt)
+    for key in ("network", "volume", "publish", "expose"):
+        if flt.get(key):
+            cs = [c for c in cs if any(_has(c, key, v) for v in flt[key])]
     size = req.qbool("size")
     return Json([shapes.container_summary(engine, c, size) for c in cs])
 
@@ -70,6 +76,22 @@ def _before_since(engine: Any, cs: list[Container], flt: dict[str, list[str]]) -
             created = pivot.doc["Created"]
             out = [c for c in out if (c.doc["Created"] < created if key == "before" else c.doc["Created"] > created)]
     return out
+
+
+def _has(c: Container, key: str, value: str) -> bool:
+    """Docker's ps filters network=NAME|ID, volume=NAME|DEST, publish=PORT[/PROTO], expose=..."""
+    if key == "network":
+        nets = (c.doc.get("NetworkSettings") or {}).get("Networks") or {}
+        return any(value == name or (ep.get("NetworkID") or "").startswith(value) for name, ep in nets.items())
+    if key == "volume":
+        return any(value in (mp.get("Name"), mp.get("Destination"), mp.get("Source"))
+                   for mp in (c.doc.get("MountPoints") or {}).values())
+    port = value if "/" in value else value + "/tcp"
+    if key == "expose":
+        return port in (c.config.get("ExposedPorts") or {})
+    ports = (c.doc.get("NetworkSettings") or {}).get("Ports") or {} if c.running else {}
+    return any(b.get("HostPort") == port.split("/")[0] and k.endswith("/" + port.split("/")[1])
+               for k, binds in ports.items() for b in binds or [])
 
 
 @route("GET", "/containers/{id}/json")
