@@ -355,3 +355,16 @@ def test_binary_stdin_passes_untouched(docker_cli: DockerCLI, names: list[str]) 
                        timeout=60)
     assert p.stdout.decode().split()[0] == want, p.stderr
     docker_cli("rm", "-f", name)
+
+
+def test_update_resources(docker_cli: DockerCLI, names: list[str]) -> None:
+    name = uniq("api-upd")
+    names.append(name)
+    docker_cli("run", "-d", "--name", name, "-m", "64m", "busybox", "sleep", "60")
+    docker_cli("update", "-m", "128m", "--memory-swap", "256m", "--cpus", "0.5", name)
+    assert docker_cli.out("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", name) == \
+        "134217728 500000000"
+    if docker_cli.out("info", "--format", "{{.CgroupVersion}}") == "1":
+        limit = docker_cli.out("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        assert limit == "134217728"
+    docker_cli("rm", "-f", name)
