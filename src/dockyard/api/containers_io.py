@@ -10,6 +10,7 @@ import time
 from typing import Any, BinaryIO, Iterator
 
 from ..engine import files, lifecycle, logs
+from ..engine import stats as cstats
 from ..engine import stream as shimproto
 from ..errors import Conflict
 from . import shapes, streams
@@ -257,7 +258,7 @@ def _with_pre(cur: dict[str, Any], pre: dict[str, Any] | None) -> dict[str, Any]
     out = dict(cur)
     if pre is None:
         out["preread"] = "0001-01-01T00:00:00Z"
-        out["precpu_stats"] = shapes.empty_cpu()
+        out["precpu_stats"] = cstats.empty_cpu()
     else:
         out["preread"] = pre["read"]
         out["precpu_stats"] = pre["cpu_stats"]
@@ -272,16 +273,16 @@ def stats(req: Request) -> Response:
     one_shot = req.qbool("one-shot")
     if not stream_:
         if one_shot or not c.running:
-            return Json(_with_pre(shapes.cgroup_sample(c), None))
-        pre = shapes.cgroup_sample(c)
+            return Json(_with_pre(cstats.sample(c), None))
+        pre = cstats.sample(c)
         time.sleep(0.5)
-        return Json(_with_pre(shapes.cgroup_sample(c), pre))
+        return Json(_with_pre(cstats.sample(c), pre))
 
     def gen() -> Iterator[bytes]:
         pre = None
         while True:
             cur_c = lifecycle.refresh(engine, engine.containers.load(c.id))
-            cur = shapes.cgroup_sample(cur_c)
+            cur = cstats.sample(cur_c)
             yield json.dumps(_with_pre(cur, pre)).encode() + b"\n"
             if not cur_c.running:
                 return
