@@ -12,12 +12,10 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -52,34 +50,6 @@ volumes:
 networks:
   appnet:
 """
-
-
-@pytest.fixture(scope="module")
-def docker_host(busybox: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    override = os.environ.get("DOCKYARD_TEST_DOCKER_HOST")
-    if override:
-        yield override
-        return
-    d = tmp_path_factory.mktemp("api")
-    sock = d / "d.sock"
-    log = open(d / "server.log", "wb")
-    p = subprocess.Popen([sys.executable, "-m", "dockyard", "serve", "-H", f"unix://{sock}"],
-                         stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while not sock.exists():
-            if p.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"dockyard serve did not start:\n{(d / 'server.log').read_text()}")
-            time.sleep(0.05)
-        yield f"unix://{sock}"
-    finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        log.close()
 
 
 def _free_port() -> int:

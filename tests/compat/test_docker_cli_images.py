@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,35 +23,7 @@ DOCKER = "/usr/local/bin/docker"
 pytestmark = pytest.mark.skipif(not os.path.exists(DOCKER), reason="the docker CLI is not installed")
 
 
-# ---- the server (a local fixture until tests/compat/conftest.py provides one) -------------
-
-@pytest.fixture(scope="module")
-def docker_host(busybox: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    override = os.environ.get("DOCKYARD_TEST_DOCKER_HOST")
-    if override:
-        yield override
-        return
-    d = tmp_path_factory.mktemp("api")
-    sock = d / "d.sock"
-    log = open(d / "server.log", "wb")
-    p = subprocess.Popen([sys.executable, "-m", "dockyard", "serve", "-H", f"unix://{sock}"],
-                         stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while not sock.exists():
-            if p.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"dockyard serve did not start:\n{(d / 'server.log').read_text()}")
-            time.sleep(0.05)
-        yield f"unix://{sock}"
-    finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        log.close()
-
+# ---- the docker CLI over the session's server (conftest's docker_host) --------------------
 
 @pytest.fixture(scope="module")
 def docker_config(tmp_path_factory: pytest.TempPathFactory) -> str:

@@ -6,10 +6,6 @@ Every test removes what it made.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,34 +13,6 @@ from typing import Any, Iterator
 import pytest
 
 docker = pytest.importorskip("docker")
-
-
-@pytest.fixture(scope="module")
-def docker_host(busybox: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    override = os.environ.get("DOCKYARD_TEST_DOCKER_HOST")
-    if override:
-        yield override
-        return
-    d = tmp_path_factory.mktemp("api")
-    sock = d / "d.sock"
-    log = open(d / "server.log", "wb")
-    p = subprocess.Popen([sys.executable, "-m", "dockyard", "serve", "-H", f"unix://{sock}"],
-                         stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while not sock.exists():
-            if p.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"dockyard serve did not start:\n{(d / 'server.log').read_text()}")
-            time.sleep(0.05)
-        yield f"unix://{sock}"
-    finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
