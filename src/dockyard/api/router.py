@@ -43,7 +43,7 @@ class HTTPError(Exception):
 
 # ---- the request -------------------------------------------------------------------
 
-_TRUE = ("1", "true", "True", "TRUE", "yes")
+_FALSE = ("", "0", "no", "false", "none")
 
 
 @dataclass
@@ -63,10 +63,12 @@ class Request:
         return vals[-1] if vals else default
 
     def qbool(self, name: str, default: bool = False) -> bool:
+        """Docker's BoolValue: absent → `default`; "", "0", "no", "false", "none" → False;
+        anything else ("1", "true", "True", …) → True."""
         v = self.q(name)
         if v is None:
             return default
-        return v in _TRUE
+        return v.strip().lower() not in _FALSE
 
     def qint(self, name: str, default: int | None) -> int | None:
         v = self.q(name)

@@ -103,7 +103,7 @@ def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
 # `POST /containers/{id}/exec` makes a record; `POST /exec/{id}/start` (maybe from another
 # connection) starts it; `GET /exec/{id}/json` reads it. Records live under
 # `<runroot>/execs/<id>.json` (they die with a reboot, as Docker's do with the daemon) and go
-# when their container is removed or a day after they finished.
+# when their container is removed.
 
 def _record_path(engine: Engine, exec_id: str) -> str:
     return str(engine.paths.runroot / "execs" / f"{exec_id}.json")
