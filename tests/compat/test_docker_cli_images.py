@@ -119,6 +119,18 @@ def test_build_then_run(docker: Docker, made: dict[str, list[str]], tmp_path: Pa
     assert docker.out("run", "--rm", tag) == "built for compat\nhello from the context\n"
     labels = json.loads(docker.out("image", "inspect", "-f", "{{json .Config.Labels}}", tag))
     assert labels == {"dy.test": "compat"}
+    # the Dockerfile from outside the context (the CLI adds it to the context's tar), and a
+    # bare Dockerfile on stdin (no context at all)
+    other = tmp_path / "Dockerfile.other"
+    other.write_text('FROM busybox\nCOPY hello.txt /h\nCMD ["cat", "/h"]\n')
+    tag2 = _uniq("dy-build") + ":other"
+    made["images"].append(tag2)
+    docker("build", "-f", str(other), "-t", tag2, str(tmp_path / "ctx"))
+    assert docker.out("run", "--rm", tag2) == "hello from the context\n"
+    tag3 = _uniq("dy-build") + ":stdin"
+    made["images"].append(tag3)
+    docker("build", "-t", tag3, "-", input=b'FROM busybox\nCMD ["echo", "from stdin"]\n')
+    assert docker.out("run", "--rm", tag3) == "from stdin\n"
     # a failing step: the classic builder's message, exit code 1
     bad = tmp_path / "bad"
     bad.mkdir()

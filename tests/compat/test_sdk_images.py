@@ -139,3 +139,47 @@ def test_volumes_and_networks_with_run(client: Any, made: dict[str, list[str]]) 
         client.volumes.get(vol_name)
     with pytest.raises(docker.errors.NotFound):
         client.networks.get(net_name)
+
+
+def test_json_shapes_match_the_spec(docker_host: str, made: dict[str, list[str]]) -> None:
+    """Image, history, volume, network and prune responses validate against moby's spec."""
+    pytest.importorskip("yaml")
+    from test_api_shapes import SPEC, api, check
+
+    import yaml
+
+    if not SPEC.exists():
+        pytest.skip(f"the spec is not at {SPEC}")
+    spec = yaml.safe_load(SPEC.read_text())
+    vol, net = _uniq("dy-shape-vol"), _uniq("dy-shape-net")
+    made["volumes"].append(vol)
+    made["networks"].append(net)
+
+    def ok(method: str, path: str, spec_path: str, body: object = None, status: int = 200) -> object:
+        got, doc, _ = api(docker_host, method, "/v1.45" + path, body)
+        assert got == status, (path, doc)
+        schema = spec["paths"][spec_path][method.lower()]["responses"][status]["schema"]
+        assert check(spec, schema, doc) == [], (path, check(spec, schema, doc))
+        return doc
+
+    ok("GET", "/images/json?all=1", "/images/json")
+    ok("GET", "/images/json?shared-size=1", "/images/json")
+    ok("GET", "/images/busybox/json", "/images/{name}/json")
+    ok("GET", "/images/busybox/history", "/images/{name}/history")
+    ok("POST", "/volumes/create", "/volumes/create", {"Name": vol, "Labels": {"a": "b"}}, 201)
+    ok("GET", f"/volumes/{vol}", "/volumes/{name}")
+    ok("GET", "/volumes", "/volumes")
+    created = ok("POST", "/networks/create", "/networks/create", {"Name": net, "Labels": {"a": "b"}}, 201)
+    ok("GET", f"/networks/{created['Id']}", "/networks/{id}")  # type: ignore[index]
+    ok("GET", "/networks", "/networks")
+    ok("POST", "/images/prune?filters=%7B%22label%22%3A%5B%22dy.none%3D1%22%5D%7D", "/images/prune")
+    ok("POST", "/volumes/prune?filters=%7B%22label%22%3A%5B%22dy.none%3D1%22%5D%7D", "/volumes/prune")
+    ok("POST", "/networks/prune?filters=%7B%22label%22%3A%5B%22dy.none%3D1%22%5D%7D", "/networks/prune")
+    ok("POST", "/build/prune", "/build/prune")
+    assert api(docker_host, "GET", "/v1.45/images/search?term=busybox")[:2] == (200, [])
+    got, doc, _ = api(docker_host, "GET", "/v1.45/images/dy-no-such/json")
+    assert got == 404 and "No such image" in doc["message"]
+    got, doc, _ = api(docker_host, "DELETE", f"/v1.45/networks/{net}")
+    assert got == 204
+    got, doc, _ = api(docker_host, "DELETE", f"/v1.45/volumes/{vol}")
+    assert got == 204

@@ -10,6 +10,7 @@ and "Successfully built/tagged", a failure ``{"errorDetail": ..., "error": ...}`
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import shutil
 import tempfile
@@ -63,6 +64,42 @@ def _options(req: Request) -> Any:
                         quiet=req.qbool("q", False))
 
 
+def _read_up_to(f: IO[bytes], n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = f.read(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _is_archive(head: bytes) -> bool:
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+        return True
+    return len(head) >= 262 and head[257:262] == b"ustar" or not head
+
+
+class _Prefixed(io.RawIOBase):
+    """`head` (already read) and then the rest of `f`."""
+
+    def __init__(self, head: bytes, f: IO[bytes]) -> None:
+        self._head, self._f = head, f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._f.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+
 @route("POST", "/build", stream_body=True)
 def build(req: Request) -> Stream:
     from ..engine import buildrun
@@ -75,8 +112,14 @@ def build(req: Request) -> Stream:
     eng.paths.tmp.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="build-", dir=eng.paths.tmp))
     try:
-        buildrun.extract_context(cast(IO[bytes], req.rfile), tmp)
         name = req.q("dockerfile", "") or "Dockerfile"
+        body = cast(IO[bytes], req.rfile)
+        head = _read_up_to(body, 512)
+        if _is_archive(head):
+            buildrun.extract_context(cast(IO[bytes], _Prefixed(head, body)), tmp)
+        else:  # `docker build - < Dockerfile`: the body is the Dockerfile, the context empty
+            (tmp / "Dockerfile").write_bytes(head + body.read())
+            name = "Dockerfile"
         text = buildrun.read_dockerfile(tmp, name)
         from ..build.parser import parse
 

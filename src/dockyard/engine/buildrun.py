@@ -33,10 +33,25 @@ def ignore_matcher(root: Path, dockerfile: Path | None = None) -> "Matcher | Non
 
 
 def extract_context(stream: IO[bytes], dest: Path) -> None:
-    """Unpack a build context tar (plain, gzip, bzip2 or xz), streaming, into `dest`."""
+    """Unpack a build context tar (plain, gzip, bzip2 or xz), streaming, into `dest`.
+
+    The docker CLI's context with a Dockerfile from outside it ends right after the last
+    file's data (no padding, no end-of-archive blocks); Docker reads that as the end, and so
+    does this. A member whose data is cut short is still an error."""
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tf:
-            tf.extractall(dest, filter="tar")
+            count = 0
+            while True:
+                try:
+                    member = tf.next()
+                except tarfile.ReadError as e:
+                    if count and "unexpected end of data" in str(e):
+                        break
+                    raise
+                if member is None:
+                    break
+                tf.extract(member, dest, filter="tar")
+                count += 1
     except (tarfile.TarError, OSError, EOFError) as e:
         raise InvalidArgument(f"the build context is not a valid tar archive: {e}") from None
 
