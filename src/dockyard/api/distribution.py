@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
 from . import jsonstream
@@ -43,6 +43,23 @@ def _on_error(e: BaseException) -> bytes:
     return jsonstream.error(str(e))
 
 
+def _credentials(req: Request) -> tuple[str, str] | None:
+    """(username, password) from X-Registry-Auth, if it carries any."""
+    auth = req.auth_header() or {}
+    user, password = str(auth.get("username") or ""), str(auth.get("password") or "")
+    return (user, password) if user else None
+
+
+def _with_credentials(creds: tuple[str, str] | None, call: Callable[[], object]) -> None:
+    from ..engine.distmeta import REQUEST_CREDENTIALS
+
+    token = REQUEST_CREDENTIALS.set(creds)
+    try:
+        call()
+    finally:
+        REQUEST_CREDENTIALS.reset(token)
+
+
 def _ref(name: str, tag: str) -> str:
     if not tag:
         return name
@@ -68,9 +85,10 @@ def pull(req: Request) -> Stream:
     ref = _ref(name, tag)
     platform = req.q("platform", "") or None
     eng = req.engine
+    creds = _credentials(req)
 
     def work(emit: jsonstream.Emit) -> None:
-        engine_pull(eng, ref, platform, all_tags, _JsonProgress(emit))
+        _with_credentials(creds, lambda: engine_pull(eng, ref, platform, all_tags, _JsonProgress(emit)))
 
     return Stream(jsonstream.produce(work, _on_error, early_errors=True), "application/json")
 
@@ -85,10 +103,13 @@ def push(req: Request) -> Stream:
     ref = _ref(name, tag)
     all_tags = not tag and not _has_tag(name)
     eng = req.engine
+    creds = _credentials(req)
 
     def work(emit: jsonstream.Emit) -> None:
         progress = _JsonProgress(emit)
-        digest = engine_push(eng, ref, all_tags, progress)
+        pushed: list[str] = []
+        _with_credentials(creds, lambda: pushed.append(engine_push(eng, ref, all_tags, progress)))
+        digest = pushed[0] if pushed else ""
         if digest and not all_tags:
             emit(jsonstream.message(progressDetail={}, aux={"Tag": tag or "latest", "Digest": digest}))
 
@@ -101,7 +122,9 @@ def distribution_info(req: Request) -> Json:
         raise NotFound("registry access is not available in this build of Dockyard")
     from ..engine.distribution import manifest_json
 
-    raw = manifest_json(req.engine, req.params["name"])
+    got: list[bytes] = []
+    _with_credentials(_credentials(req), lambda: got.append(manifest_json(req.engine, req.params["name"])))
+    raw = got[0]
     try:
         doc = json.loads(raw)
     except ValueError:

@@ -16,6 +16,7 @@ plus Dockyard's compressed-layer cache, so a layer is compressed once for every 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import threading
@@ -150,15 +151,23 @@ def check_reachable(domain: str) -> None:
     raise FailedPrecondition(f"registry {domain} is not on this host and {LOOPBACK_ONLY_ENV} is set")
 
 
+#: credentials a caller gives for its own calls (the Engine API's X-Registry-Auth header):
+#: (username, password), used instead of the stored ones while set
+REQUEST_CREDENTIALS: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "dockyard_registry_credentials", default=None)
+
+
 def registry_session(domain: str, repository: str, actions: str) -> Any:
     """A RegistryClient for `domain/repository` with the daemon's settings and the user's
-    credentials."""
+    credentials (or those of REQUEST_CREDENTIALS)."""
     check_reachable(domain)
-    from ..registry.auth import load_credentials
+    from ..registry.auth import StaticCredentials, load_credentials
     from ..registry.client import RegistryClient
 
     config = registry_config()
-    return RegistryClient(domain, repository, config, load_credentials(config), actions=actions)
+    given = REQUEST_CREDENTIALS.get()
+    creds: Any = StaticCredentials(*given) if given else load_credentials(config)
+    return RegistryClient(domain, repository, config, creds, actions=actions)
 
 
 def registry_config() -> Any:
