@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644,
@@ -59,6 +59,37 @@ def locked(path: str | os.PathLike[str], shared: bool = False) -> Iterator[None]
         yield
     finally:
         os.close(fd)
+
+
+def filter_map(items: Iterable[str], allowed: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """`-f key=value` items as Docker's filter map; keys outside `allowed` are refused."""
+    from .errors import InvalidArgument
+
+    keys = set(allowed) if allowed is not None else None
+    out: dict[str, list[str]] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {it}")
+        k = k.strip().lower()
+        if keys is not None and k not in keys:
+            raise InvalidArgument(f"invalid filter '{k}'")
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def kv_map(items: Iterable[str], what: str, need_value: bool = False) -> dict[str, str]:
+    """KEY=VALUE items (labels, options, sysctls) as a dict; an empty key (or a missing '='
+    when `need_value`) is refused naming `what` and the item."""
+    from .errors import InvalidArgument
+
+    out: dict[str, str] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not k or (need_value and not sep):
+            raise InvalidArgument(f"invalid {what}: '{it}'")
+        out[k] = v
+    return out
 
 
 def remove_later(paths: list[Path], trash: str | os.PathLike[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+from .. import _util
 from ..errors import DockyardError, InvalidArgument, NotFound
 from .args import Parser, engine
 from .formatting import print_inspect, print_rows
@@ -12,16 +13,6 @@ from .formatting import print_inspect, print_rows
 NETWORK_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
                    "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
-
-
-def _kv(items: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for it in items:
-        k, _, v = it.partition("=")
-        if not k:
-            raise InvalidArgument(f"invalid {what}: {it!r}")
-        out[k] = v
-    return out
 
 
 def cmd_network_create(argv: list[str]) -> int:
@@ -42,19 +33,9 @@ def cmd_network_create(argv: list[str]) -> int:
         if len(getattr(ns, flag)) > 1:
             raise InvalidArgument(f"--{flag.replace('_', '-')}: only one IPv4 pool per network is supported")
     net = networks.create(engine(), ns.name, ns.driver, (ns.subnet or [""])[0], (ns.gateway or [""])[0],
-                          (ns.ip_range or [""])[0], ns.internal, _kv(ns.label, "label"), _kv(ns.opt, "option"))
+                          (ns.ip_range or [""])[0], ns.internal, _util.kv_map(ns.label, "label"), _util.kv_map(ns.opt, "option"))
     print(net.id)
     return 0
-
-
-def _filters(items: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for f in items:
-        k, sep, v = f.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
-        out.setdefault(k, []).append(v)
-    return out
 
 
 def cmd_network_ls(argv: list[str]) -> int:
@@ -66,7 +47,7 @@ def cmd_network_ls(argv: list[str]) -> int:
     p.add_argument("--format", help="Format output using a custom template")
     p.add_argument("--no-trunc", action="store_true", help="Do not truncate the output")
     ns = p.parse_args(argv)
-    filters = _filters(ns.filter)
+    filters = _util.filter_map(ns.filter)
     eng = engine()
     rows = []
     for net in networks.store(eng).list():
@@ -140,7 +121,7 @@ def cmd_network_prune(argv: list[str]) -> int:
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. 'label=<label>')")
     ns = p.parse_args(argv)
-    filters = _filters(ns.filter)
+    filters = _util.filter_map(ns.filter)
     if set(filters) - {"label"}:
         raise InvalidArgument(f"invalid filter '{sorted(set(filters) - {'label'})[0]}'")
     if not ns.force and sys.stdin.isatty():

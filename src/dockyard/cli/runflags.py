@@ -117,16 +117,6 @@ def _env_item(item: str) -> str:
     return f"{item}={os.environ[item]}" if item in os.environ else item
 
 
-def _kv(items: list[str], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for it in items:
-        k, sep, v = it.partition("=")
-        if not k:
-            raise InvalidArgument(f"invalid {what}: '{it}'")
-        out[k] = v
-    return out
-
-
 def _ulimits(items: list[str]) -> list[dict[str, Any]]:
     out = []
     for it in items:
@@ -197,7 +187,7 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         "AttachStdin": attach_stdin, "AttachStdout": attach_stdout, "AttachStderr": attach_stderr,
         "Tty": ns.tty, "OpenStdin": ns.interactive, "StdinOnce": attach_stdin,
         "Env": env, "Cmd": cmd, "Image": ns.image, "Volumes": None, "WorkingDir": ns.workdir or "",
-        "Entrypoint": entrypoint, "OnBuild": None, "Labels": _kv(ns.label, "label"),
+        "Entrypoint": entrypoint, "OnBuild": None, "Labels": _util.kv_map(ns.label, "label"),
     }
     if exposed:
         config["ExposedPorts"] = exposed
@@ -222,8 +212,8 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         "UTSMode": ns.uts or "", "Privileged": ns.privileged, "ReadonlyRootfs": ns.read_only,
         "SecurityOpt": ns.security_opt or None, "Init": ns.init or None,
         "Runtime": ns.runtime or "dockyard", "ShmSize": _util.parse_bytes(ns.shm_size) if ns.shm_size else 67108864,
-        "Sysctls": _kv(ns.sysctl, "sysctl") or None, "Ulimits": _ulimits(ns.ulimit) or None,
-        "Devices": _devices(ns.device), "LogConfig": {"Type": "json-file", "Config": _kv(ns.log_opt, "log-opt")},
+        "Sysctls": _util.kv_map(ns.sysctl, "sysctl") or None, "Ulimits": _ulimits(ns.ulimit) or None,
+        "Devices": _devices(ns.device), "LogConfig": {"Type": "json-file", "Config": _util.kv_map(ns.log_opt, "log-opt")},
         "CpuShares": ns.cpu_shares or 0, "Memory": 0, "NanoCpus": 0, "CpuPeriod": ns.cpu_period or 0,
         "CpuQuota": ns.cpu_quota or 0, "CpusetCpus": ns.cpuset_cpus or "", "CpusetMems": ns.cpuset_mems or "",
         "BlkioWeight": ns.blkio_weight or 0, "MemoryReservation": 0, "MemorySwap": 0,

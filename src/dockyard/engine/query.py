@@ -101,16 +101,7 @@ def label_match(labels: dict[str, str], spec: str) -> bool:
 
 
 def _filters(items: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for it in items:
-        k, sep, v = it.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {it}")
-        k = k.strip().lower()
-        if k not in ("name", "status", "label", "ancestor", "exited", "id", "before", "since"):
-            raise InvalidArgument(f"invalid filter '{k}'")
-        out.setdefault(k, []).append(v)
-    return out
+    return _util.filter_map(items, ("name", "status", "label", "ancestor", "exited", "id", "before", "since"))
 
 
 def list_containers(engine: Engine, all_: bool = False, filters: list[str] | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from .. import _util
 from ..errors import InvalidArgument, NotFound
 from . import events
 from .core import Engine
@@ -29,16 +30,7 @@ def get(engine: Engine, name: str) -> "Volume":
 
 
 def _filters(items: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for it in items:
-        k, sep, v = it.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {it}")
-        k = k.strip().lower()
-        if k not in ("dangling", "name", "label", "label!", "driver"):
-            raise InvalidArgument(f"invalid filter '{k}'")
-        out.setdefault(k, []).append(v)
-    return out
+    return _util.filter_map(items, ("dangling", "name", "label", "label!", "driver"))
 
 
 def _label_match(labels: dict[str, str], spec: str) -> bool:
