@@ -85,12 +85,16 @@ def test_images_inspect_history_tag_rmi(docker: Docker, made: dict[str, list[str
 
     name = _uniq("dy-tag")
     made["images"].append(f"{name}:v1")
+    since = str(int(time.time()) - 1)
     docker("tag", "busybox", f"{name}:v1")
     listed = docker.out("images", name, "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
     assert listed.split() == [f"{name}:v1", info["Id"][7:19]]
     out = docker.out("rmi", f"{name}:v1")
     assert out.strip() == f"Untagged: {name}:v1"
     assert docker.out("images", "-q", name).strip() == ""
+    seen = docker.out("events", "--since", since, "--until", str(int(time.time()) + 1), "--filter", "type=image",
+                      "--format", "{{.Action}} {{.Actor.Attributes.name}}").splitlines()
+    assert f"tag {name}:v1" in seen and f"untag {name}:v1" in seen, seen
     err = docker("image", "inspect", "dy-no-such-image", check=False)
     assert err.returncode == 1 and b"No such image" in err.stderr
 

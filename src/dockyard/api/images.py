@@ -126,15 +126,15 @@ def tag_image(req: Request) -> Empty:
     tag = req.q("tag", "")
     if not repo:
         raise InvalidArgument("repository name must have at least one component")
-    req.engine.images.tag(req.params["name"], f"{repo}:{tag}" if tag else repo)
+    imageops.tag(req.engine, req.params["name"], f"{repo}:{tag}" if tag else repo)
     return Empty(201)
 
 
 @route("DELETE", "/images/{name:path}")
 def remove_image(req: Request) -> Json:
     eng = req.engine
-    records = eng.images.remove(req.params["name"], req.qbool("force", False),
-                                imageops.containers_using(eng), prune=not req.qbool("noprune", False))
+    records = imageops.remove(eng, req.params["name"], req.qbool("force", False),
+                              prune=not req.qbool("noprune", False))
     return Json([{kind: what} for kind, what in records])
 
 
@@ -148,13 +148,13 @@ def prune_images(req: Request) -> Json:
 # ---- save, load, import ----------------------------------------------------------------
 
 def _save_stream(req: Request, names: list[str]) -> Stream:
-    from ..images.archive import save, select
+    from ..images.archive import select
 
     if not names:
         raise InvalidArgument("no images named to save")
-    store = req.engine.images
-    select(store, names)  # a missing image is a 404 before the stream starts
-    return Stream(jsonstream.produce_file(lambda out: save(store, names, cast(BinaryIO, out))), TAR)
+    eng = req.engine
+    select(eng.images, names)  # a missing image is a 404 before the stream starts
+    return Stream(jsonstream.produce_file(lambda out: imageops.save(eng, names, cast(BinaryIO, out))), TAR)
 
 
 @route("GET", "/images/{name:path}/get")
@@ -169,10 +169,8 @@ def save_images(req: Request) -> Stream:
 
 @route("POST", "/images/load", stream_body=True)
 def load_images(req: Request) -> Raw:
-    from ..images.archive_load import load
-
     lines: list[str] = []
-    load(req.engine.images, cast(BinaryIO, req.rfile), lines.append)
+    imageops.load(req.engine, cast(BinaryIO, req.rfile), lines.append)
     return Raw(b"".join(jsonstream.stream_line(line + "\n") for line in lines), JSON_STREAM)
 
 
@@ -190,8 +188,8 @@ def create_image(req: Request) -> Raw | Stream:
     repo, tag = req.q("repo", ""), req.q("tag", "")
     ref = (f"{repo}:{tag}" if tag else repo) or None
     changes = list(req.query.get("changes") or [])
-    image_id = req.engine.images.import_tar(cast(BinaryIO, req.rfile), ref, changes,
-                                            req.q("message", ""), "-")
+    image_id = imageops.import_tar(req.engine, cast(BinaryIO, req.rfile), ref, changes,
+                                   req.q("message", "") or "", "-")
     return Raw(jsonstream.status(image_id), JSON_STREAM)
 
 

@@ -78,14 +78,14 @@ def cmd_save(argv: list[str]) -> int:
     p.add_argument("--platform", help="Save only the given platform variant")
     p.add_argument("images", nargs="+")
     ns = p.parse_args(argv)
-    from ..images.archive import save
+    from ..engine.imageops import save
 
     eng = engine()
     if not ns.output:
         if sys.stdout.isatty():
             raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
         sys.stdout.flush()
-        save(eng.images, ns.images, sys.stdout.buffer)
+        save(eng, ns.images, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return 0
     target = os.path.abspath(ns.output)
@@ -97,7 +97,7 @@ def cmd_save(argv: list[str]) -> int:
     tmp = os.path.join(os.path.dirname(target) or ".", f".{os.path.basename(target)}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            save(eng.images, ns.images, f)
+            save(eng, ns.images, f)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -115,7 +115,7 @@ def cmd_load(argv: list[str]) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the load output")
     p.add_argument("--platform", help="Load only the given platform variant")
     ns = p.parse_args(argv)
-    from ..images.archive_load import load
+    from ..engine.imageops import load
 
     eng = engine()
 
@@ -128,11 +128,11 @@ def cmd_load(argv: list[str]) -> int:
         except OSError as e:
             raise InvalidArgument(f"open {ns.input}: {(e.strerror or str(e)).lower()}") from None
         with f:
-            load(eng.images, f, say)
+            load(eng, f, say)
         return 0
     if sys.stdin.isatty():
         raise InvalidArgument("requested load from stdin, but stdin is empty")
-    load(eng.images, sys.stdin.buffer, say)
+    load(eng, sys.stdin.buffer, say)
     return 0
 
 

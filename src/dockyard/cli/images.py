@@ -28,8 +28,10 @@ def cmd_import(argv: list[str]) -> int:
     p.add_argument("reference", nargs="?")
     ns = p.parse_args(argv)
     eng = engine()
+    from ..engine import imageops
+
     if ns.source == "-":
-        iid = eng.images.import_tar(sys.stdin.buffer, ns.reference, ns.change, ns.message, "-")
+        iid = imageops.import_tar(eng, sys.stdin.buffer, ns.reference, ns.change, ns.message, "-")
     else:
         if "://" in ns.source:
             raise InvalidArgument(f"importing from a URL is not supported offline: {ns.source}")
@@ -38,7 +40,7 @@ def cmd_import(argv: list[str]) -> int:
         except OSError as e:
             raise InvalidArgument(f"open {ns.source}: {(e.strerror or str(e)).lower()}") from None
         with f:
-            iid = eng.images.import_tar(f, ns.reference, ns.change, ns.message, ns.source)
+            iid = imageops.import_tar(eng, f, ns.reference, ns.change, ns.message, ns.source)
     print(iid)
     return 0
 
@@ -96,7 +98,9 @@ def cmd_tag(argv: list[str]) -> int:
     p.add_argument("source")
     p.add_argument("target")
     ns = p.parse_args(argv)
-    engine().images.tag(ns.source, ns.target)
+    from ..engine import imageops
+
+    imageops.tag(engine(), ns.source, ns.target)
     return 0
 
 
@@ -112,8 +116,7 @@ def cmd_rmi(argv: list[str]) -> int:
     failed = False
     for ref in ns.images:
         try:
-            for kind, what in eng.images.remove(ref, ns.force, imageops.containers_using(eng),
-                                                prune=not ns.no_prune):
+            for kind, what in imageops.remove(eng, ref, ns.force, prune=not ns.no_prune):
                 print(f"{kind}: {what}")
         except DockyardError as e:
             print(f"Error response from daemon: {e}", file=sys.stderr)

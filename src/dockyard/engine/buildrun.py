@@ -80,6 +80,8 @@ def build(engine: Engine, root: Path, text: "str | Dockerfile", opts: "BuildOpti
     cache = BuildCache(engine.paths.root / "build" / "cache")
     builder = Builder(EngineBackend(engine), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
     image_id = builder.build(df)
+    from .imageops import tag
+
     for t in tags or []:
-        engine.images.tag(image_id, t)
+        tag(engine, image_id, t)
     return image_id

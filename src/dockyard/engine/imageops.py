@@ -11,10 +11,11 @@ import calendar
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 from .. import _util
 from ..errors import Conflict, DockyardError, InvalidArgument, NotFound
+from . import events
 from .core import Engine
 from .query import label_match
 
@@ -223,7 +224,6 @@ def prune(engine: Engine, all_: bool = False, filters: Filters | None = None) ->
     its parent); images another user removed or started using meanwhile are skipped."""
     sizes = {layer.chain_id: layer.size for layer in engine.layers.list_layers()}
     report = PruneReport([], 0, [])
-    using = containers_using(engine)
     failed: set[str] = set()
     for _ in range(100):
         progress = False
@@ -231,7 +231,7 @@ def prune(engine: Engine, all_: bool = False, filters: Filters | None = None) ->
             if img.id in failed:
                 continue
             try:
-                records = engine.images.remove(img.id, all_, using, prune=True)
+                records = remove(engine, img.id, all_, prune=True)
             except (Conflict, NotFound):  # raced with another user of the image: skip it, as Docker
                 failed.add(img.id)
                 continue
@@ -247,3 +247,71 @@ def prune(engine: Engine, all_: bool = False, filters: Filters | None = None) ->
         if not progress:
             break
     return report
+
+
+# ---- changes that Docker reports as image events -----------------------------------------
+
+def _image_attrs(engine: Engine, image_id: str, name: str) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    try:
+        attrs.update(labels_of(engine.images.get(image_id)))
+    except (NotFound, ValueError):
+        pass
+    attrs["name"] = name
+    return attrs
+
+
+def tag(engine: Engine, source: str, target: str) -> str:
+    """`docker tag`; returns the image ID. Event: image tag."""
+    ref = engine.images.tag(source, target)
+    image_id = engine.images.resolve(ref.familiar()).id
+    events.emit(engine, "image", "tag", image_id, _image_attrs(engine, image_id, ref.familiar()))
+    return image_id
+
+
+def remove(engine: Engine, name: str, force: bool = False, prune: bool = True) -> list[tuple[str, str]]:
+    """`docker rmi`: Docker's records. Events: image untag (per reference), delete (per image)."""
+    images_before = set(engine.images.ids())
+    try:
+        image_id = engine.images.resolve(name).id
+    except NotFound:
+        image_id = ""
+    labels = _image_attrs(engine, image_id, name) if image_id else {}
+    records = engine.images.remove(name, force, containers_using(engine), prune=prune)
+    for kind, what in records:
+        if kind == "Untagged":
+            events.emit(engine, "image", "untag", image_id or what, {**labels, "name": what})
+        elif kind == "Deleted" and what in images_before:
+            events.emit(engine, "image", "delete", what, {**labels, "name": what})
+    return records
+
+
+def import_tar(engine: Engine, stream: BinaryIO, ref: str | None, changes: list[str], message: str = "",
+               src: str = "-") -> str:
+    """`docker import`; returns the image ID. Event: image import."""
+    image_id = engine.images.import_tar(stream, ref, changes, message, src)
+    events.emit(engine, "image", "import", image_id, _image_attrs(engine, image_id, image_id))
+    return image_id
+
+
+def load(engine: Engine, stream: BinaryIO, say: Callable[[str], None]) -> list[str]:
+    """`docker load`; returns the loaded image IDs. Event: image load (per image)."""
+    from ..images.archive_load import load as load_archive
+
+    ids = load_archive(engine.images, stream, say)
+    for image_id in ids:
+        events.emit(engine, "image", "load", image_id, _image_attrs(engine, image_id, image_id))
+    return ids
+
+
+def save(engine: Engine, names: list[str], out: BinaryIO) -> None:
+    """`docker save` of `names` as one tar on `out`. Event: image save (per name)."""
+    from ..images.archive import save as save_archive
+
+    save_archive(engine.images, names, out)
+    for name in names:
+        try:
+            image_id = engine.images.resolve(name).id
+        except NotFound:
+            continue
+        events.emit(engine, "image", "save", image_id, _image_attrs(engine, image_id, name))
