@@ -286,6 +286,12 @@ def test_push_pull_local_registry(docker: Docker, made: dict[str, list[str]], tm
         out = docker.out("push", ref)
         assert f"The push refers to repository [{reg.host}/compat/bb]" in out
         assert "v1: digest: sha256:" in out
+        from test_api_shapes import api
+
+        pushed = out.split("v1: digest: ", 1)[1].split()[0]
+        status, info, _ = api(docker.env["DOCKER_HOST"], "GET", f"/v1.45/distribution/{ref}/json")
+        assert status == 200 and info["Descriptor"]["digest"] == pushed, info
+        assert info["Platforms"] and info["Platforms"][0]["os"] == "linux"
         docker("rmi", ref)
         out = docker.out("pull", ref)
         assert f"Status: Downloaded newer image for {ref}" in out or "Image is up to date" in out
