@@ -183,3 +183,20 @@ def test_json_shapes_match_the_spec(docker_host: str, made: dict[str, list[str]]
     assert got == 204
     got, doc, _ = api(docker_host, "DELETE", f"/v1.45/volumes/{vol}")
     assert got == 204
+
+
+def test_commit_with_config(client: Any, made: dict[str, list[str]]) -> None:
+    """A Config given to commit wins where it sets something; the rest is the container's."""
+    name, repo = _uniq("dy-sdk-commit"), _uniq("dy-sdk-committed")
+    made["containers"].append(name)
+    made["images"].append(f"{repo}:v1")
+    c = client.containers.run("busybox", ["sh", "-c", "echo saved > /f"], name=name, detach=True,
+                              environment={"FROM_RUN": "1"})
+    assert c.wait()["StatusCode"] == 0
+    image = c.commit(repo, "v1", message="sdk commit", author="dy",
+                     conf={"Cmd": ["cat", "/f"], "Env": ["FROM_CONF=2"], "Labels": {"dy.commit": "1"}})
+    cfg = image.attrs["Config"]
+    assert cfg["Cmd"] == ["cat", "/f"] and cfg["Labels"] == {"dy.commit": "1"}
+    assert "FROM_CONF=2" in cfg["Env"] and "FROM_RUN=1" in cfg["Env"]
+    assert image.attrs["Comment"] == "sdk commit" and image.attrs["Author"] == "dy"
+    assert client.containers.run(f"{repo}:v1", remove=True) == b"saved\n"

@@ -212,10 +212,13 @@ def commit(req: Request) -> Json:
         c = eng.containers.resolve(name)
     except NotFound:
         raise NotFound(f"No such container: {name}") from None
+    body = req.json()
+    if body is not None and not isinstance(body, dict):
+        raise InvalidArgument("invalid commit config: not a JSON object")
     repo, tag = req.q("repo", ""), req.q("tag", "")
     ref = (f"{repo}:{tag}" if tag else repo) or None
-    image_id = files.commit(eng, c, ref, author=req.q("author", ""), comment=req.q("comment", ""),
+    image_id = files.commit(eng, c, ref, author=req.q("author", "") or "", comment=req.q("comment", "") or "",
                             changes=list(req.query.get("changes") or []),
-                            pause=req.qbool("pause", True))
+                            pause=req.qbool("pause", True), config=body or None)
     return Json({"Id": image_id}, status=201)
 

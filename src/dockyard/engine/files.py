@@ -25,7 +25,7 @@ import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Iterator, Sequence
 
 from ..errors import (AlreadyExists, Conflict, DockyardError, FailedPrecondition, InvalidArgument,
                       NotFound, Unsupported)
@@ -343,10 +343,12 @@ def _prefixed(stream: BinaryIO, prefix: str) -> Iterator[BinaryIO]:
 # ---- commit ----------------------------------------------------------------------------
 
 def commit(engine: Engine, c: Container, reference: str | None = None, *, author: str = "",
-           comment: str = "", changes: Sequence[str] = (), pause: bool = True) -> str:
+           comment: str = "", changes: Sequence[str] = (), pause: bool = True,
+           config: dict[str, Any] | None = None) -> str:
     """`docker commit`: the container's upper dir (not its init layer) as a new layer on
-    its image; the config is the container's Config with `changes` applied. A running
-    container is paused meanwhile unless `pause` is false. Returns the image ID."""
+    its image; the config is the container's Config with `changes` applied (or `config`, the
+    Engine API's body, with the changes, completed from the container's, as Docker merges
+    it). A running container is paused meanwhile unless `pause` is false. Returns the image ID."""
     from ..images.changes import apply_changes
     from ..images.refs import parse_reference
 
@@ -363,7 +365,13 @@ def commit(engine: Engine, c: Container, reference: str | None = None, *, author
     try:
         with engine.containers.lock(c.id):
             c = engine.containers.load(c.id)
-            image_id = _commit_locked(engine, c, apply_changes(c.config, list(changes)), author, comment)
+            if config:
+                from .imageops import merge_commit_config
+
+                new_config = merge_commit_config(apply_changes(config, list(changes)), c.config)
+            else:
+                new_config = apply_changes(c.config, list(changes))
+            image_id = _commit_locked(engine, c, new_config, author, comment)
     finally:
         if paused_here:
             with contextlib.suppress(Conflict, NotFound):

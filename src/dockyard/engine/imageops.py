@@ -11,7 +11,7 @@ import calendar
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 from .. import _util
 from ..errors import Conflict, DockyardError, InvalidArgument, NotFound
@@ -315,3 +315,24 @@ def save(engine: Engine, names: list[str], out: BinaryIO) -> None:
         except NotFound:
             continue
         events.emit(engine, "image", "save", image_id, _image_attrs(engine, image_id, name))
+
+
+def merge_commit_config(user: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
+    """Docker's commit `merge(userConf, containerConf)`: a Config given with `commit` keeps
+    what it sets; what it leaves empty comes from the container's config (Env and Labels
+    merged by key, ExposedPorts and Volumes unioned, Cmd only when it sets no Entrypoint)."""
+    out = dict(user)
+    for key in ("User", "WorkingDir", "StopSignal", "Healthcheck", "Hostname", "Domainname", "Image"):
+        if not out.get(key) and container.get(key):
+            out[key] = container[key]
+    for key in ("ExposedPorts", "Volumes", "Labels"):
+        if container.get(key):
+            out[key] = {**container[key], **(out.get(key) or {})}
+    if container.get("Env"):
+        names = {e.split("=", 1)[0] for e in out.get("Env") or []}
+        out["Env"] = [*(out.get("Env") or []), *(e for e in container["Env"] if e.split("=", 1)[0] not in names)]
+    if not out.get("Entrypoint") and not out.get("Cmd"):
+        out["Cmd"] = container.get("Cmd")
+        if not out.get("Entrypoint"):
+            out["Entrypoint"] = container.get("Entrypoint")
+    return out
