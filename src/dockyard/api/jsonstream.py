@@ -18,6 +18,9 @@ log = logging.getLogger("dockyard.api")
 
 Emit = Callable[[bytes], None]
 
+#: seconds of silence after which a stream yields an empty chunk (a liveness tick)
+TICK = 1.0
+
 
 def message(**fields: Any) -> bytes:
     return json.dumps(fields, separators=(",", ":")).encode() + b"\r\n"
@@ -70,7 +73,8 @@ def produce(work: Callable[[Emit], None],
             on_error: Callable[[BaseException], bytes | None] | None = None,
             early_errors: bool = False, depth: int = 64) -> Iterator[bytes]:
     """Run `work(emit)` in a thread and yield what it emits, in order. An exception in
-    `work` ends the stream with `on_error(exc)` (if it returns bytes); with `early_errors`,
+    `work` ends the stream with `on_error(exc)` (if it returns bytes; without `on_error` it is
+    raised to the server, which then ends the connection abruptly); with `early_errors`,
     one raised before anything was emitted is raised here instead (so the handler answers
     with an error status, as Docker does when a pull fails before its first message).
     Closing the iterator early (the client went away) makes the next `emit` raise in the
@@ -114,19 +118,28 @@ def produce(work: Callable[[Emit], None],
 def _drain(q: "queue.Queue[object]", cancelled: threading.Event, first: object,
            on_error: Callable[[BaseException], bytes | None] | None) -> Iterator[bytes]:
     try:
-        item = first if first is not None else q.get()
+        item = first if first is not None else _next(q)
         while item is not _DONE:
             if isinstance(item, _Failed):
-                tail = on_error(item.exc) if on_error is not None else None
-                if on_error is None:
-                    log.warning("stream producer failed: %s", item.exc)
+                if on_error is None:  # the server ends the connection without the last chunk
+                    raise item.exc
+                tail = on_error(item.exc)
                 if tail:
                     yield tail
                 return
             yield item  # type: ignore[misc]
-            item = q.get()
+            item = _next(q)
     finally:
         cancelled.set()
+
+
+def _next(q: "queue.Queue[object]") -> object:
+    """The next item, or b"" after a second of silence: the server's tick to check that the
+    client is still there (a long RUN step may print nothing)."""
+    try:
+        return q.get(timeout=TICK)
+    except queue.Empty:
+        return b""
 
 
 def produce_file(work: Callable[[_Writer], None],
