@@ -45,10 +45,11 @@ def send(sock: socket.socket, msg: str, fds: list[int] | None = None) -> None:
 
 
 def run(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, int, int] | None,
-        cgroup_dirs: dict[str, str]) -> None:
-    """Entry point in the forked child. Never returns: execs or exits."""
+        cgroup_dirs: dict[str, str], join_fd: int | None = None) -> None:
+    """Entry point in the forked child. Never returns: execs or exits. `join_fd`: the parent
+    moves this process into its cgroup meanwhile and writes one byte there when done."""
     try:
-        _prepare(spec, sync, fifo_fd, stdio, cgroup_dirs)
+        _prepare(spec, sync, fifo_fd, stdio, cgroup_dirs, join_fd)
     except InitError as e:
         _fail(sync, str(e), e.code)
     except OSError as e:
@@ -66,7 +67,7 @@ def _fail(sync: socket.socket, message: str, code: int) -> None:
 
 
 def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, int, int] | None,
-             cgroup_dirs: dict[str, str]) -> None:
+             cgroup_dirs: dict[str, str], join_fd: int | None = None) -> None:
     proc = spec["process"]
     linux = spec.get("linux") or {}
     rootfs = spec["root"]["path"]
@@ -75,7 +76,7 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
         import resource  # noqa: F401
     if proc.get("terminal"):
         import termios  # noqa: F401
-    start_process(stdio, cgroup_dirs)
+    start_process(stdio, cgroup_dirs if join_fd is None else {})
     own_ns = _enter_namespaces(linux.get("namespaces") or [])
 
     has_mntns = any(n["type"] == "mount" for n in linux.get("namespaces") or [])
@@ -139,6 +140,10 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
     if not args:
         raise InitError("no command specified", 125)
     path = find_executable(args[0], env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
+    if join_fd is not None:
+        if os.read(join_fd, 1) != b"1":
+            raise InitError("the container's init was not moved into its cgroup")
+        os.close(join_fd)
     send(sync, "ready")
     # Block until `start` opens the fifo for reading.
     wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)

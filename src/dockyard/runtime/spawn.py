@@ -7,6 +7,7 @@ container's init is the shim's child); `dockyard-runtime create` calls it in its
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from dataclasses import dataclass
@@ -40,17 +41,40 @@ def fork_init(spec: dict, fifo_path: str, stdio: tuple[int, int, int] | None,
             k.unshare(k.CLONE_NEWPID)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
+    # The first cgroup migration on a host waits for an RCU grace period (~10 ms). Without a
+    # cgroup namespace to make, the parent moves the init while the init sets up its mounts;
+    # the init waits for that before it reports ready. With one, the init joins first itself.
+    cgroupns = any(n["type"] == "cgroup" and not n.get("path") for n in linux.get("namespaces") or [])
+    join_r = join_w = -1
+    if cgroup_dirs and not cgroupns:
+        join_r, join_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the container's init
         try:
             parent_sock.close()
             for fd in close_in_child:
                 os.close(fd)
-            init.run(spec, child_sock, fifo_fd, stdio, cgroup_dirs)
+            if join_w >= 0:
+                os.close(join_w)
+            init.run(spec, child_sock, fifo_fd, stdio, cgroup_dirs, join_fd=join_r if join_w >= 0 else None)
         finally:
             os._exit(125)
     child_sock.close()
     os.close(fifo_fd)
+    if join_w >= 0:
+        os.close(join_r)
+        try:
+            for d in cgroup_dirs.values():
+                with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            os.write(join_w, b"1")
+        except OSError as e:
+            if e.errno not in (errno.ESRCH, errno.EPIPE):
+                os.kill(pid, 9)
+                raise CreateFailed(f"moving the container's init into its cgroup: {e}", 125) from None
+            # the init is gone already: its own error comes through the sync socket
+        finally:
+            os.close(join_w)
     return InitHandle(pid, parent_sock)
 
 
