@@ -200,3 +200,33 @@ def test_commit_with_config(client: Any, made: dict[str, list[str]]) -> None:
     assert "FROM_CONF=2" in cfg["Env"] and "FROM_RUN=1" in cfg["Env"]
     assert image.attrs["Comment"] == "sdk commit" and image.attrs["Author"] == "dy"
     assert client.containers.run(f"{repo}:v1", remove=True) == b"saved\n"
+
+
+def test_push_and_pull(client: Any, made: dict[str, list[str]], tmp_path: Path) -> None:
+    try:
+        from dockyard.engine import distribution  # noqa: F401
+        from registry_server import REGISTRY_BIN, Registry
+    except ImportError as e:
+        pytest.skip(f"no distribution engine or registry fixture: {e}")
+    import os
+
+    if not os.path.exists(REGISTRY_BIN):
+        pytest.skip("docker-registry (Debian package) is not installed")
+    reg = Registry.start(tmp_path / "registry")
+    try:
+        repo = f"{reg.host}/sdk/bb"
+        made["images"].append(f"{repo}:v2")
+        client.images.get("busybox").tag(repo, "v2")
+        events = list(client.images.push(repo, "v2", stream=True, decode=True))
+        assert not [e for e in events if "error" in e], events
+        digest = [e["aux"]["Digest"] for e in events if "aux" in e]
+        assert digest and digest[0].startswith("sha256:")
+        client.images.remove(f"{repo}:v2")
+        pulled = client.images.pull(repo, tag="v2")
+        assert f"{repo}:v2" in pulled.tags
+        assert f"{repo}@{digest[0]}" in pulled.attrs["RepoDigests"]
+        made["images"].append(f"{repo}@{digest[0]}")
+        with pytest.raises(docker.errors.APIError):
+            client.images.pull(f"{reg.host}/sdk/missing", tag="v1")
+    finally:
+        reg.stop()
