@@ -56,7 +56,7 @@ def _shim_pids() -> list[int]:
                 cmd = f.read()
         except OSError:
             continue
-        if (b"shim_entry.py" in cmd or b"dockyard-shim" in cmd) and TEST_RUNROOT.encode() in cmd:
+        if (b"shim_entry.py" in cmd or b"dockyard-shim" in cmd) and (TEST_RUNROOT + "/").encode() in cmd:
             out.append(int(d.split("/")[-1]))
     return out
 
@@ -74,7 +74,8 @@ def leak_check():
         problems.append(f"containers left: {left}")
         dy("rm", "-f", *left)
     with open("/proc/mounts") as f:
-        mounts = [line.split()[1] for line in f if TEST_ROOT in line or TEST_RUNROOT in line]
+        mounts = [line.split()[1] for line in f
+                  if (TEST_ROOT + "/") in line or (TEST_RUNROOT + "/") in line]
     if mounts:
         problems.append(f"mounts left: {mounts}")
     # cgroups of containers that still exist in another data root belong to someone else
