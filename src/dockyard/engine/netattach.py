@@ -212,6 +212,7 @@ def _attach(engine: Engine, c: Container, net: Network, ep: dict[str, Any], ifna
     except BaseException:
         st.release(net, c.id)
         raise
+    _event(engine, "connect", net, c)
     ep.update(NetworkID=net.id, EndpointID=_util.new_id(), Gateway=net.gateway, IPAddress=ip,
               IPPrefixLen=net.prefixlen, MacAddress=mac,
               DNSNames=_dns_names(c, ep) if net.user_defined else None)
@@ -256,6 +257,8 @@ def teardown(engine: Engine, c: Container) -> None:
     netns.remove(netns_path(engine, c.id))
     st = networks.store(engine)
     for net, ep in eps:
+        if ep.get("EndpointID"):
+            _event(engine, "disconnect", net, c)
         st.release(net, c.id)
         ep.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, DNSNames=None, MacAddress="")
     ns = c.doc.get("NetworkSettings")
@@ -361,6 +364,12 @@ def _update_dns(engine: Engine, nets: list[Network], leaving: str | None = None)
             print(f"warning: network {net.name}: embedded DNS: {e}", file=sys.stderr)
 
 
+def _event(engine: Engine, action: str, net: Network, c: Container) -> None:
+    from . import events
+
+    events.emit(engine, "network", action, net.id, {"container": c.id, "name": net.name, "type": net.driver})
+
+
 def _warn(c: Container, what: str) -> None:
     print(f"warning: container {c.id[:12]}: {what}", file=sys.stderr)
 
@@ -419,6 +428,8 @@ def disconnect(engine: Engine, c: Container, net: Network, force: bool = False) 
         with Netlink() as nl:
             nl.del_link(host_ifname(c.id, net), missing_ok=True)
         networks.store(engine).release(net, c.id)
+    if c.running and net.is_bridge:
+        _event(engine, "disconnect", net, c)
     del nets[net.name]
     engine.containers.save(c)
     if net.user_defined:
