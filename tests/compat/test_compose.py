@@ -114,6 +114,12 @@ def test_two_service_project(docker_host: str, tmp_path: Path, cli_build: bool) 
             assert r.read() == b"hello-compose\n"
         logs = proj.compose("logs", "--no-color", "web").stdout
         assert "web-started" in logs
+        again = proj.compose("up", "-d")
+        assert f"{proj.name}_web_1 is up-to-date" in again.stderr, again.stderr
+        # recreating reads the image's ContainerConfig (Docker >= 25 broke this for compose 1.29)
+        proj.compose("up", "-d", "--force-recreate")
+        assert proj.compose("ps").stdout.count(" Up ") == 2
+        assert proj.compose("exec", "-T", "web", "cat", "/www/index.html").stdout == "hello-compose\n"
     finally:
         down = proj.compose("down", "-v", "--rmi", "local", check=False)
     assert down.returncode == 0, down.stderr

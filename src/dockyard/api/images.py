@@ -99,9 +99,10 @@ def inspect_image(req: Request) -> Json:
     eng = req.engine
     doc = eng.images.inspect(eng.images.resolve(req.params["name"]))
     version = api_version(req)
-    if version < (1, 45):
-        doc.setdefault("Container", "")
-        doc.setdefault("ContainerConfig", container_config(None))
+    # Docker dropped these in API 1.45, but docker-compose 1.29 (which asks for the newest
+    # version) reads ContainerConfig.Volumes when it recreates a container: keep them
+    doc.setdefault("Container", "")
+    doc.setdefault("ContainerConfig", doc.get("Config") or container_config(None))
     if version < (1, 44):
         doc["VirtualSize"] = doc.get("Size", 0)
     return Json(doc)
