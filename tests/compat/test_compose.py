@@ -1,6 +1,8 @@
 """docker-compose 1.29 (Debian's, over the Docker SDK) against `dockyard serve`: a two-service
 project with a build, a published port, a named volume and a user network; `up -d`, `ps`,
-`logs`, `exec -T`, `down -v --rmi local`, after which nothing of the project is left.
+`logs`, `exec -T`, `run --rm`, `up` again (up-to-date, then --force-recreate), `down -v --rmi
+local`, after which nothing of the project is left. The build goes through the docker CLI
+(compose's default) and through compose's own SDK call.
 
 busybox-static's wget crashes on name lookups (glibc NSS), so connectivity is checked by
 address and names with `nslookup`.
@@ -114,6 +116,7 @@ def test_two_service_project(docker_host: str, tmp_path: Path, cli_build: bool) 
             assert r.read() == b"hello-compose\n"
         logs = proj.compose("logs", "--no-color", "web").stdout
         assert "web-started" in logs
+        assert proj.compose("run", "--rm", "-T", "client", "echo", "ran-ok").stdout == "ran-ok\n"
         again = proj.compose("up", "-d")
         assert f"{proj.name}_web_1 is up-to-date" in again.stderr, again.stderr
         # recreating reads the image's ContainerConfig (Docker >= 25 broke this for compose 1.29)
