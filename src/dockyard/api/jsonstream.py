@@ -112,7 +112,29 @@ def produce(work: Callable[[Emit], None],
     if isinstance(first, _Failed):
         cancelled.set()
         raise first.exc
-    return _drain(q, cancelled, first, on_error)
+    return _Chunks(_drain(q, cancelled, first, on_error), cancelled)
+
+
+class _Chunks:
+    """The response's chunks. Closing them, or dropping them unread (a HEAD request, a client
+    gone before the headers), stops the producer too: a generator never started would not
+    run its `finally`."""
+
+    def __init__(self, gen: Iterator[bytes], cancelled: threading.Event) -> None:
+        self._gen, self._cancelled = gen, cancelled
+
+    def __iter__(self) -> "_Chunks":
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._cancelled.set()
+        self._gen.close()  # type: ignore[attr-defined]
+
+    def __del__(self) -> None:
+        self._cancelled.set()
 
 
 def _drain(q: "queue.Queue[object]", cancelled: threading.Event, first: object,
