@@ -136,12 +136,12 @@ def test_build_then_run(docker: Docker, made: dict[str, list[str]], tmp_path: Pa
     made["images"].append(tag3)
     docker("build", "-t", tag3, "-", input=b'FROM busybox\nCMD ["echo", "from stdin"]\n')
     assert docker.out("run", "--rm", tag3) == "from stdin\n"
-    # a failing step: the classic builder's message, exit code 1
+    # a failing step: the classic builder's message; the CLI exits with the step's code
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
     p = docker("build", str(bad), check=False)
-    assert p.returncode == 1
+    assert p.returncode == 3
     assert b"returned a non-zero code: 3" in p.stderr
 
 

@@ -156,6 +156,10 @@ def build(req: Request) -> Stream:
             emit(jsonstream.stream_line(f"Successfully tagged {parse_reference(t).familiar()}\n"))
 
     def on_error(e: BaseException) -> bytes:
+        code = getattr(e, "code", 0)
+        if isinstance(e, DockyardError) and isinstance(code, int) and code:
+            # a failed RUN: its exit code, which `docker build` exits with, as Docker's
+            return jsonstream.message(errorDetail={"code": code, "message": str(e)}, error=str(e))
         if isinstance(e, DockyardError):
             return jsonstream.error(str(e))
         jsonstream.log.exception("build failed", exc_info=e)

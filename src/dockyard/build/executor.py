@@ -32,7 +32,10 @@ from ..images.shellwords import process_word
 from .state import StageState as _State
 
 class BuildFailed(FailedPrecondition):
-    """A step failed; the message names the step and the cause."""
+    """A step failed; the message names the step and the cause. `code` is a failed RUN's
+    exit code (Docker's errorDetail.code, which `docker build` exits with), else 0."""
+
+    code = 0
 
 
 @dataclass(frozen=True)
@@ -288,8 +291,10 @@ class Builder:
             if started:
                 self.log(f"Removing intermediate container {started[0][:12]}")
             if result.exit_code != 0:
-                raise BuildFailed(f"{step}: The command '{' '.join(argv)}' returned a non-zero code: "
-                                  f"{result.exit_code}")
+                failed = BuildFailed(f"{step}: The command '{' '.join(argv)}' returned a non-zero code: "
+                                     f"{result.exit_code}")
+                failed.code = result.exit_code
+                raise failed
             return result.diff_id
 
         self._commit(state, inputs, cfg, action)
