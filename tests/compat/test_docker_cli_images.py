@@ -213,6 +213,7 @@ def test_networks(docker: Docker, made: dict[str, list[str]]) -> None:
     nid = docker.out("network", "create", "--subnet", "10.231.7.0/24", "--label", "dy.test=1", net).strip()
     assert len(nid) == 64
     assert net in docker.out("network", "ls", "--format", "{{.Name}}").split()
+    assert net in docker.out("network", "ls", "-f", "dangling=true", "--format", "{{.Name}}").split()
     info = json.loads(docker.out("network", "inspect", net))[0]
     assert info["Id"] == nid and info["Driver"] == "bridge"
     assert info["IPAM"]["Config"][0]["Subnet"] == "10.231.7.0/24"
@@ -220,6 +221,7 @@ def test_networks(docker: Docker, made: dict[str, list[str]]) -> None:
     made["containers"].append(c)
     docker("run", "-d", "--name", c, "busybox", "sleep", "60")
     docker("network", "connect", "--ip", "10.231.7.50", net, c)
+    assert net not in docker.out("network", "ls", "-f", "dangling=true", "--format", "{{.Name}}").split()
     info = json.loads(docker.out("network", "inspect", net))[0]
     assert [v["IPv4Address"] for v in info["Containers"].values()] == ["10.231.7.50/24"]
     addrs = docker.out("exec", c, "ip", "-4", "-o", "addr")

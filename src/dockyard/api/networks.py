@@ -26,9 +26,7 @@ def _str_map(body: dict[str, Any], key: str) -> dict[str, str]:
 @route("GET", "/networks")
 def list_networks(req: Request) -> Json:
     eng = req.engine
-    filters = req.filters()
-    return Json([networks.inspect(eng, net) for net in networks.store(eng).list()
-                 if networks.matches(net, filters)])
+    return Json([networks.inspect(eng, net) for net in networks.list_networks(eng, req.filters())])
 
 
 @route("GET", "/networks/{id}")

@@ -50,9 +50,7 @@ def cmd_network_ls(argv: list[str]) -> int:
     filters = _util.filter_map(ns.filter)
     eng = engine()
     rows = []
-    for net in networks.store(eng).list():
-        if not networks.matches(net, filters):
-            continue
+    for net in networks.list_networks(eng, filters):
         rows.append({"ID": net.id if ns.no_trunc else net.id[:12], "Name": net.name, "Driver": net.driver,
                      "Scope": "local", "IPv6": "false", "Internal": str(net.internal).lower(),
                      "Labels": ",".join(f"{k}={v}" for k, v in net.labels.items()),

@@ -226,6 +226,23 @@ def matches(net: Network, filters: dict[str, list[str]]) -> bool:
     return True
 
 
+def list_networks(engine: Engine, filters: dict[str, list[str]] | None = None) -> list[Network]:
+    """`network ls` / GET /networks: the networks passing `matches`, and Docker's `dangling`
+    (true: user networks no running container is on; false: the others and the predefined)."""
+    flt = dict(filters or {})
+    dangling = flt.pop("dangling", None)
+    nets = [n for n in store(engine).list() if matches(n, flt)]
+    if not dangling:
+        return nets
+    value = dangling[-1].lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InvalidArgument(f"invalid filter 'dangling={dangling[-1]}'")
+    want = value in ("true", "1")
+    used = {name for c in engine.containers.all() if c.running
+            for name in ((c.doc.get("NetworkSettings") or {}).get("Networks") or {})}
+    return [n for n in nets if (n.name not in used and n.name not in ("bridge", "host", "none")) == want]
+
+
 def created_ts(net: Network) -> float:
     try:
         return _util.parse_rfc3339(net.created)
