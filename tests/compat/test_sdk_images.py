@@ -179,6 +179,8 @@ def test_json_shapes_match_the_spec(docker_host: str, made: dict[str, list[str]]
     assert api(docker_host, "GET", "/v1.45/images/search?term=busybox")[:2] == (200, [])
     got, doc, _ = api(docker_host, "GET", "/v1.45/images/dy-no-such/json")
     assert got == 404 and "No such image" in doc["message"]
+    got, doc, _ = api(docker_host, "DELETE", "/v1.45/networks/bridge")
+    assert got == 403 and "pre-defined" in doc["message"]
     got, doc, _ = api(docker_host, "DELETE", f"/v1.45/networks/{net}")
     assert got == 204
     got, doc, _ = api(docker_host, "DELETE", f"/v1.45/volumes/{vol}")

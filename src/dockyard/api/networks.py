@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine import netattach, networks
-from ..errors import InvalidArgument, NotFound
-from .router import Empty, Json, Request, route
+from ..errors import Conflict, InvalidArgument, NotFound
+from .router import Empty, HTTPError, Json, Request, route
 
 
 def _body(req: Request) -> dict[str, Any]:
@@ -58,7 +58,11 @@ def create_network(req: Request) -> Json:
 @route("DELETE", "/networks/{id}")
 def remove_network(req: Request) -> Empty:
     eng = req.engine
-    networks.remove(eng, networks.store(eng).get(req.params["id"]))
+    net = networks.store(eng).get(req.params["id"])
+    try:
+        networks.remove(eng, net)
+    except Conflict as e:  # predefined, or still in use: Docker answers 403 Forbidden
+        raise HTTPError(403, str(e)) from None
     return Empty(204)
 
 
