@@ -343,3 +343,13 @@ def test_push_pull_with_registry_auth_header(docker_host: str, made: dict[str, l
         made["images"].extend(json.loads(authed.out("image", "inspect", "-f", "{{json .RepoDigests}}", ref)))
     finally:
         reg.stop()
+
+
+def test_build_on_a_user_network(docker: Docker, made: dict[str, list[str]], tmp_path: Path) -> None:
+    net = _uniq("dy-bnet")
+    made["networks"].append(net)
+    docker("network", "create", "--subnet", "10.231.13.0/24", net)
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN ip -4 -o addr show eth0 > /addr\n")
+    iid = docker.out("build", "-q", "--no-cache", "--network", net, str(tmp_path)).strip()
+    made["images"].append(iid)
+    assert "10.231.13." in docker.out("run", "--rm", iid, "cat", "/addr")

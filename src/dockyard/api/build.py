@@ -57,8 +57,10 @@ def _options(req: Request) -> Any:
             epoch = int(build_args["SOURCE_DATE_EPOCH"])
         except ValueError:
             raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH: {build_args['SOURCE_DATE_EPOCH']!r}") from None
-    mode = req.q("networkmode", "")
-    network = _NETWORK_MODES.get(mode, mode)  # a user network by name
+    mode = req.q("networkmode", "") or ""
+    if mode.startswith("container:"):
+        raise InvalidArgument(f"network mode {mode!r} is not supported for build")
+    network = _NETWORK_MODES.get(mode, mode)  # else a user network by name
     return BuildOptions(build_args=build_args, target=req.q("target", ""), no_cache=req.qbool("nocache", False),
                         labels=_json_map(req, "labels"), network=network, source_date_epoch=epoch,
                         quiet=req.qbool("q", False))

@@ -253,9 +253,10 @@ class Builder:
     def _run(self, state: _State, ins: Instruction, step: str) -> None:
         if ins.flag("mount") or ins.flag("security"):
             raise InvalidArgument("RUN --mount and --security are not supported by this builder")
-        network = ins.flag("network") or self.opts.network
-        if network not in ("default", "host", "none"):
-            raise InvalidArgument(f"unsupported network mode for RUN: {network}")
+        flag = ins.flag("network")
+        if flag and flag not in ("default", "host", "none"):
+            raise InvalidArgument(f"unsupported network mode for RUN: {flag}")
+        network = flag or self.opts.network  # the classic builder's --network may name a user network
         cfg = state.config
         if ins.heredocs and not ins.json and " ".join(ins.args).strip().startswith("<<") \
                 and len(ins.heredocs) == 1:

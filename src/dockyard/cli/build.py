@@ -130,8 +130,9 @@ def _context_size(root: Path, excluded: "Callable[[str], bool]", prune: bool) ->
 
 def cmd_build(argv: list[str]) -> int:
     ns = _parser().parse_args(argv)
-    if ns.network not in ("default", "host", "none", "bridge"):
-        raise InvalidArgument(f"network mode {ns.network!r} is not supported for build (host, none, default)")
+    if not ns.network or ns.network.startswith("container:"):
+        raise InvalidArgument(f"network mode {ns.network!r} is not supported for build "
+                              "(default, host, none or a user network)")
     network = "default" if ns.network == "bridge" else ns.network
     if ns.progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
         raise InvalidArgument(f"invalid progress mode {ns.progress!r}")
