@@ -88,12 +88,14 @@ def test_default_bridge_gives_address_route_and_hosts(container_cleanup):
     info = _inspect(name)
     ns = info["NetworkSettings"]
     ep = ns["Networks"]["bridge"]
-    assert ep["IPAddress"] and ep["Gateway"] and ep["IPPrefixLen"] == 16
+    subnet = json.loads(dy("network", "inspect", "bridge", check=True).stdout)[0]["IPAM"]["Config"][0]["Subnet"]
+    prefix = int(subnet.split("/")[1])  # /16 unless other data roots on this host took those pools
+    assert ep["IPAddress"] and ep["Gateway"] and ep["IPPrefixLen"] == prefix
     assert ns["IPAddress"] == ep["IPAddress"] and ns["MacAddress"] == ep["MacAddress"]
     assert not ep["IPAddress"].startswith(("172.17.", "10.88."))
     assert ns["SandboxKey"] and os.path.exists(ns["SandboxKey"])
     inside = dy("exec", name, "sh", "-c", "ip -o -4 addr show eth0; ip route; cat /etc/hosts", check=True).stdout
-    assert ep["IPAddress"] + "/16" in inside
+    assert f"{ep['IPAddress']}/{prefix}" in inside
     assert f"default via {ep['Gateway']}" in inside
     assert f"{ep['IPAddress']}\t{info['Config']['Hostname']}" in inside
     # the host sees the bridge and the container's veth on it, and reaches the container
