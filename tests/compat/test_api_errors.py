@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from conftest import ApiServer
-from test_api_shapes import api
+from .conftest import ApiServer
+from .test_api_shapes import api
 
 
 @pytest.fixture(scope="module", autouse=True)

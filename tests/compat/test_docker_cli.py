@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOCKER, DockerCLI, start_server, uniq
+from .conftest import DOCKER, DockerCLI, start_server, uniq
 
 
 def test_version_and_info(docker_cli: DockerCLI) -> None:

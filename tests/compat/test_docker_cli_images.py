@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import BUSYBOX_TAR, dy
+from .conftest import BUSYBOX_TAR, dy
 
 DOCKER = "/usr/local/bin/docker"
 

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import uniq
+from .conftest import uniq
 
 docker = pytest.importorskip("docker")
 
