@@ -288,7 +288,7 @@ def test_push_pull_local_registry(docker: Docker, made: dict[str, list[str]], tm
         out = docker.out("push", ref)
         assert f"The push refers to repository [{reg.host}/compat/bb]" in out
         assert "v1: digest: sha256:" in out
-        from test_api_shapes import api
+        from .test_api_shapes import api
 
         pushed = out.split("v1: digest: ", 1)[1].split()[0]
         status, info, _ = api(docker.env["DOCKER_HOST"], "GET", f"/v1.45/distribution/{ref}/json")
@@ -335,7 +335,7 @@ def test_push_pull_with_registry_auth_header(docker_host: str, made: dict[str, l
         assert "v1: digest: sha256:" in authed.out("push", ref)
         authed("rmi", ref)
         # (the CLI would prompt for a login on the 401: ask the API directly)
-        from test_api_shapes import api
+        from .test_api_shapes import api
 
         status, body, _ = api(docker_host, "POST", f"/v1.45/images/create?fromImage={reg.host}/compat/private&tag=v1")
         assert status == 401 and "unauthorized" in body["message"].lower(), body

@@ -144,7 +144,7 @@ def test_volumes_and_networks_with_run(client: Any, made: dict[str, list[str]]) 
 def test_json_shapes_match_the_spec(docker_host: str, made: dict[str, list[str]]) -> None:
     """Image, history, volume, network and prune responses validate against moby's spec."""
     pytest.importorskip("yaml")
-    from test_api_shapes import SPEC, api, check
+    from .test_api_shapes import SPEC, api, check
 
     import yaml
 

@@ -341,10 +341,10 @@ def test_ensure_bridge_is_idempotent(names, subnet):
         nl.add_addr(br, prefix + "9/24")
         again = veth.ensure_bridge(br, gw + "/24")
         assert again.index == first.index and again.up
-        assert {f"{gw}/24", f"{prefix}9/24"} <= set(nl.addrs(br, 2))
-        assert len(nl.addrs(br, 2)) == 2
+        # an address left from an older network record goes: its route would shadow another network
+        assert set(nl.addrs(br, 2)) == {f"{gw}/24"}
         veth.ensure_bridge(br, gw + "/24")
-        assert len(nl.addrs(br, 2)) == 2
+        assert set(nl.addrs(br, 2)) == {f"{gw}/24"}
         nl.add_veth(other, names("p"))
         with pytest.raises(Conflict, match="not a bridge"):
             veth.ensure_bridge(other, gw + "/24")

@@ -8,7 +8,7 @@ import contextlib
 import json
 from typing import Any, Iterator
 
-from ..engine import files, lifecycle, query
+from ..engine import control, files, lifecycle, query
 from ..engine.records import Container
 from ..errors import DockyardError, NotModified
 from . import shapes, streams
@@ -138,34 +138,34 @@ def stop(req: Request) -> Response:
     c = lifecycle.refresh(engine, container(req))
     if not c.running:
         return Empty(304)
-    lifecycle.stop(engine, c, _timeout(req), req.q("signal") or None)
+    control.stop(engine, c, _timeout(req), req.q("signal") or None)
     streams.notify()
     return Empty(204)
 
 
 @route("POST", "/containers/{id}/restart")
 def restart(req: Request) -> Response:
-    lifecycle.restart(req.engine, container(req), _timeout(req), req.q("signal") or None)
+    control.restart(req.engine, container(req), _timeout(req), req.q("signal") or None)
     streams.notify()
     return Empty(204)
 
 
 @route("POST", "/containers/{id}/kill")
 def kill(req: Request) -> Response:
-    lifecycle.kill(req.engine, container(req), req.q("signal") or None)
+    control.kill(req.engine, container(req), req.q("signal") or None)
     streams.notify()
     return Empty(204)
 
 
 @route("POST", "/containers/{id}/pause")
 def pause(req: Request) -> Response:
-    lifecycle.pause(req.engine, container(req))
+    control.pause(req.engine, container(req))
     return Empty(204)
 
 
 @route("POST", "/containers/{id}/unpause")
 def unpause(req: Request) -> Response:
-    lifecycle.unpause(req.engine, container(req))
+    control.unpause(req.engine, container(req))
     return Empty(204)
 
 
@@ -174,7 +174,7 @@ def rename(req: Request) -> Response:
     name = req.q("name")
     if not name:
         raise HTTPError(400, "Neither old nor new names may be empty")
-    lifecycle.rename(req.engine, container(req), name)
+    control.rename(req.engine, container(req), name)
     return Empty(204)
 
 
@@ -216,7 +216,7 @@ def prune(req: Request) -> Response:
         from ..engine.logs import parse_time
 
         until = parse_time(flt["until"][-1])
-    removed, reclaimed = lifecycle.prune(req.engine, until, tuple(flt.get("label", [])),
+    removed, reclaimed = control.prune(req.engine, until, tuple(flt.get("label", [])),
                                          tuple(flt.get("label!", [])))
     return Json({"ContainersDeleted": removed or None, "SpaceReclaimed": reclaimed})
 
@@ -242,10 +242,5 @@ def changes(req: Request) -> Response:
 @route("POST", "/containers/{id}/update")
 def update(req: Request) -> Response:
     body = req.json_object()
-    c = container(req)
-    upd = getattr(lifecycle, "update", None)
-    if upd is None:
-        raise HTTPError(501, "container update is not implemented by Dockyard yet: recreate the container "
-                             "with the new limits")
-    warnings = upd(req.engine, c, body)
+    warnings = control.update(req.engine, container(req), body)
     return Json({"Warnings": warnings or []})

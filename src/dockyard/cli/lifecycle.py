@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..engine import lifecycle
+from ..engine import control, lifecycle
 from ..errors import DockyardError, NotModified
 from .args import Parser, engine
 
@@ -61,7 +61,7 @@ def cmd_stop(argv: list[str]) -> int:
     p.add_argument("-s", "--signal", help="Signal to send to the container")
     p.add_argument("containers", nargs="+")
     ns = p.parse_args(argv)
-    return _each(ns.containers, lambda e, c: lifecycle.stop(e, c, ns.time, ns.signal))
+    return _each(ns.containers, lambda e, c: control.stop(e, c, ns.time, ns.signal))
 
 
 def cmd_restart(argv: list[str]) -> int:
@@ -72,7 +72,7 @@ def cmd_restart(argv: list[str]) -> int:
     ns = p.parse_args(argv)
 
     def restart(e, c):  # type: ignore[no-untyped-def]
-        c = lifecycle.stop(e, c, ns.time, ns.signal)
+        c = control.stop(e, c, ns.time, ns.signal)
         c = e.containers.load(c.id)
         lifecycle.start(e, c)
     return _each(ns.containers, restart)
@@ -83,8 +83,8 @@ def cmd_kill(argv: list[str]) -> int:
     p.add_argument("-s", "--signal", help='Signal to send to the container (default "KILL")')
     p.add_argument("containers", nargs="+")
     ns = p.parse_args(argv)
-    lifecycle.parse_signal(ns.signal)
-    return _each(ns.containers, lambda e, c: lifecycle.kill(e, c, ns.signal))
+    control.parse_signal(ns.signal)
+    return _each(ns.containers, lambda e, c: control.kill(e, c, ns.signal))
 
 
 def cmd_rm(argv: list[str]) -> int:
@@ -116,13 +116,13 @@ def cmd_wait(argv: list[str]) -> int:
 def cmd_pause(argv: list[str]) -> int:
     p = Parser("pause", usage="dockyard pause CONTAINER [CONTAINER...]", description="Pause all processes within one or more containers")
     p.add_argument("containers", nargs="+")
-    return _each(p.parse_args(argv).containers, lifecycle.pause)
+    return _each(p.parse_args(argv).containers, control.pause)
 
 
 def cmd_unpause(argv: list[str]) -> int:
     p = Parser("unpause", usage="dockyard unpause CONTAINER [CONTAINER...]", description="Unpause all processes within one or more containers")
     p.add_argument("containers", nargs="+")
-    return _each(p.parse_args(argv).containers, lifecycle.unpause)
+    return _each(p.parse_args(argv).containers, control.unpause)
 
 
 def cmd_rename(argv: list[str]) -> int:
@@ -131,7 +131,7 @@ def cmd_rename(argv: list[str]) -> int:
     p.add_argument("new_name")
     ns = p.parse_args(argv)
     eng = engine()
-    lifecycle.rename(eng, eng.containers.resolve(ns.container), ns.new_name)
+    control.rename(eng, eng.containers.resolve(ns.container), ns.new_name)
     return 0
 
 

@@ -194,7 +194,7 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     if ns.mac_address:
         config["MacAddress"] = ns.mac_address
     if ns.stop_signal:
-        from ..engine.lifecycle import parse_signal
+        from ..engine.control import parse_signal
 
         parse_signal(ns.stop_signal)
         config["StopSignal"] = ns.stop_signal

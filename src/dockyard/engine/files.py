@@ -32,7 +32,7 @@ from ..errors import (AlreadyExists, Conflict, DockyardError, FailedPrecondition
 from ..images._mount import is_mounted
 from ..images.tarfs import Change, ChangeKind, extract_tree_tar, overlay_changes, write_tree_tar
 from ..runtime.rootfs import secure_join
-from . import lifecycle
+from . import control, lifecycle
 from .core import Engine
 from .records import Container
 
@@ -360,7 +360,7 @@ def commit(engine: Engine, c: Container, reference: str | None = None, *, author
     paused_here = False
     if pause and c.running and not c.state.get("Paused"):
         with contextlib.suppress(Conflict):  # it stopped, or was paused, meanwhile
-            lifecycle.pause(engine, c)
+            control.pause(engine, c)
             paused_here = True
     try:
         with engine.containers.lock(c.id):
@@ -375,7 +375,7 @@ def commit(engine: Engine, c: Container, reference: str | None = None, *, author
     finally:
         if paused_here:
             with contextlib.suppress(Conflict, NotFound):
-                lifecycle.unpause(engine, c)
+                control.unpause(engine, c)
     if reference:
         engine.images.tag(image_id, reference)
     return image_id
