@@ -124,7 +124,7 @@ def pump(client: socket.socket, pending: BinaryIO, shim: socket.socket, *, tty: 
     When the client closes its side, the process's stdin is closed if `close_stdin` and not
     a TTY (Docker's StdinOnce and exec rule); output keeps flowing either way."""
     buf = b""
-    matched = 0
+    matcher = shimproto.DetachMatcher(detach_keys or b"\x10\x11")
     early = pending.read()
     client_open = True
     while True:
@@ -152,18 +152,9 @@ def pump(client: socket.socket, pending: BinaryIO, shim: socket.socket, *, tty: 
                         pass
             elif stdin:
                 if detach_keys:
-                    send = bytearray()
-                    for b in data:
-                        if b == detach_keys[matched]:
-                            matched += 1
-                            if matched == len(detach_keys):
-                                return PumpResult(None, detached=True)
-                            continue
-                        if matched:
-                            send += detach_keys[:matched]
-                            matched = 0
-                        send.append(b)
-                    data = bytes(send)
+                    data, detached = matcher.feed(data)
+                    if detached:
+                        return PumpResult(None, detached=True)
                 if data:
                     shim.sendall(shimproto.frame(shimproto.STDIN, data))
         if shim in r:

@@ -16,6 +16,31 @@ class Detached(Exception):
     """The user typed the detach key sequence."""
 
 
+class DetachMatcher:
+    """Finds the detach key sequence in input that arrives in pieces (it may span reads);
+    a partial match that breaks off is passed on as typed."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.matched = 0
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """(the bytes to forward, whether the whole sequence was typed)."""
+        send = bytearray()
+        for b in data:
+            if b == self.keys[self.matched]:
+                self.matched += 1
+                if self.matched == len(self.keys):
+                    self.matched = 0
+                    return bytes(send), True
+                continue
+            if self.matched:
+                send += self.keys[:self.matched]
+                self.matched = 0
+            send.append(b)
+        return bytes(send), False
+
+
 def frame(kind: int, payload: bytes) -> bytes:
     return struct.pack(">BxxxI", kind, len(payload)) + payload
 
@@ -92,7 +117,7 @@ def pump(s: socket.socket, stdin_fd: int | None, out: BinaryIO, err: BinaryIO,
     Returns the exit code, or None if the connection closed without one.
     Raises Detached when the detach sequence is typed (only on a terminal)."""
     buf = b""
-    matched = 0
+    matcher = DetachMatcher(detach_keys)
     fds: list[int] = [s.fileno()]
     if stdin_fd is not None:
         fds.append(stdin_fd)
@@ -106,18 +131,9 @@ def pump(s: socket.socket, stdin_fd: int | None, out: BinaryIO, err: BinaryIO,
                 stdin_fd = None
             else:
                 if tty and detach_keys:
-                    send = bytearray()
-                    for b in data:
-                        if b == detach_keys[matched]:
-                            matched += 1
-                            if matched == len(detach_keys):
-                                raise Detached()
-                            continue
-                        if matched:
-                            send += detach_keys[:matched]
-                            matched = 0
-                        send.append(b)
-                    data = bytes(send)
+                    data, detached = matcher.feed(data)
+                    if detached:
+                        raise Detached()
                 if data:
                     s.sendall(frame(STDIN, data))
         if s.fileno() in r:
