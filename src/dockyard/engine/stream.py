@@ -28,15 +28,15 @@ class DetachMatcher:
         """(the bytes to forward, whether the whole sequence was typed)."""
         send = bytearray()
         for b in data:
+            if b != self.keys[self.matched] and self.matched:
+                send += self.keys[:self.matched]  # a prefix that broke off was typed
+                self.matched = 0
             if b == self.keys[self.matched]:
                 self.matched += 1
                 if self.matched == len(self.keys):
                     self.matched = 0
                     return bytes(send), True
                 continue
-            if self.matched:
-                send += self.keys[:self.matched]
-                self.matched = 0
             send.append(b)
         return bytes(send), False
 
