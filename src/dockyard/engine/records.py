@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,14 +18,31 @@ from ..errors import Conflict, NotFound
 from ..paths import Paths
 
 
-@dataclass
 class Container:
-    """One container: Docker's config.v2.json document plus its HostConfig."""
+    """One container: Docker's config.v2.json document plus its HostConfig (read from
+    hostconfig.json only when asked for: listings mostly need the state alone)."""
 
-    doc: dict[str, Any]
-    host_config: dict[str, Any]
-    #: set when exit handling removed the container (--rm); the record shows its last state
-    removed: bool = False
+    __slots__ = ("doc", "_host_config", "_hc_path", "removed")
+
+    def __init__(self, doc: dict[str, Any], host_config: dict[str, Any] | None = None,
+                 hc_path: str = "") -> None:
+        self.doc = doc
+        self._host_config = host_config
+        self._hc_path = hc_path
+        #: set when exit handling removed the container (--rm); the record shows its last state
+        self.removed = False
+
+    @property
+    def host_config(self) -> dict[str, Any]:
+        if self._host_config is None:
+            try:
+                self._host_config = _util.read_json(self._hc_path) if self._hc_path else {}
+            except FileNotFoundError:
+                self._host_config = {}  # removed meanwhile: the record shows what it was
+        return self._host_config  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"Container({self.doc.get('ID', '')[:12]}, {self.doc.get('Name', '')})"
 
     @property
     def id(self) -> str:
@@ -63,6 +79,7 @@ class ContainerStore:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
         self.dir = paths.containers
+        self.dir_str = str(self.dir)
 
     def path(self, cid: str) -> Path:
         return self.dir / cid
@@ -98,13 +115,12 @@ class ContainerStore:
         _util.write_json(d / "config.v2.json", c.doc, 0o600, durable)
 
     def load(self, cid: str) -> Container:
-        d = self.path(cid)
+        d = os.path.join(self.dir_str, cid)
         try:
-            doc = _util.read_json(d / "config.v2.json")
-            hc = _util.read_json(d / "hostconfig.json")
+            doc = _util.read_json(d + "/config.v2.json")
         except FileNotFoundError:
             raise NotFound(f"No such container: {cid}") from None
-        return Container(doc, hc)
+        return Container(doc, None, d + "/hostconfig.json")
 
     def ids(self) -> list[str]:
         try:
