@@ -77,7 +77,16 @@ def _default_runroot(root: Path) -> str:
     if str(root) == DEFAULT_ROOT:
         return DEFAULT_RUNROOT
     # A relocated data root gets its own run root so two stores never mix.
-    import hashlib
+    return f"{DEFAULT_RUNROOT}-{sha256_hex(str(root.absolute()))[:12]}"
 
-    tag = hashlib.sha256(str(root.absolute()).encode()).hexdigest()[:12]
-    return f"{DEFAULT_RUNROOT}-{tag}"
+
+def sha256_hex(text: str) -> str:
+    """sha256 of a short string, without hashlib's OpenSSL start-up (~3 ms on every CLI call)."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found,no-redef]  # CPython 3.12+
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment]
+    return str(sha256(text.encode()).hexdigest())

@@ -457,9 +457,11 @@ def _remove_locked(engine: Engine, c: Container, volumes: bool = False) -> None:
         engine.containers.release_name(c.name, c.id)
     engine.containers.delete(c.id)
     events.container(engine, "destroy", c)
-    from .execs import prune_records
+    execs_dir = engine.paths.runroot / "execs"
+    if os.path.isdir(execs_dir) and os.listdir(execs_dir):
+        from .execs import prune_records
 
-    prune_records(engine, c.id)
+        prune_records(engine, c.id)
     if c.doc.get("MountPoints"):  # rm -v and --rm take the anonymous volumes along
         from .mounts import on_remove as mounts_on_remove
 

@@ -240,8 +240,8 @@ def _running(engine: Engine, cid: str) -> bool:
 
 def teardown(engine: Engine, c: Container) -> None:
     """Undo setup; idempotent, and quiet about what is already gone."""
-    from ..network import netns
-
+    if mode_of(c.host_config) in ("none", "host") or mode_of(c.host_config).startswith("container:"):
+        return  # the runtime's own namespace (or none, or another container's): nothing of ours
     eps = []
     try:
         eps = _bridge_endpoints(engine, c)
@@ -254,7 +254,11 @@ def teardown(engine: Engine, c: Container) -> None:
             nft.unpublish(networks.nft_table(engine.paths), _owner(c.id))
     except (OSError, DockyardError) as e:
         _warn(c, f"removing its port rules: {e}")
-    netns.remove(netns_path(engine, c.id))
+    path = netns_path(engine, c.id)
+    if os.path.lexists(path):
+        from ..network import netns
+
+        netns.remove(path)
     st = networks.store(engine)
     for net, ep in eps:
         if ep.get("EndpointID"):

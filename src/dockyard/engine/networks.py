@@ -43,9 +43,9 @@ def _root_tag(paths: Paths) -> str:
     one host never share a bridge or a packet-filter table."""
     if str(paths.root) == DEFAULT_ROOT:
         return ""
-    import hashlib
+    from ..paths import sha256_hex
 
-    return hashlib.sha256(str(paths.root).encode()).hexdigest()[:8]
+    return sha256_hex(str(paths.root))[:8]
 
 
 def settings(paths: Paths) -> Settings:

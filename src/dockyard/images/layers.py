@@ -62,9 +62,9 @@ def chain_id_of(parent_chain: str | None, diff_id: str) -> str:
     """Docker's chain ID: the diff ID for a base layer, else sha256("<parent> <diff>")."""
     if parent_chain is None:
         return diff_id
-    import hashlib
+    from ..paths import sha256_hex
 
-    return "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode("ascii")).hexdigest()
+    return "sha256:" + sha256_hex(f"{parent_chain} {diff_id}")
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
