@@ -57,6 +57,24 @@ class CopyRequest:
 
 
 @dataclass(frozen=True)
+class MountRequest:
+    """A RUN --mount resolved for the backend: `type` bind (`source` a host path), cache
+    (`source` a host path to seed a new cache from, or ""), tmpfs or secret (`source` the
+    secret's host file)."""
+
+    type: str
+    target: str               # absolute, in the container
+    source: str = ""
+    read_only: bool = True
+    id: str = ""              # cache id
+    sharing: str = "shared"
+    mode: int | None = None
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+
+
+@dataclass(frozen=True)
 class RunRequest:
     argv: tuple[str, ...]
     env: tuple[str, ...]      # KEY=VALUE: the config's Env plus the build args in scope
@@ -64,6 +82,7 @@ class RunRequest:
     user: str
     network: str              # "default" | "host" | "none"
     step: str                 # "Step 3/5 : RUN …" for error messages
+    mounts: tuple[MountRequest, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,7 @@ def explain_miss(inputs: StepInputs, siblings: list[StepInputs], build_args: set
     if prev.created_by != inputs.created_by:
         return f"{cmd}: expanded instruction changed"
     if prev.extra != inputs.extra:
-        return f"{cmd}: build options changed"
+        return f"{cmd}: {_extra_change(prev.extra, inputs.extra)}"
     return f"{cmd}: cached image was removed"
 
 
@@ -189,3 +189,18 @@ def _content(described: str) -> tuple[str, str]:
     """("kind", "sha or link target") of a "kind mode rest" description."""
     parts = described.split(" ", 2) + ["", ""]
     return parts[0], parts[2]
+
+
+def _extra_change(before: str, after: str) -> str:
+    """What changed between two `StepInputs.extra` strings ("k=v|k=v")."""
+    a = dict(p.partition("=")[::2] for p in before.split("|"))
+    b = dict(p.partition("=")[::2] for p in after.split("|"))
+    if a.get("mounts") != b.get("mounts"):
+        ma, mb = (a.get("mounts") or "").split(";"), (b.get("mounts") or "").split(";")
+        opts = [m.split(":content=")[0].split(":image=")[0] for m in ma]
+        if opts == [m.split(":content=")[0].split(":image=")[0] for m in mb]:
+            return "--mount source content changed"
+        return "--mount options changed"
+    if a.get("checksum") != b.get("checksum"):
+        return "--checksum changed"
+    return "build options changed"

@@ -290,3 +290,36 @@ def _walk_dir(src: SourceRoot, rel: str, host: str, dest: str, entries: list[Cop
             continue  # sockets, fifos and devices below a copied directory are left out
         entries.append(_entry(chost, target, st, keep_owner=src.chroot))
         files[crel] = _describe(chost, st, src.chroot)
+
+
+def plan_copy_parents(src: SourceRoot, sources: list[str], dest: str, workdir: str, cmd: str = "COPY") -> Plan:
+    """``COPY --parents``: every match keeps its path (below a ``/./`` pivot in the source,
+    else from the root) under `dest`, which is a directory; wildcards match as usual."""
+    full = posixpath.normpath(dest if dest.startswith("/") else posixpath.join(workdir or "/", dest))
+    entries: list[CopyEntry] = []
+    files: dict[str, str] = {}
+    for s in sources:
+        pivot = s.find("/./")
+        prefix = _clean_src(s[:pivot]) if pivot >= 0 else ""
+        rel = _clean_src(s)
+        if set(rel) & _WILD:
+            matches = _glob(src, rel)
+            if not matches:
+                raise NotFound(f"{cmd} failed: no files match {s!r} in the build context "
+                               "(or all are excluded by .dockerignore)")
+        else:
+            matches = [rel]
+        for m in matches:
+            kept = m[len(prefix):].lstrip("/") if prefix and (m == prefix or m.startswith(prefix + "/")) else m
+            host = _host(src, m)
+            is_dir = os.path.isdir(host) if not os.path.islink(host) else os.path.isdir(resolve_in(src.path, m))
+            target = posixpath.join(full, kept) if is_dir else posixpath.join(full, posixpath.dirname(kept))
+            sub = plan_copy(src, [m], target.rstrip("/") + "/", "/", cmd)
+            entries.extend(sub.entries)
+            files.update({f"{k} -> {target}": v for k, v in sub.files.items()})
+    h = hashlib.sha256()
+    for k in sorted(files):
+        h.update(f"{k}\0{files[k]}\n".encode("utf-8", "surrogateescape"))
+    h.update(f"dest {full}/ parents".encode())
+    digest = h.hexdigest()
+    return Plan(tuple(entries), files, digest, f"multi:{digest}")

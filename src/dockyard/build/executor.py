@@ -22,11 +22,11 @@ import dockerfile as _bk
 
 from ..errors import DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from ..images.config import container_config, host_architecture, host_variant
-from . import steps
+from . import runmount, steps
 from .backend import Backend, BaseImage, CopyEntry, CopyRequest, EntryKind, RunRequest
 from .args import BUILTIN_ARGS, arg_pairs as _arg_pairs, heredoc_script, platform_args
 from .cache import BuildCache, StepInputs, explain_miss
-from .context import SourceRoot, plan_copy
+from .context import SourceRoot, plan_copy, plan_copy_parents
 from .parser import Dockerfile, Instruction, Stage, instruction_of
 from ..images.shellwords import process_word
 from .state import StageState as _State
@@ -47,6 +47,7 @@ class BuildOptions:
     network: str = "default"
     source_date_epoch: int | None = None
     quiet: bool = False
+    secrets: dict[str, str] = field(default_factory=dict)  # --secret id -> host file
 
 
 class Builder:
@@ -128,6 +129,8 @@ class Builder:
                 src = ins.flag("from")
                 if ins.cmd == "COPY" and src:
                     refs.append(process_word(src, env, self.escape))
+                if ins.cmd == "RUN":
+                    refs += runmount.mount_froms(ins, env, self.escape)
             for ref in refs:
                 j = df.stage_index(ref)
                 if j is not None and j < i:
@@ -251,8 +254,9 @@ class Builder:
         self._commit(state, self._inputs(state, ins, created_by), state.config, None)
 
     def _run(self, state: _State, ins: Instruction, step: str) -> None:
-        if ins.flag("mount") or ins.flag("security"):
-            raise InvalidArgument("RUN --mount and --security are not supported by this builder")
+        if ins.flag("security"):
+            raise InvalidArgument("RUN --security is not supported by this builder")
+        mounts = runmount.parse_all(self, state, ins, state.config.get("WorkingDir") or "/")
         flag = ins.flag("network")
         if flag and flag not in ("default", "host", "none"):
             raise InvalidArgument(f"unsupported network mode for RUN: {flag}")
@@ -274,12 +278,11 @@ class Builder:
         env += [f"{k}={v}" for k, v in sorted(scoped.items())]
         env += [f"{k}={v}" for k, v in sorted(self.opts.build_args.items())
                 if k in BUILTIN_ARGS and k not in keys and k not in scoped]
-        inputs = self._inputs(state, ins, created_by, extra=f"network={network}")
+        mount_key = f"|mounts={runmount.cache_key(self, state, mounts)}" if mounts else ""
+        inputs = self._inputs(state, ins, created_by, extra=f"network={network}{mount_key}")
         parent = state.image
         if parent is None:
             raise InvalidArgument("cannot RUN in an empty image (FROM scratch): there is no shell")
-        req = RunRequest(tuple(argv), tuple(env), cfg.get("WorkingDir") or "/", cfg.get("User") or "",
-                         network, step)
 
         def action() -> str | None:
             started: list[str] = []
@@ -288,7 +291,10 @@ class Builder:
                 started.append(cid)
                 self.log(f" ---> Running in {cid[:12]}")
 
-            result = self.backend.run(parent, req, self.output, self.opts.source_date_epoch, on_start)
+            with runmount.resolved(self, state, mounts) as resolved:
+                req = RunRequest(tuple(argv), tuple(env), cfg.get("WorkingDir") or "/", cfg.get("User") or "",
+                                 network, step, resolved)
+                result = self.backend.run(parent, req, self.output, self.opts.source_date_epoch, on_start)
             if started:
                 self.log(f"Removing intermediate container {started[0][:12]}")
             if result.exit_code != 0:
@@ -331,7 +337,7 @@ class Builder:
             yield SourceRoot(root, None, chroot=True)
 
     def _copy(self, state: _State, ins: Instruction) -> None:
-        for flag in ("parents", "keep-git-dir"):
+        for flag in ("keep-git-dir",):
             if ins.flag(flag) is not None:
                 raise InvalidArgument(f"{ins.cmd} --{flag} is not supported by this builder")
         if ins.heredocs:
@@ -340,12 +346,17 @@ class Builder:
         env = state.expand_env()
         words = [process_word(w, env, self.escape) if not ins.json else w for w in ins.args]
         srcs, dest = words[:-1], words[-1]
+        checksum = ""
+        if ins.flag("checksum") is not None:
+            from .mounts import check_checksum
+
+            checksum = check_checksum(process_word(ins.flag("checksum") or "", env, self.escape), srcs)
         if ins.cmd == "ADD" and any("://" in w for w in srcs):
-            self._add_urls(state, ins, srcs, dest)
+            self._add_urls(state, ins, srcs, dest, checksum)
             return
         self._copy_words(state, ins, srcs, dest)
 
-    def _add_urls(self, state: _State, ins: Instruction, urls: list[str], dest: str) -> None:
+    def _add_urls(self, state: _State, ins: Instruction, urls: list[str], dest: str, checksum: str = "") -> None:
         import tempfile
 
         from .context import download
@@ -354,6 +365,12 @@ class Builder:
             raise InvalidArgument("ADD: mixing URLs and local sources is not supported by this builder")
         with tempfile.TemporaryDirectory(prefix="dockyard-add-") as tmp:
             names = [download(u, Path(tmp)) for u in urls]
+            if checksum:
+                from .context import _file_sha
+
+                got = "sha256:" + _file_sha(os.path.join(tmp, names[0]))
+                if got != checksum:
+                    raise InvalidArgument(f"digest mismatch {checksum}: {got}")
             saved, self.context = self.context, SourceRoot(Path(tmp))
             try:
                 self._copy_words(state, ins, names, dest, extract=False)
@@ -374,12 +391,16 @@ class Builder:
         cfg = state.config
         with self._source(state, ins.flag("from")) as root:
             root = self._with_excludes(root, ins, srcs, env)
-            plan = plan_copy(root, srcs, dest, cfg.get("WorkingDir") or "/", ins.cmd,
-                             extract_archives=extract and ins.cmd == "ADD")
+            if ins.flag("parents") not in (None, "false"):
+                plan = plan_copy_parents(root, srcs, dest, cfg.get("WorkingDir") or "/", ins.cmd)
+            else:
+                plan = plan_copy(root, srcs, dest, cfg.get("WorkingDir") or "/", ins.cmd,
+                                 extract_archives=extract and ins.cmd == "ADD")
             chown_comment = f"--chown={chown}" if chown else ""
             created_by = steps.nop1(cfg, f"{ins.cmd} {chown_comment}{plan.source_hash} in {dest} ")
+            checksum = process_word(ins.flag("checksum") or "", env, self.escape)
             inputs = self._inputs(state, ins, created_by, plan.files, plan.digest,
-                                  extra=f"chmod={chmod_txt}")
+                                  extra=f"chmod={chmod_txt}" + (f"|checksum={checksum}" if checksum else ""))
             parent = state.image
             req = CopyRequest(plan.entries, chown, chmod)
 
@@ -390,22 +411,11 @@ class Builder:
 
     def _with_excludes(self, root: SourceRoot, ins: Instruction, srcs: list[str],
                        env: dict[str, str]) -> SourceRoot:
-        """COPY --exclude=PATTERN (repeatable): .dockerignore-style patterns, relative to
-        the context and to each source directory."""
-        pats = [process_word(v, env, self.escape) for k, v in ins.flags if k == "exclude"]
-        if not pats:
-            return root
-        from dataclasses import replace
+        """COPY --exclude=PATTERN (repeatable), see `ignore.with_excludes`."""
+        from .ignore import with_excludes
 
-        from .ignore import Matcher, parse as parse_ignore
-
-        lines: list[str] = []
-        for p in pats:
-            lines.append(p)
-            lines += [f"{s.strip('/')}/{p}" for s in srcs if s.strip("/") not in ("", ".")]
-        extra = parse_ignore("\n".join(lines))
-        base = root.matcher.patterns if root.matcher else ()
-        return replace(root, matcher=Matcher(base + extra))
+        return with_excludes(root, [process_word(v, env, self.escape) for k, v in ins.flags if k == "exclude"],
+                             srcs)
 
     def _copy_heredocs(self, state: _State, ins: Instruction) -> None:
         """``COPY <<EOF /dest``: each heredoc is a file named after its delimiter

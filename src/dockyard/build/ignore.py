@@ -12,8 +12,12 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from .context import SourceRoot
 
 
 @dataclass(frozen=True)
@@ -108,3 +112,19 @@ class Matcher:
     def may_include_below(self, rel: str) -> bool:
         """Whether an excluded directory could still hold re-included paths."""
         return self.has_exclusions
+
+
+def with_excludes(root: "SourceRoot", pats: list[str], srcs: list[str]) -> "SourceRoot":
+    """COPY --exclude=PATTERN: .dockerignore-style patterns, relative to the context and
+    to each source directory, added to `root`'s rules."""
+    if not pats:
+        return root
+    from dataclasses import replace
+
+    lines: list[str] = []
+    for p in pats:
+        lines.append(p)
+        lines += [f"{s.strip('/')}/{p}" for s in srcs if s.strip("/") not in ("", ".")]
+    extra = parse("\n".join(lines))
+    base = root.matcher.patterns if root.matcher else ()
+    return replace(root, matcher=Matcher(base + extra))

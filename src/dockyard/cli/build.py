@@ -37,6 +37,8 @@ def _parser() -> Parser:
     p.add_argument("--rm", default="true", nargs="?", const="true", help="Remove intermediate containers")
     p.add_argument("--force-rm", action="store_true", help="Always remove intermediate containers")
     p.add_argument("--platform", help="Set platform if server is multi-platform capable")
+    p.add_argument("--secret", action="append", default=[],
+                   help='Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")')
     p.add_argument("context")
     return p
 
@@ -174,8 +176,16 @@ def cmd_build(argv: list[str]) -> int:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
 
+    from ..build.mounts import parse_secret_flag
+
+    secrets: dict[str, str] = {}
+    for item in ns.secret:
+        sid, src = parse_secret_flag(item)
+        if not os.path.isfile(src):
+            raise InvalidArgument(f"failed to stat secret {sid}: {src}: no such file")
+        secrets[sid] = os.path.abspath(src)
     eng = engine()
-    opts = BuildOptions(build_args=build_args, target=ns.target, no_cache=ns.no_cache,
+    opts = BuildOptions(secrets=secrets, build_args=build_args, target=ns.target, no_cache=ns.no_cache,
                         labels=_labels(ns.label), network=network, source_date_epoch=epoch, quiet=quiet)
     with _context(ns.context, ns.file) as (root, text):
         df = parse(text)

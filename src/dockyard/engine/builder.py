@@ -4,6 +4,10 @@ layers and images.
 * RUN: a build container is created from the parent image (`lifecycle.create`, the same
   isolation as `dockyard run`, NetworkMode from --network), attached through the shim's
   socket so its output streams as it comes, started, waited for, and removed (always).
+* RUN --mount: the resolved mounts go in as HostConfig.Mounts (binds and tmpfs, the path
+  `run --mount` takes): cache dirs under ``<root>/build/mounts/<id>``, secrets as a 0400
+  copy on the run root; mount points the parent image lacked are removed from the layer
+  when left empty (BuildKit's stub cleaner).
 * COPY/ADD/WORKDIR: a read-write layer (no container record: it is never started, and it
   works on `FROM scratch`) is mounted, the files are written into the merged dir with
   paths resolved inside the rootfs (`runtime.rootfs.secure_join`), then it is removed.
@@ -24,8 +28,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .. import _util
-from ..build.backend import (BaseImage, CopyEntry, CopyRequest, EntryKind, LayerResult, OutputSink,
-                             RunRequest)
+from ..build.backend import (BaseImage, CopyEntry, CopyRequest, EntryKind, LayerResult, MountRequest,
+                             OutputSink, RunRequest)
 from ..errors import DockyardError, InvalidArgument, NotFound
 from ..images._lock import store_lock
 from ..images.store import EMPTY_DIFF_IDS
@@ -93,7 +97,6 @@ class EngineBackend:
 
     def run(self, parent: BaseImage, req: RunRequest, output: OutputSink, mtime_clamp: int | None,
             on_start: Callable[[str], None]) -> LayerResult:
-        eng = self.engine
         config: dict[str, Any] = {
             "Image": parent.id, "Cmd": list(req.argv), "Entrypoint": [], "Env": list(req.env),
             "WorkingDir": req.workdir, "User": req.user, "AttachStdin": False,
@@ -102,6 +105,17 @@ class EngineBackend:
         }
         host_config: dict[str, Any] = {"NetworkMode": req.network,
                                        "LogConfig": {"Type": "json-file", "Config": {}}}
+        with contextlib.ExitStack() as stack:
+            stubs: list[str] = []
+            if req.mounts:
+                host_config["Mounts"] = [self._mount_item(stack, m) for m in req.mounts]
+                stubs = self._missing_targets(parent, [m.target for m in req.mounts])
+            return self._run_container(parent, config, host_config, stubs, output, mtime_clamp, on_start)
+
+    def _run_container(self, parent: BaseImage, config: dict[str, Any], host_config: dict[str, Any],
+                       stubs: list[str], output: OutputSink, mtime_clamp: int | None,
+                       on_start: Callable[[str], None]) -> LayerResult:
+        eng = self.engine
         c = lifecycle.create(eng, config, host_config, None)
         try:
             on_start(c.id)
@@ -126,11 +140,89 @@ class EngineBackend:
             if code != 0:
                 return LayerResult(None, code)
             p = eng.layers.rw_paths(c.id)
+            _remove_stubs(p.upper, stubs)
             with _without_bind_mounted(eng, p.upper) as upper:
                 diff_id = self._register(upper, list(p.lower_dirs), parent.top_chain_id, mtime_clamp)
             return LayerResult(diff_id, 0)
         finally:
             self._remove_container(c.id)
+
+    # ---- RUN --mount ---------------------------------------------------------------------
+
+    def _mount_item(self, stack: contextlib.ExitStack, m: MountRequest) -> dict[str, Any]:
+        """A HostConfig.Mounts item (the path `run --mount` takes) for one RUN mount."""
+        if m.type == "tmpfs":
+            item: dict[str, Any] = {"Type": "tmpfs", "Target": m.target}
+            if m.size:
+                item["TmpfsOptions"] = {"SizeBytes": m.size}
+            return item
+        if m.type == "secret":
+            source = self._secret_file(stack, m)
+        elif m.type == "cache":
+            source = self._cache_dir(stack, m)
+        else:
+            source = m.source
+        return {"Type": "bind", "Source": source, "Target": m.target, "ReadOnly": m.read_only}
+
+    def _secret_file(self, stack: contextlib.ExitStack, m: MountRequest) -> str:
+        """A copy of the secret on the run root (tmpfs), with the mount's mode and owner."""
+        base = self.engine.paths.runroot / "build-secrets"
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(dir=base))
+        path = os.path.join(tmp, "secret")
+        shutil.copyfile(m.source, path)
+        os.chown(path, m.uid, m.gid)
+        os.chmod(path, 0o400 if m.mode is None else m.mode)
+        return path
+
+    def _cache_dir(self, stack: contextlib.ExitStack, m: MountRequest) -> str:
+        """``<root>/build/mounts/<id>``: made on first use (seeded from `m.source`), kept
+        between builds; sharing=locked (and private, here) holds a lock while it is used."""
+        import fcntl
+        import urllib.parse
+
+        base = self.engine.paths.root / "build" / "mounts"
+        base.mkdir(parents=True, exist_ok=True)
+        name = urllib.parse.quote(m.id, safe="") or "_"
+        path = base / name
+        if m.sharing in ("locked", "private"):
+            fd = os.open(str(base / f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            stack.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        if not path.is_dir():
+            tmp = base / f".tmp-{_util.new_id()[:16]}"
+            try:
+                if m.source and os.path.isdir(m.source):
+                    shutil.copytree(m.source, tmp, symlinks=True)
+                else:
+                    tmp.mkdir()
+                os.chown(tmp, m.uid, m.gid)
+                os.chmod(tmp, 0o755 if m.mode is None else m.mode)
+                os.rename(tmp, path)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not path.is_dir():
+                    raise
+        return str(path)
+
+    def _missing_targets(self, parent: BaseImage, targets: list[str]) -> list[str]:
+        """Paths (relative, resolved in the image) that mounting `targets` will create:
+        removed again after the step when left empty, as BuildKit's mount stub cleaner."""
+        out: list[str] = []
+        with self.rootfs(parent) as root:
+            for t in targets:
+                cur = "/"
+                for part in [p for p in t.split("/") if p]:
+                    cur = posixpath.join(cur, part)
+                    host = secure_join(str(root), cur)
+                    if not os.path.lexists(host):
+                        rel = os.path.relpath(host, root)
+                        out.append(rel)
+                        rest = t[len(cur):].strip("/")
+                        out += [os.path.join(rel, *rest.split("/")[:i + 1]) for i in range(len(rest.split("/")))
+                                if rest]
+                        break
+        return out
 
     def _remove_container(self, cid: str) -> None:
         eng = self.engine
@@ -174,6 +266,19 @@ class EngineBackend:
             p = self.engine.layers.rw_paths(lid)
             diff_id = self._register(p.upper, list(p.lower_dirs), top, mtime_clamp)
         return LayerResult(diff_id, 0)
+
+
+def _remove_stubs(upper: Path, stubs: list[str]) -> None:
+    """Remove the mount points a RUN's mounts created (deepest first), if still empty."""
+    for rel in sorted(set(stubs), key=lambda r: r.count("/"), reverse=True):
+        host = os.path.join(upper, rel)
+        try:
+            if os.path.isdir(host) and not os.path.islink(host):
+                os.rmdir(host)
+            elif os.path.isfile(host) and os.path.getsize(host) == 0:
+                os.unlink(host)
+        except OSError:
+            pass  # not empty: the step wrote there, keep it
 
 
 def _pump(sock: socket.socket, output: OutputSink) -> int | None:

@@ -1,0 +1,186 @@
+"""RUN --mount (bind, cache, tmpfs, secret), ADD --checksum and COPY --parents on the real
+kernel: what RUN sees, what the image keeps (nothing of the mounts), and the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import TEST_ROOT, dy
+
+pytestmark = pytest.mark.kernel
+
+SESSION = uuid.uuid4().hex[:8]
+
+
+def tag(name: str) -> str:
+    return f"dy-bm-{name}-{SESSION}"
+
+
+@pytest.fixture
+def images() -> Iterator[list[str]]:
+    made: list[str] = []
+    yield made
+    for ref in reversed(made):
+        dy("rmi", "-f", ref)
+
+
+def _build(images: list[str], ctx: Path, name: str, *args: str, ok: bool = True):  # type: ignore[no-untyped-def]
+    p = dy("build", "-t", tag(name), *args, str(ctx))
+    images.append(tag(name))
+    if ok:
+        assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def _run(image: str, script: str) -> str:
+    p = dy("run", "--rm", tag(image), "sh", "-c", script)
+    return p.stdout
+
+
+def _history(image: str) -> str:
+    return dy("history", "--no-trunc", tag(image), check=True).stdout
+
+
+def _mounts() -> list[str]:
+    with open("/proc/mounts") as f:
+        return [line.split()[1] for line in f if TEST_ROOT in line]
+
+
+def test_cache_mount_persists_between_builds_and_is_not_in_the_image(busybox: str, tmp_path: Path,
+                                                                     images: list[str]) -> None:
+    cid = f"bm-cache-{SESSION}"
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nARG N\n"
+        f"RUN --mount=type=cache,target=/cache,id={cid} echo run$N >> /cache/log && cat /cache/log > /seen\n")
+    _build(images, tmp_path, "cache", "--build-arg", "N=1")
+    assert _run("cache", "cat /seen") == "run1\n"
+    _build(images, tmp_path, "cache", "--build-arg", "N=2")
+    assert _run("cache", "cat /seen") == "run1\nrun2\n"
+    assert _run("cache", "ls -a /cache 2>&1; echo end").strip().endswith("end")
+    assert "No such file" in _run("cache", "ls /cache 2>&1")  # the stub mount point is gone too
+    assert (Path(TEST_ROOT) / "build" / "mounts" / cid / "log").read_text() == "run1\nrun2\n"
+    again = _build(images, tmp_path, "cache", "--build-arg", "N=2")
+    assert "CACHED" in again.stdout.split("RUN --mount")[1]
+    shutil.rmtree(Path(TEST_ROOT) / "build" / "mounts" / cid)
+
+
+def test_bind_mount_from_context_and_stage(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.txt").write_text("from-context\n")
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox AS other\nRUN mkdir /stuff && echo from-stage > /stuff/s.txt\n"
+        "FROM busybox\n"
+        "RUN --mount=type=bind,source=data,target=/ctx cat /ctx/in.txt > /got-ctx\n"
+        "RUN --mount=type=bind,from=other,source=/stuff,target=/st cat /st/s.txt > /got-stage\n"
+        "RUN --mount=type=bind,source=data,target=/rw,rw echo x > /rw/new.txt && ls /rw > /got-rw\n")
+    _build(images, tmp_path, "bind")
+    assert _run("bind", "cat /got-ctx /got-stage /got-rw") == "from-context\nfrom-stage\nin.txt\nnew.txt\n"
+    assert "No such file" in _run("bind", "ls /ctx /st /rw 2>&1")
+    assert not (tmp_path / "data" / "new.txt").exists()  # rw never writes the context
+    (tmp_path / "data" / "in.txt").write_text(f"changed-{SESSION}\n")
+    again = _build(images, tmp_path, "bind")
+    after = again.stdout.split("source=data,target=/ctx")[1].split("Step")[0]
+    assert "Cache miss: RUN: --mount source content changed" in after, again.stdout
+    assert _run("bind", "cat /got-ctx") == f"changed-{SESSION}\n"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "Dockerfile").write_text("FROM busybox\nRUN --mount=type=bind,target=/m touch /m/x\n")
+    failed = _build(images, ro, "bindro", ok=False)
+    assert failed.returncode != 0 and "Read-only file system" in failed.stdout + failed.stderr
+    assert not _mounts()
+
+
+def test_tmpfs_mount(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nRUN --mount=type=tmpfs,target=/t,size=1m "
+        "grep ' /t tmpfs' /proc/mounts > /got && echo big > /t/f\n")
+    _build(images, tmp_path, "tmpfs")
+    assert "size=1024k" in _run("tmpfs", "cat /got")
+    assert "No such file" in _run("tmpfs", "ls /t 2>&1")
+
+
+def test_secret_readable_in_run_absent_from_image_and_history(busybox: str, tmp_path: Path,
+                                                              images: list[str]) -> None:
+    secret = tmp_path / "s.txt"
+    secret.write_text("hunter2")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nRUN --mount=type=secret,id=pw cat /run/secrets/pw > /copy && "
+        "stat -c %a /run/secrets/pw > /mode\n"
+        "RUN --mount=type=secret,id=pw,target=/etc/pw,required ls -l /etc/pw > /lsl\n")
+    _build(images, ctx, "secret", "--secret", f"id=pw,src={secret}")
+    assert _run("secret", "cat /copy /mode") == "hunter2400\n"
+    assert "No such file" in _run("secret", "ls /run/secrets/pw /etc/pw 2>&1")
+    assert "hunter2" not in _history("secret")
+    missing = _build(images, ctx, "secret2", ok=False)
+    assert missing.returncode != 0 and "secret pw not found" in missing.stdout + missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_add_checksum(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "f.txt").write_text("payload\n")
+    good = "sha256:" + hashlib.sha256(b"payload\n").hexdigest()
+    bad = "sha256:" + "0" * 64
+    handler = lambda *a, **kw: _Quiet(*a, directory=str(tmp_path), **kw)  # noqa: E731
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/f.txt"
+    try:
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={good} {url} /f.txt\n")
+        _build(images, ctx, "sumok")
+        assert _run("sumok", "cat /f.txt") == "payload\n"
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={bad} {url} /f.txt\n")
+        p = _build(images, ctx, "sumbad", ok=False)
+        assert p.returncode != 0 and f"digest mismatch {bad}: {good}" in p.stderr, p.stdout + p.stderr
+        (ctx / "local.txt").write_text("x")
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={good} local.txt /l\n")
+        p = _build(images, ctx, "sumlocal", ok=False)
+        assert p.returncode != 0 and "checksum requires HTTP(S) or Git sources" in p.stderr
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_copy_parents_layouts(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    for rel in ("x/a.txt", "y/a.txt", "x/y/b.txt", "x/y/z/c.txt", "d/e/f.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel + "\n")
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "COPY --parents ./x/a.txt ./y/a.txt /parents/\n"
+        "COPY --parents ./x/./y/*.txt /pivot/\n"
+        "COPY --parents x/*/z/*.txt /glob/\n"
+        "COPY --parents d /dir/\n")
+    _build(images, tmp_path, "parents")
+    out = _run("parents", "cd / && find parents pivot glob dir -type f | sort")
+    assert out.split() == ["dir/d/e/f.txt", "glob/x/y/z/c.txt", "parents/x/a.txt", "parents/y/a.txt",
+                           "pivot/y/b.txt"], out
+    assert _run("parents", "cat /parents/y/a.txt") == "y/a.txt\n"
+
+
+def test_mount_flag_errors(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    for bad, msg in (("type=foo,target=/x", "unsupported mount type 'foo'"),
+                     ("type=cache", "mount target not specified"),
+                     ("type=cache,target=/c,sharing=bogus", "unsupported sharing value 'bogus'"),
+                     ("type=bind,target=/m,source=nope", "not found")):
+        (tmp_path / "Dockerfile").write_text(f"FROM busybox\nRUN --mount={bad} true\n")
+        p = _build(images, tmp_path, "bad", ok=False)
+        assert p.returncode != 0 and msg in p.stderr and "Step 2/2" in p.stderr, (bad, p.stderr)
+        assert "Traceback" not in p.stderr
+    assert not _mounts()
