@@ -105,6 +105,11 @@ def test_tmpfs_mount(busybox: str, tmp_path: Path, images: list[str]) -> None:
     _build(images, tmp_path, "tmpfs")
     assert "size=1024k" in _run("tmpfs", "cat /got")
     assert "No such file" in _run("tmpfs", "ls /t 2>&1")
+    # a mount point below an existing directory leaves no layer at all (BuildKit's stub cleaner)
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN --mount=type=tmpfs,target=/etc/zz/t true\n")
+    _build(images, tmp_path, "tmpfs2", "--no-cache")
+    layers = dy("image", "inspect", "-f", "{{len .RootFS.Layers}}", tag("tmpfs2"), check=True).stdout
+    assert layers == dy("image", "inspect", "-f", "{{len .RootFS.Layers}}", busybox, check=True).stdout
 
 
 def test_secret_readable_in_run_absent_from_image_and_history(busybox: str, tmp_path: Path,
@@ -184,3 +189,15 @@ def test_mount_flag_errors(busybox: str, tmp_path: Path, images: list[str]) -> N
         assert p.returncode != 0 and msg in p.stderr and "Step 2/2" in p.stderr, (bad, p.stderr)
         assert "Traceback" not in p.stderr
     assert not _mounts()
+
+
+def test_cache_mount_sharing_and_odd_ids(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN --mount=type=cache,target=/c,id=..,sharing=locked,uid=1000,mode=0700 stat -c '%u %a' /c > /l\n"
+        "RUN --mount=type=cache,target=/p,id=..,sharing=private stat -c '%u %a' /p > /p2\n")
+    _build(images, tmp_path, "sharing", "--no-cache")
+    assert _run("sharing", "cat /l /p2") == "1000 700\n1000 700\n"
+    home = Path(TEST_ROOT) / "build" / "mounts"
+    assert (home / "%2E.").is_dir() and not any(p.name.startswith(".private-") for p in home.iterdir())
+    shutil.rmtree(home / "%2E.")

@@ -23,6 +23,7 @@ import os
 import posixpath
 import shutil
 import socket
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -106,14 +107,14 @@ class EngineBackend:
         host_config: dict[str, Any] = {"NetworkMode": req.network,
                                        "LogConfig": {"Type": "json-file", "Config": {}}}
         with contextlib.ExitStack() as stack:
-            stubs: list[str] = []
+            stubs: _Stubs = ([], {})
             if req.mounts:
                 host_config["Mounts"] = [self._mount_item(stack, m) for m in req.mounts]
                 stubs = self._missing_targets(parent, [m.target for m in req.mounts])
             return self._run_container(parent, config, host_config, stubs, output, mtime_clamp, on_start)
 
     def _run_container(self, parent: BaseImage, config: dict[str, Any], host_config: dict[str, Any],
-                       stubs: list[str], output: OutputSink, mtime_clamp: int | None,
+                       stubs: "_Stubs", output: OutputSink, mtime_clamp: int | None,
                        on_start: Callable[[str], None]) -> LayerResult:
         eng = self.engine
         c = lifecycle.create(eng, config, host_config, None)
@@ -177,18 +178,25 @@ class EngineBackend:
 
     def _cache_dir(self, stack: contextlib.ExitStack, m: MountRequest) -> str:
         """``<root>/build/mounts/<id>``: made on first use (seeded from `m.source`), kept
-        between builds; sharing=locked (and private, here) holds a lock while it is used."""
+        between builds; sharing=locked waits for other users, private gets a throw-away
+        instance while the shared one is in use by a locked or private user."""
         import fcntl
         import urllib.parse
 
         base = self.engine.paths.root / "build" / "mounts"
         base.mkdir(parents=True, exist_ok=True)
         name = urllib.parse.quote(m.id, safe="") or "_"
+        if name.startswith("."):  # never "..", nor a name of the lock and temp files here
+            name = "%2E" + name[1:]
         path = base / name
         if m.sharing in ("locked", "private"):
             fd = os.open(str(base / f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
             stack.callback(os.close, fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if m.sharing == "private" else 0))
+            except BlockingIOError:  # private and in use: a new instance, for this step only
+                path = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=base, prefix=".private-")))
+                path = path / "cache"
         if not path.is_dir():
             tmp = base / f".tmp-{_util.new_id()[:16]}"
             try:
@@ -205,10 +213,12 @@ class EngineBackend:
                     raise
         return str(path)
 
-    def _missing_targets(self, parent: BaseImage, targets: list[str]) -> list[str]:
+    def _missing_targets(self, parent: BaseImage, targets: list[str]) -> "_Stubs":
         """Paths (relative, resolved in the image) that mounting `targets` will create:
-        removed again after the step when left empty, as BuildKit's mount stub cleaner."""
+        removed again after the step when left empty, as BuildKit's mount stub cleaner;
+        and the (mode, uid, gid) of their existing parents, whose copy-up is undone."""
         out: list[str] = []
+        ancestors: dict[str, tuple[int, int, int]] = {}
         with self.rootfs(parent) as root:
             for t in targets:
                 cur = "/"
@@ -217,12 +227,17 @@ class EngineBackend:
                     host = secure_join(str(root), cur)
                     if not os.path.lexists(host):
                         rel = os.path.relpath(host, root)
+                        up = os.path.dirname(rel)
+                        while up and up not in ancestors:  # existing parents: to restore
+                            st = os.lstat(os.path.join(root, up))
+                            ancestors[up] = (st.st_mode, st.st_uid, st.st_gid)
+                            up = os.path.dirname(up)
                         out.append(rel)
                         rest = t[len(cur):].strip("/")
                         out += [os.path.join(rel, *rest.split("/")[:i + 1]) for i in range(len(rest.split("/")))
                                 if rest]
                         break
-        return out
+        return out, ancestors
 
     def _remove_container(self, cid: str) -> None:
         eng = self.engine
@@ -268,8 +283,38 @@ class EngineBackend:
         return LayerResult(diff_id, 0)
 
 
-def _remove_stubs(upper: Path, stubs: list[str]) -> None:
-    """Remove the mount points a RUN's mounts created (deepest first), if still empty."""
+_Stubs = tuple[list[str], dict[str, tuple[int, int, int]]]
+
+
+def _remove_stubs(upper: Path, stubs: _Stubs) -> None:
+    """Remove the mount points a RUN's mounts created (deepest first), if still empty; then
+    undo the copy-up of their parents when nothing else changed there (empty in the upper
+    dir, not opaque, same mode and owner as below), so a mount alone adds no layer."""
+    paths, ancestors = stubs
+    _remove_empty(upper, paths)
+    for rel in sorted(ancestors, key=lambda r: r.count("/"), reverse=True):
+        host = os.path.join(upper, rel)
+        try:
+            st = os.lstat(host)
+            if (stat.S_ISDIR(st.st_mode) and not os.listdir(host)
+                    and (st.st_mode, st.st_uid, st.st_gid) == ancestors[rel]
+                    and not _opaque(host)):
+                os.rmdir(host)
+        except OSError:
+            pass
+
+
+def _opaque(path: str) -> bool:
+    for key in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(path, key, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _remove_empty(upper: Path, stubs: list[str]) -> None:
     for rel in sorted(set(stubs), key=lambda r: r.count("/"), reverse=True):
         host = os.path.join(upper, rel)
         try:
