@@ -30,6 +30,7 @@ def images() -> Iterator[list[str]]:
     yield made
     for ref in reversed(made):
         dy("rmi", "-f", ref)
+    dy("image", "prune", "-f")  # a failed build leaves its last step's image dangling, as Docker's
 
 
 def _build(images: list[str], ctx: Path, name: str, *args: str, ok: bool = True):  # type: ignore[no-untyped-def]

@@ -351,3 +351,32 @@ def test_stale_port_rules_are_cleared_by_the_next_publish(container_cleanup):
         assert _inspect(c)["Id"][:12] in nft.owners(table)
     finally:
         nft.unpublish(table, ghost)
+
+
+def test_default_bridge_moves_when_its_subnet_was_taken_while_it_was_gone(container_cleanup):
+    """After a reboot (or a clean-up) another interface may route the default bridge's old
+    subnet: the default bridge, whose subnet nobody chose, moves to a free one."""
+    from dockyard.engine import networks
+    from dockyard.paths import Paths
+
+    paths = Paths.from_env()
+    net = networks.store(type("E", (), {"paths": paths})()).get("bridge")  # type: ignore[arg-type]
+    if os.path.isdir(f"/sys/class/net/{net.bridge}/brif") and os.listdir(f"/sys/class/net/{net.bridge}/brif"):
+        pytest.skip("containers are attached to the default bridge")
+    old = net.subnet
+    intruder = f"dyt{secrets.token_hex(3)}"
+    subprocess.run(["ip", "link", "del", net.bridge], capture_output=True)
+    subprocess.run(["ip", "link", "add", intruder, "type", "bridge"], check=True)
+    try:
+        gw = old.split("/")[0].rsplit(".", 1)[0] + ".1/" + old.split("/")[1]
+        subprocess.run(["ip", "addr", "add", gw, "dev", intruder], check=True)
+        subprocess.run(["ip", "link", "set", intruder, "up"], check=True)
+        name = _name()
+        container_cleanup.append(name)
+        dy("run", "-d", "--name", name, "busybox", "sleep", "300", check=True)
+        ep = _inspect(name)["NetworkSettings"]["Networks"]["bridge"]
+        new = json.loads(dy("network", "inspect", "bridge", check=True).stdout)[0]["IPAM"]["Config"][0]["Subnet"]
+        assert new != old and ep["IPAddress"] and ep["Gateway"] == new.split("/")[0].rsplit(".", 1)[0] + ".1"
+        dy("rm", "-f", name, check=True)
+    finally:
+        subprocess.run(["ip", "link", "del", intruder], capture_output=True)

@@ -118,7 +118,7 @@ def volume_image(busybox):
     finally:
         dy("rm", "-f", base)
     yield ref
-    dy("rmi", ref)
+    dy("rmi", "-f", ref)
 
 
 def test_image_volume_is_created_and_filled_by_copy_up(made, volume_image):

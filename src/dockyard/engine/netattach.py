@@ -198,7 +198,7 @@ def _attach(engine: Engine, c: Container, net: Network, ep: dict[str, Any], ifna
             path: str, first: bool) -> None:
     from ..network import ipam, veth
 
-    networks.ensure_bridge(engine, net)
+    net = networks.ensure_bridge(engine, net)
     st = networks.store(engine)
     requested = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
     ip = st.allocate(net, c.id, requested, alive=lambda o: _running(engine, o))
@@ -405,7 +405,7 @@ def connect(engine: Engine, c: Container, net: Network, ip: str = "", aliases: l
     if net.name in nets:
         raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
     if not net.is_bridge:
-        raise Conflict(f"container cannot be disconnected from host network or connected to host network"
+        raise Conflict("container cannot be disconnected from host network or connected to host network"
                        if net.driver == "host" else f"container {c.name} cannot be connected to network {net.name}")
     ep = _endpoint_from_config(net, {"IPAMConfig": {"IPv4Address": ip} if ip else None, "Aliases": aliases})
     if c.running:

@@ -72,16 +72,33 @@ def store(engine: Engine) -> NetworkStore:
     return NetworkStore(engine.paths.root, settings(engine.paths), lambda net: ensure_bridge(engine, net))
 
 
-def ensure_bridge(engine: Engine, net: Network) -> None:
-    """The network's bridge with its gateway address, up, and its packet-filter rules."""
+def ensure_bridge(engine: Engine, net: Network) -> Network:
+    """The network's bridge with its gateway address, up, and its packet-filter rules.
+    Returns the network (the default bridge's subnet may have moved: see _claim_subnet)."""
     from ..network import veth
     from ..network.rtnl import Netlink
 
     with Netlink() as nl:
         existed = nl.link_index(net.bridge) is not None
+    if not existed:
+        net = _claim_subnet(engine, net)
     veth.ensure_bridge(net.bridge, f"{net.gateway}/{net.prefixlen}")
     if not existed or not _table_has(engine, net):
         restore_rules(engine, net)
+    return net
+
+
+def _claim_subnet(engine: Engine, net: Network) -> Network:
+    """A network whose bridge is gone (a reboot, a clean-up) may find its subnet routed through
+    another interface meanwhile (another data root's bridge, a VPN). The default bridge, whose
+    subnet nobody chose, moves to a free one; for a user network that is an error."""
+    clash = [r for r in ipam.host_routes() if r.overlaps(ipam.parse_subnet(net.subnet))]
+    if not clash:
+        return net
+    if net.name == "bridge" and not settings(engine.paths).bip:
+        return store(engine).move_subnet(net)
+    raise Conflict(f"network {net.name}: its subnet {net.subnet} is now routed through another interface "
+                   f"on this host ({clash[0]}); remove the network and create it again")
 
 
 def restore_rules(engine: Engine, net: Network) -> None:

@@ -199,6 +199,22 @@ class NetworkStore:
                 except FileNotFoundError:
                     pass
 
+    def move_subnet(self, net: Network) -> Network:
+        """Give `net` (the default bridge, while its bridge does not exist) a subnet that
+        overlaps neither another network nor a host route; its address allocations go."""
+        import dataclasses
+
+        with _util.locked(self.lock):
+            others = [ipam.parse_subnet(n.subnet) for n in self._load_all() if n.subnet and n.id != net.id]
+            subnet = ipam.pick_subnet(self.settings.pools, others)
+            moved = dataclasses.replace(net, subnet=str(subnet), gateway=str(ipam.gateway_for(subnet)), ip_range="")
+            self._save(moved)
+            try:
+                os.unlink(self._ipam_path(net.id))
+            except FileNotFoundError:
+                pass
+            return moved
+
     # -- addresses ---------------------------------------------------------------------
     def allocations(self, net: Network) -> dict[str, str]:
         try:
