@@ -42,3 +42,10 @@ def engine() -> "Engine":
 
 def print_err(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+def confirm(what: str) -> bool:
+    """Docker's prune prompt: "WARNING! This will remove <what>." then y/N from stdin."""
+    sys.stdout.write(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")

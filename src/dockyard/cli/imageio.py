@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _util
 from ..errors import DockyardError, InvalidArgument
-from .args import Parser, engine
+from .args import Parser, confirm, engine
 from .formatting import print_rows, trunc
 
 if TYPE_CHECKING:
@@ -155,10 +155,7 @@ def cmd_image_prune(argv: list[str]) -> int:
     if not ns.force:
         what = ("all images without at least one container associated to them" if ns.all
                 else "all dangling images")
-        sys.stdout.write(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
+        if not confirm(what):
             return 0
     from ..engine import imageops
 

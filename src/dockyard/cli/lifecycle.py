@@ -6,7 +6,7 @@ import sys
 
 from ..engine import control, lifecycle
 from ..errors import DockyardError, NotModified
-from .args import Parser, engine
+from .args import Parser, confirm, engine
 
 
 def _each(refs: list[str], action, quiet: bool = False) -> int:  # type: ignore[no-untyped-def]
@@ -140,11 +140,8 @@ def cmd_prune(argv: list[str]) -> int:
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. 'until=<timestamp>')")
     ns = p.parse_args(argv)
-    if not ns.force:
-        sys.stdout.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not ns.force and not confirm("all stopped containers"):
+        return 0
     eng = engine()
     from .. import _util
     from ..engine.query import label_match

@@ -7,7 +7,7 @@ import time
 
 from .. import _util
 from ..errors import DockyardError, InvalidArgument, NotFound
-from .args import Parser, engine
+from .args import Parser, confirm, engine
 from .formatting import print_inspect, print_rows
 
 NETWORK_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
@@ -122,12 +122,8 @@ def cmd_network_prune(argv: list[str]) -> int:
     filters = _util.filter_map(ns.filter)
     if set(filters) - {"label"}:
         raise InvalidArgument(f"invalid filter '{sorted(set(filters) - {'label'})[0]}'")
-    if not ns.force and sys.stdin.isatty():
-        sys.stdout.write("WARNING! This will remove all custom networks not used by at least one container.\n"
-                         "Are you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not ns.force and sys.stdin.isatty() and not confirm("all custom networks not used by at least one container"):
+        return 0
     removed = networks.prune(engine(), filters.get("label"))
     if removed:
         print("Deleted Networks:")

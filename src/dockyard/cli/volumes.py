@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from .. import _util
 from ..errors import DockyardError, InvalidArgument
-from .args import Parser, engine
+from .args import Parser, confirm, engine
 from .formatting import print_inspect, print_rows
 
 LS_TABLE = "table {{.Driver}}\t{{.Name}}"
@@ -40,16 +41,13 @@ def cmd_volume(argv: list[str]) -> int:
     return func(rest)
 
 
-def _kv(items: list[str], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _opts(items: list[str]) -> dict[str, str]:
+    """-o KEY=VALUE driver options (Docker refuses an item without '=')."""
     for it in items:
-        k, sep, v = it.partition("=")
-        if not k or (what == "opt" and not sep):
+        if it.startswith("=") or "=" not in it:
             raise InvalidArgument(f"invalid argument \"{it}\" for \"-o, --opt\" flag: "
-                                  f"invalid key value pair format in driver options" if what == "opt"
-                                  else f"invalid label: '{it}'")
-        out[k] = v
-    return out
+                                  f"invalid key value pair format in driver options")
+    return _util.kv_map(items, "opt")
 
 
 def _create(argv: list[str]) -> int:
@@ -63,8 +61,8 @@ def _create(argv: list[str]) -> int:
     p.add_argument("name_arg", nargs="?", metavar="VOLUME")
     ns = p.parse_args(argv)
     if ns.name and ns.name_arg and ns.name != ns.name_arg:
-        raise InvalidArgument(f"conflicting options: either specify --name or provide positional arg, not both")
-    v = volumes.create(engine(), ns.name_arg or ns.name, ns.driver, _kv(ns.opt, "opt"), _kv(ns.label, "label"))
+        raise InvalidArgument("conflicting options: either specify --name or provide positional arg, not both")
+    v = volumes.create(engine(), ns.name_arg or ns.name, ns.driver, _opts(ns.opt), _util.kv_map(ns.label, "label"))
     print(v.name)
     return 0
 
@@ -129,7 +127,6 @@ def _rm(argv: list[str]) -> int:
 
 
 def _prune(argv: list[str]) -> int:
-    from .. import _util
     from ..engine import volumes
 
     p = Parser("volume prune", usage="dockyard volume prune [OPTIONS]", description="Remove unused local volumes")
@@ -140,9 +137,7 @@ def _prune(argv: list[str]) -> int:
     if not ns.force:
         what = "all local volumes not used by at least one container" if ns.all else \
             "anonymous local volumes not used by at least one container"
-        sys.stdout.write(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        if not confirm(what):
             return 0
     removed, size = volumes.prune(engine(), ns.all, ns.filter)
     if removed:
