@@ -10,7 +10,10 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Iterator
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644,

@@ -7,8 +7,9 @@ runtime state that dies with a reboot lives under /run/dockyard (DOCKYARD_RUNROO
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from ._record import dataclass
 
 DEFAULT_ROOT = "/var/lib/dockyard"
 DEFAULT_RUNROOT = "/run/dockyard"

@@ -321,7 +321,9 @@ def test_parse_proc_cgroup() -> None:
 def test_v1_paths_follow_docker_layout() -> None:
     info = CgroupInfo(version=1, mountpoint=Path("/sys/fs/cgroup"), controllers=("cpu", "memory"))
     mgr = open_manager("/dockyard/" + "f" * 64, info)
-    assert mgr.version == 1 and isinstance(mgr, CgroupManager)
+    assert mgr.version == 1
+    interface = [n for n, v in vars(CgroupManager).items() if not n.startswith("_") and (callable(v) or isinstance(v, property))]
+    assert "destroy" in interface and all(hasattr(mgr, n) for n in interface)  # the structural interface
     assert mgr.paths == {"cpu": Path("/sys/fs/cgroup/cpu/dockyard/" + "f" * 64),
                          "memory": Path("/sys/fs/cgroup/memory/dockyard/" + "f" * 64)}
 

@@ -6,13 +6,16 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Iterator
 
 from ..engine import lifecycle, stream
 from ..engine.core import Engine
 from ..engine.records import Container
 from ..errors import Conflict
 from .args import Parser, engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 
 @contextlib.contextmanager

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 #: command -> "module:function" (modules under dockyard.cli); imported only when used
 COMMANDS: dict[str, str] = {

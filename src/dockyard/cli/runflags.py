@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-from typing import Any
 
 from .. import _util
 from ..errors import InvalidArgument, Unsupported
 from .args import Parser
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import TYPE_CHECKING
 
 from ..paths import Paths
 from .records import Container, ContainerStore
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ..images.layers import LayerStore

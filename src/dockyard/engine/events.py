@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
 
+from .._record import dataclass
 from .core import Engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 MAX_SIZE = 8 * 1024 * 1024
 

@@ -23,10 +23,10 @@ import shutil
 import stat
 import tarfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
 
+from .._record import dataclass
 from ..errors import (AlreadyExists, Conflict, DockyardError, FailedPrecondition, InvalidArgument,
                       NotFound, Unsupported)
 from ..images._mount import is_mounted

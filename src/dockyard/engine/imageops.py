@@ -10,9 +10,9 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
+from .._record import dataclass
 from .. import _util
 from ..errors import Conflict, DockyardError, InvalidArgument, NotFound
 from . import events

@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import time
-from typing import Any, Callable
 
 from .. import _util
 from ..errors import Conflict, DockyardError, ExecFailed, InvalidArgument, NotFound
@@ -21,6 +20,10 @@ from .configs import HOSTS, merge_image_config, read_or_default_hosts, resolv_co
 from . import events, stream
 from .core import Engine
 from .records import Container, new_state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 DEFAULT_LOG_MAX_SIZE = 20 * 1000 * 1000
 DEFAULT_LOG_MAX_FILES = 5
@@ -268,7 +271,7 @@ def _handle_exit_locked(engine: Engine, cid: str) -> Container | None:
             return c
         try:
             rstate = engine.runtime_for(c).state(cid)
-            if rstate.status.value != "stopped":
+            if rstate.status != "stopped":
                 return c  # still running
         except NotFound:
             pass
@@ -325,7 +328,7 @@ def refresh_or_none(engine: Engine, c: Container) -> Container | None:
     if not c.running:
         return c
     try:
-        if engine.runtime_for(c).state(c.id).status.value != "stopped":
+        if engine.runtime_for(c).state(c.id).status != "stopped":
             return c
     except NotFound:
         pass
@@ -355,7 +358,7 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
                 pass
         while True:
             try:
-                if engine.runtime_for(c).state(c.id).status.value == "stopped":
+                if engine.runtime_for(c).state(c.id).status == "stopped":
                     break
             except NotFound:
                 break

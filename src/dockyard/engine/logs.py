@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from typing import Iterator
 
+from .._record import dataclass
 from .. import _util
 from .core import Engine
 from .records import Container

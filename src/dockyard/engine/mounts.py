@@ -17,12 +17,15 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import _util
 from ..errors import Conflict, DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from .core import Engine
 from .records import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 if TYPE_CHECKING:
     from ..volumes.local import LocalMounts

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass, field
 from typing import Any
 
+from .._record import dataclass, field
 from ..errors import InvalidArgument
 
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")

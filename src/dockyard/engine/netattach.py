@@ -13,15 +13,18 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass, field
-from typing import Any
 
+from .._record import dataclass, field
 from .. import _util
 from ..errors import Conflict, DockyardError, InvalidArgument, NotFound
 from ..network.store import Network
 from . import networks
 from .core import Engine
 from .records import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 BRIDGE_MODES = ("bridge", "default")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from .. import _util
 from ..errors import Conflict, InvalidArgument
@@ -19,6 +18,10 @@ from ..network.store import Network, NetworkStore, Settings
 from ..paths import DEFAULT_ROOT, Paths
 from . import events
 from .core import Engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_PATH = "/etc/dockyard/daemon.json"
 

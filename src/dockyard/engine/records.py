@@ -11,11 +11,14 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
 
 from .. import _util
 from ..errors import Conflict, NotFound
 from ..paths import Paths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 
 class Container:

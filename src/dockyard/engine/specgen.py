@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..errors import InvalidArgument
 from ..kernel import caps as capmod
 from ..oci import defaults
 from ..runtime.rootfs import secure_join
 from .records import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -6,7 +6,10 @@ import os
 import select
 import socket
 import struct
-from typing import BinaryIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 STDOUT, STDERR, EXIT = 1, 2, 3
 STDIN, CLOSE_STDIN, RESIZE, CLEANED = 0, 4, 5, 6

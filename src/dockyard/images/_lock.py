@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Iterator
 
 from .._util import locked
 from ..paths import Paths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 _local = threading.local()
 

@@ -8,7 +8,10 @@ sparse dict into it, in Docker's field order.
 from __future__ import annotations
 
 import copy
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: (field, default, omitted when empty) in Docker's container.Config order
 _FIELDS: tuple[tuple[str, Any, bool], ...] = (

@@ -19,10 +19,9 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Sequence
 
+from .._record import dataclass
 from .._util import atomic_write, new_id
 from ..errors import InvalidArgument, NotFound
 from ..paths import Paths
@@ -30,6 +29,10 @@ from ._lock import store_lock
 from ._mount import syncfs
 from . import rwlayers
 from .rwlayers import RWLayer, RWPaths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Mapping, Sequence
 
 __all__ = ["Layer", "LayerStore", "PreparedLayer", "RWLayer", "RWPaths", "chain_id_of", "chain_ids"]
 

@@ -16,8 +16,8 @@ and its normalisation: no domain means ``docker.io``; a one-component path on
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from .._record import dataclass
 from ..errors import InvalidArgument
 
 DEFAULT_DOMAIN = "docker.io"

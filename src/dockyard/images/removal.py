@@ -13,9 +13,9 @@ Called by `ImageStore.remove` under the store lock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from .._record import dataclass
 from .._util import short_id
 from ..errors import Conflict
 from .refs import Reference, parse_reference

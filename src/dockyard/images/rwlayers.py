@@ -17,14 +17,17 @@ import errno
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Mapping
 
+from .._record import dataclass
 from .._util import atomic_write, new_id
 from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ._lock import store_lock
 from ._mount import MNT_DETACH, PAGE_SIZE, is_mounted, mount, mount_from, umount2
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping
 
 if TYPE_CHECKING:
     from .layers import LayerStore

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
 
+from .._record import dataclass, field
 from .._util import ZERO_TIME, atomic_write, now_rfc3339, parse_rfc3339
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..paths import Paths
@@ -31,6 +29,10 @@ from .layers import LayerStore, chain_ids
 from .refs import Reference, is_hex_prefix, parse_any, parse_reference
 from .repositories import ReferenceStore
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable
+
 #: Docker's layer.EmptyLayer (a tar of two zero blocks) and Python tarfile's empty
 #: archive (padded to a 10 KiB record): a diff with nothing in it adds no layer.
 EMPTY_DIFF_IDS = frozenset((
@@ -39,7 +41,8 @@ EMPTY_DIFF_IDS = frozenset((
 ))
 
 #: containers_using(image_id) -> [(container_id, running), ...]
-ContainersUsing = Callable[[str], list[tuple[str, bool]]]
+if TYPE_CHECKING:
+    ContainersUsing = Callable[[str], list[tuple[str, bool]]]
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from dataclasses import dataclass
-from typing import Iterable
 
+from .._record import dataclass
 from ..errors import Conflict, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
 
 Net = ipaddress.IPv4Network
 

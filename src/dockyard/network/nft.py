@@ -38,10 +38,13 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from dockyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from dockyard.network.ports import PROTOCOLS, PortMapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")

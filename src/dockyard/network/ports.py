@@ -13,8 +13,8 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 
+from .._record import dataclass, replace
 from dockyard.errors import Conflict, FailedPrecondition, InvalidArgument
 
 PROTOCOLS = ("tcp", "udp")

@@ -16,10 +16,13 @@ import errno
 import os
 import socket
 import struct
-from dataclasses import dataclass
-from typing import Iterator
 
+from .._record import dataclass
 from dockyard.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 # netlink(7)
 NLMSG_ERROR, NLMSG_DONE = 2, 3

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
+from .._record import asdict, dataclass, field, fields, replace
 from .. import _util
 from ..errors import Conflict, InvalidArgument, NotFound
 from . import ipam
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 PREDEFINED = ("bridge", "host", "none")
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -56,7 +59,7 @@ class Network:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Network":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        return cls(**{k: d[k] for k in fields(cls) if k in d})
 
 
 @dataclass(frozen=True)
@@ -202,12 +205,11 @@ class NetworkStore:
     def move_subnet(self, net: Network) -> Network:
         """Give `net` (the default bridge, while its bridge does not exist) a subnet that
         overlaps neither another network nor a host route; its address allocations go."""
-        import dataclasses
 
         with _util.locked(self.lock):
             others = [ipam.parse_subnet(n.subnet) for n in self._load_all() if n.subnet and n.id != net.id]
             subnet = ipam.pick_subnet(self.settings.pools, others)
-            moved = dataclasses.replace(net, subnet=str(subnet), gateway=str(ipam.gateway_for(subnet)), ip_range="")
+            moved = replace(net, subnet=str(subnet), gateway=str(ipam.gateway_for(subnet)), ip_range="")
             self._save(moved)
             try:
                 os.unlink(self._ipam_path(net.id))

@@ -8,19 +8,21 @@ the shim, making the container's init the shim's child (the engine's path). With
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable
 from pathlib import Path
 
+from .._record import dataclass, field
 from .. import _util
 from ..errors import AlreadyExists, Conflict, ExecFailed, FailedPrecondition, InvalidArgument, NotFound
 from . import spawn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 SHIM_PATH = str(Path(__file__).with_name("shim_entry.py"))
 #: the C shim (scripts/build-shim), used when built, unless DOCKYARD_SHIM=python
@@ -29,10 +31,13 @@ SHIM_BINARY = str(Path(__file__).with_name("bin") / "dockyard-shim")
 _ID_RE = __import__("re").compile(r"^[A-Za-z0-9_+.-]+$")
 
 #: forks the container's process: (stdio fds for the child, fds the child must close) -> handle
-Forker = Callable[[tuple[int, int, int] | None, tuple[int, ...]], spawn.InitHandle]
+if TYPE_CHECKING:
+    Forker = Callable[[tuple[int, int, int] | None, tuple[int, ...]], spawn.InitHandle]
 
 
-class Status(enum.Enum):
+class Status:
+    """OCI container statuses (plain strings, as in the state JSON)."""
+
     CREATING = "creating"
     CREATED = "created"
     RUNNING = "running"
@@ -45,13 +50,13 @@ class State:
     """The OCI `state` of a container."""
 
     id: str
-    status: Status
+    status: str  # one of Status.*
     pid: int
     bundle: str
     annotations: dict[str, str] = field(default_factory=dict)
 
     def to_oci(self) -> dict:
-        return {"ociVersion": "1.0.2", "id": self.id, "status": self.status.value,
+        return {"ociVersion": "1.0.2", "id": self.id, "status": self.status,
                 "pid": self.pid if self.status != Status.STOPPED else 0,
                 "bundle": self.bundle, "annotations": self.annotations}
 
@@ -347,7 +352,7 @@ class Runtime:
     def start(self, cid: str) -> None:
         st = self.state(cid)
         if st.status != Status.CREATED:
-            raise Conflict(f"container {cid} is {st.status.value}, not created")
+            raise Conflict(f"container {cid} is {st.status}, not created")
         try:
             spawn.open_fifo_for_start(str(self._dir(cid) / "exec.fifo"), st.pid)
         except spawn.CreateFailed as e:
@@ -391,7 +396,7 @@ class Runtime:
         st = self.state(cid)
         if st.status != Status.STOPPED:
             if not force:
-                raise Conflict(f"cannot delete container {cid} that is not stopped: {st.status.value}")
+                raise Conflict(f"cannot delete container {cid} that is not stopped: {st.status}")
             self.kill(cid, signal.SIGKILL, all_processes=True)
             for _ in range(200):
                 if not _alive(st.pid):

@@ -322,7 +322,7 @@ def cmd_delete(g: Options, argv: list[str]) -> int:
             return 0
         raise
     # runc deletes a created (never started) container without --force: nothing ran yet
-    rt.delete(cid, force=bool(o.get("force")) or st.status.value == "created")
+    rt.delete(cid, force=bool(o.get("force")) or st.status == "created")
     return 0
 
 
@@ -332,7 +332,7 @@ def cmd_pause(g: Options, argv: list[str]) -> int:
     _, args = parse(argv, _NONE, False)
     cid = _one_id(args, "pause")
     rt = _runtime(g)
-    status = rt.state(cid).status.value
+    status = rt.state(cid).status
     if status != "running":
         raise Conflict(f"container {cid} is {status}, not running")
     rt.pause(cid)
@@ -345,7 +345,7 @@ def cmd_resume(g: Options, argv: list[str]) -> int:
     _, args = parse(argv, _NONE, False)
     cid = _one_id(args, "resume")
     rt = _runtime(g)
-    status = rt.state(cid).status.value
+    status = rt.state(cid).status
     if status != "paused":
         raise Conflict(f"container {cid} is {status}, not paused")
     rt.resume(cid)
@@ -406,7 +406,7 @@ def cmd_ps(g: Options, argv: list[str]) -> int:
     if fmt not in ("table", "json"):
         raise UsageError(f"invalid format option {fmt!r}")
     rt = _runtime(g)
-    if rt.state(cid).status.value == "stopped":
+    if rt.state(cid).status == "stopped":
         raise Conflict(f"container {cid} is not running")
     cg = rt._load(cid).get("cgroupsPath")
     pids: list[int] = []

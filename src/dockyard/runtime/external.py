@@ -74,7 +74,7 @@ class ExternalRuntime(Runtime):
         if p.returncode != 0:
             raise NotFound(f"container {cid} does not exist in {self.name}")
         st = json.loads(p.stdout)
-        return State(cid, Status(st.get("status", "stopped")), int(st.get("pid") or 0), st.get("bundle", ""),
+        return State(cid, str(st.get("status", "stopped")), int(st.get("pid") or 0), st.get("bundle", ""),
                      st.get("annotations") or {})
 
     def start(self, cid: str) -> None:

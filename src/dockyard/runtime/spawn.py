@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from dataclasses import dataclass
 
+from .._record import dataclass
 from ..kernel import syscalls as k
 from . import init
 

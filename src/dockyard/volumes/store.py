@@ -17,10 +17,10 @@ import contextlib
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from .._record import dataclass
 from .. import _util
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..paths import Paths

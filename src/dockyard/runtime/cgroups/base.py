@@ -9,13 +9,17 @@ import errno
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Mapping, Protocol, runtime_checkable
 
-from dockyard.errors import InvalidArgument, Unsupported
-
+from ..._record import dataclass, field
+from ...errors import InvalidArgument, Unsupported
 from .resources import Resources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, Mapping, Protocol
+else:
+    Protocol = object  # CgroupManager is a structural interface for type checkers only
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -70,7 +74,6 @@ class Stats:
     memory_stat: Mapping[str, int] = field(default_factory=dict, hash=False)
 
 
-@runtime_checkable
 class CgroupManager(Protocol):
     """One container's cgroup(s). OSErrors from the kernel surface with the file path."""
 

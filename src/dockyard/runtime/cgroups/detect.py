@@ -7,9 +7,9 @@ is a cgroup2 mount. A hybrid host (v1 controllers plus a cgroup2 at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..._record import dataclass
 from dockyard.errors import Unsupported
 
 from .base import CGROUP_ROOT, V1_CONTROLLERS, CgroupInfo, read_v2_controllers

@@ -14,10 +14,13 @@ names are listed in `Resources.ignored` so the caller can warn, as Docker does.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
 
+from ..._record import dataclass, field
 from dockyard.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: kernel limits of cgroup v1 cpu.shares (values outside are clamped by the kernel)
 MIN_SHARES = 2
