@@ -8,9 +8,12 @@ Config.ExposedPorts, as the docker CLI builds them.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from ..errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PROTOS = ("tcp", "udp", "sctp")
 

@@ -8,9 +8,6 @@ state), and the user sees one message naming the container and the cause.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import time
 
 from .. import _util
@@ -48,7 +45,7 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
     net_settings = netattach.prepare(engine, host_config, (networking or {}).get("EndpointsConfig"))
     mode = host_config.get("NetworkMode") or "default"
     if mode == "host":
-        hostname = socket.gethostname()
+        hostname = os.uname().nodename  # socket.gethostname()
     else:
         hostname = merged.get("Hostname") or cid[:12]
     merged["Hostname"] = hostname
@@ -87,7 +84,7 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
                     break
         assert name is not None
         doc["Name"] = "/" + name
-        store.reserve_name(name, cid)
+        store.reserve_name(name, cid, durable=not host_config.get("AutoRemove"))
         # The directory is made under the lock: a concurrent create treats a reserved name
         # whose holder has no directory as stale, so the holder must exist from here on.
         try:
@@ -157,7 +154,7 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
 
                 raise NotModified(f"container {c.id[:12]} is already running")
         rdir = run_dir(engine, c.id)
-        shutil.rmtree(rdir, ignore_errors=True)
+        _util.rmtree(rdir)
         os.makedirs(rdir, mode=0o700)
         sandbox = None
         try:
@@ -218,7 +215,7 @@ def _abort_start(engine: Engine, c: Container, err: BaseException) -> None:
     except (DockyardError, OSError):
         pass
     _release_network(engine, c)
-    shutil.rmtree(run_dir(engine, c.id), ignore_errors=True)
+    _util.rmtree(run_dir(engine, c.id))
     _release_mounts(engine, c)
     st = c.state
     code = err.exit_code if isinstance(err, ExecFailed) else 128
@@ -292,7 +289,7 @@ def _handle_exit_locked(engine: Engine, cid: str) -> Container | None:
         except (DockyardError, OSError):
             pass
         _release_network(engine, c)
-        shutil.rmtree(run_dir(engine, cid), ignore_errors=True)
+        _util.rmtree(run_dir(engine, cid))
         _release_mounts(engine, c)
         c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=int(info["exit_code"]),
                        FinishedAt=info["finished_at"], OOMKilled=oom)
@@ -348,6 +345,8 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
     if c.running:
         seen = None
         if not exited:
+            import socket
+
             try:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.connect(sock_path)
@@ -429,7 +428,7 @@ def remove(engine: Engine, c: Container, force: bool = False, volumes: bool = Fa
             raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
                            "attempting removal or force remove")
         try:
-            engine.runtime_for(c).kill(c.id, signal.SIGKILL, all_processes=True)
+            engine.runtime_for(c).kill(c.id, 9, all_processes=True)  # SIGKILL
         except (Conflict, NotFound, FileNotFoundError):
             pass  # already gone: another rm or the exit handling got there first
         _wait_dead(int(c.state["Pid"]), 10)
@@ -455,7 +454,7 @@ def _remove_locked(engine: Engine, c: Container, volumes: bool = False) -> None:
     if c.running:
         _release_network(engine, c)
     engine.images.remove_container_layer(c.id)
-    shutil.rmtree(run_dir(engine, c.id), ignore_errors=True)
+    _util.rmtree(run_dir(engine, c.id))
     with _util.locked(engine.paths.lock):
         engine.containers.release_name(c.name, c.id)
     engine.containers.delete(c.id)

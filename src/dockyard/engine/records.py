@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from pathlib import Path
 
 from .. import _util
@@ -164,21 +163,24 @@ class ContainerStore:
         except FileNotFoundError:
             return {}
 
-    def reserve_name(self, name: str, cid: str) -> None:
-        """Claim `name` for `cid`; the caller holds the store lock."""
+    def reserve_name(self, name: str, cid: str, durable: bool = True) -> None:
+        """Claim `name` for `cid`; the caller holds the store lock. `durable=False` (--rm
+        containers, which do not outlive their run) skips the fsync."""
         names = self.names()
         holder = names.get(name)
         if holder and holder != cid and (self.dir / holder).exists():
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
                            f'"{holder}". You have to remove (or rename) that container to be able to reuse that name.')
         names[name] = cid
-        _util.write_json(self.dir / "names.json", names)
+        _util.write_json(self.dir / "names.json", names, durable=durable)
 
     def release_name(self, name: str, cid: str) -> None:
+        """No fsync: a release lost in a crash leaves an entry whose holder has no directory,
+        which reserve_name treats as free."""
         names = self.names()
         if names.get(name) == cid:
             del names[name]
-            _util.write_json(self.dir / "names.json", names)
+            _util.write_json(self.dir / "names.json", names, durable=False)
 
     def delete(self, cid: str) -> None:
-        shutil.rmtree(self.path(cid), ignore_errors=True)
+        _util.rmtree(self.path(cid))

@@ -12,7 +12,7 @@ calling into the image or layer store (use `store_lock` instead, which nests).
 from __future__ import annotations
 
 import contextlib
-import threading
+from _thread import _local  # threading.local, without importing threading
 
 from .._util import locked
 from ..paths import Paths
@@ -21,12 +21,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterator
 
-_local = threading.local()
+_held = _local()
 
 
 @contextlib.contextmanager
 def store_lock(paths: Paths) -> Iterator[None]:
-    held: dict[str, int] = _local.__dict__.setdefault("held", {})
+    held: dict[str, int] = _held.__dict__.setdefault("held", {})
     key = str(paths.lock)
     if held.get(key, 0) > 0:
         held[key] += 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -94,6 +93,17 @@ def new_link_id() -> str:
     return base64.b32encode(os.urandom(20)).decode("ascii")[:26]
 
 
+def _rmtree(path: str | os.PathLike[str]) -> None:
+    import shutil  # not at module level: shutil imports bz2, lzma and zlib (~2 ms of every run)
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
 class LayerStore:
     """Read-only image layers, and containers' read-write layers (see `rwlayers`)."""
 
@@ -102,6 +112,11 @@ class LayerStore:
         self.home = paths.overlay
         self.db = paths.layerdb / "sha256"
         self.mounts_db = paths.layerdb / "mounts"
+        self._db_s = str(self.db)
+        #: chain ID -> (identity of its cache-id file, Layer): a layer's files never change
+        #: in place, so one stat replaces four reads; a removed and re-registered layer has a
+        #: new cache-id file (another inode), which invalidates the entry.
+        self._cache: dict[str, tuple[tuple[int, int], Layer]] = {}
 
     # ---- queries ---------------------------------------------------------------------
 
@@ -110,18 +125,28 @@ class LayerStore:
         return m is not None and (self.db / m.group(1)).is_dir()
 
     def get(self, chain_id: str) -> Layer:
-        d = self.db / _hex(chain_id)
+        d = f"{self._db_s}/{_hex(chain_id)}/"
         try:
-            diff_id = (d / "diff").read_text().strip()
-            cache_id = (d / "cache-id").read_text().strip()
-            size = int((d / "size").read_text().strip() or "0")
+            st = os.stat(d + "cache-id")
+        except FileNotFoundError:
+            raise NotFound(f"layer does not exist: {chain_id}") from None
+        key = (st.st_ino, st.st_mtime_ns)
+        hit = self._cache.get(chain_id)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        try:
+            diff_id = _read_text(d + "diff")
+            cache_id = _read_text(d + "cache-id")
+            size = int(_read_text(d + "size") or "0")
         except FileNotFoundError:
             raise NotFound(f"layer does not exist: {chain_id}") from None
         try:
-            parent: str | None = (d / "parent").read_text().strip() or None
+            parent: str | None = _read_text(d + "parent") or None
         except FileNotFoundError:
             parent = None
-        return Layer(chain_id, diff_id, parent, cache_id, size)
+        layer = Layer(chain_id, diff_id, parent, cache_id, size)
+        self._cache[chain_id] = (key, layer)
+        return layer
 
     def list_layers(self) -> list[Layer]:
         out: list[Layer] = []
@@ -190,7 +215,7 @@ class LayerStore:
             os.chmod(tmp, 0o710)
             result = apply_layer(stream, tmp / "diff")
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp)
             raise
         return PreparedLayer(tmp, cache_id, result.diff_id, int(result.size))
 
@@ -212,7 +237,7 @@ class LayerStore:
     def discard_prepared(self, prepared: PreparedLayer) -> None:
         """Remove a prepared layer that will not be committed (a no-op once committed)."""
         if prepared.tmp.exists():
-            shutil.rmtree(prepared.tmp, ignore_errors=True)
+            _rmtree(prepared.tmp)
 
     def lower_string(self, chain_id: str) -> str:
         """The ``lower`` file content of a layer whose parent is `chain_id`:
@@ -256,7 +281,7 @@ class LayerStore:
             if link is not None:
                 with contextlib.suppress(OSError):
                     link.unlink()
-            shutil.rmtree(final, ignore_errors=True)
+            _rmtree(final)
             raise
 
     def _write_db(self, layer: Layer) -> None:
@@ -272,7 +297,7 @@ class LayerStore:
                 atomic_write(tmp / "parent", layer.parent)
             os.rename(tmp, self.db / hexid)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp)
             raise
 
     # ---- release / gc ----------------------------------------------------------------
@@ -304,7 +329,7 @@ class LayerStore:
         tomb = self.db / f".del-{hexid}-{os.urandom(4).hex()}"
         os.rename(self.db / hexid, tomb)
         self.remove_layer_dir(layer.cache_id)
-        shutil.rmtree(tomb, ignore_errors=True)
+        _rmtree(tomb)
 
     def remove_layer_dir(self, name: str | list[str], later: bool = False) -> None:
         """Remove overlay2/<name> (or each of a list) and its l/ short link (`later`: the
@@ -322,7 +347,7 @@ class LayerStore:
             remove_later([self.home / n for n in names], self.trash)
         else:
             for n in names:
-                shutil.rmtree(self.home / n, ignore_errors=True)
+                _rmtree(self.home / n)
 
     @property
     def trash(self) -> Path:
@@ -338,13 +363,13 @@ class LayerStore:
                 if db.is_dir():
                     for entry in db.iterdir():
                         if entry.name.startswith((".tmp-", ".del-")):
-                            shutil.rmtree(entry, ignore_errors=True)
+                            _rmtree(entry)
                             removed.append(str(entry))
             now = time.time()
             if self.trash.is_dir():  # deletions a crash interrupted (remove_layer_dir later=True)
                 for entry in self.trash.iterdir():
                     if now - entry.lstat().st_mtime > _STALE_TMP_SECONDS:
-                        shutil.rmtree(entry, ignore_errors=True)
+                        _rmtree(entry)
                         removed.append(str(entry))
             if not self.home.is_dir():
                 return removed

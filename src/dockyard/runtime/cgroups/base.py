@@ -281,6 +281,13 @@ class ManagerBase:
     def destroy(self) -> None:
         """rmdir the leaf (and any sub-cgroups) in every hierarchy; kills nothing."""
         for top in self._unique_dirs():
+            try:  # the usual case: a leaf without sub-cgroups; walk only when it is not
+                os.rmdir(top)
+                continue
+            except FileNotFoundError:
+                continue
+            except OSError:
+                pass
             for directory in reversed(list(_walk(top))):
                 self._rmdir(directory)
 

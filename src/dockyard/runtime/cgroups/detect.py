@@ -101,7 +101,15 @@ def detect(mountinfo: str | Path = "/proc/self/mountinfo", root: Path = CGROUP_R
 
             raise InvalidArgument(f"DOCKYARD_CGROUP2_ROOT={forced}: not a cgroup2 hierarchy ({e.strerror})") from None
         return CgroupInfo(version=2, mountpoint=base, controllers=controllers)
-    return info_from_mountinfo(Path(mountinfo).read_text(), Path(root))
+    key = (str(mountinfo), str(root))
+    hit = _detected.get(key)
+    if hit is None or str(mountinfo) != "/proc/self/mountinfo":
+        hit = _detected[key] = info_from_mountinfo(Path(mountinfo).read_text(), Path(root))
+    return hit
+
+
+#: a process sees the same cgroup layout all its life: detect() parses mountinfo once
+_detected: dict[tuple[str, str], CgroupInfo] = {}
 
 
 def parse_proc_cgroup(text: str) -> dict[str, str]:
