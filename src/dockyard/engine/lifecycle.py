@@ -181,6 +181,9 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
                             exit_cmd=tuple(engine.cli_argv("system", "_exited", c.id)),
                             hold_fds=tuple(s.fileno() for s in sandbox.hold))
             pid = engine.runtime_for(c).create(c.id, rdir, shim=shim)
+            from ..runtime.cgroups import warm
+
+            warm.stop()  # the init is in its cgroup (see runtime/cgroups/warm.py)
             sandbox.close()  # the shim holds the published ports' sockets from here on
             if before_start is not None:
                 before_start(rdir)
