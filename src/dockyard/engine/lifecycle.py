@@ -348,10 +348,10 @@ def wait_exit(engine: Engine, c: Container, exited: bool = False) -> int:
     if c.running:
         seen = None
         if not exited:
-            import socket
+            from ..kernel import usock
 
             try:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s = usock.socket(usock.AF_UNIX, usock.SOCK_STREAM)
                 s.connect(sock_path)
                 s.sendall(b"wait=1\n")
                 seen = stream.read_exit(s)

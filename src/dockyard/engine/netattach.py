@@ -11,7 +11,6 @@ shims) is cleared the next time the same container starts.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 from .._record import dataclass, field
@@ -24,6 +23,7 @@ from .records import Container
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from typing import Any
 
 BRIDGE_MODES = ("bridge", "default")
@@ -125,7 +125,7 @@ def resolve_host_gateway(engine: Engine, hc: dict[str, Any]) -> None:
 @dataclass
 class Sandbox:
     netns: str | None = None  # path to join; None = the runtime makes a fresh one (or host)
-    hold: list[socket.socket] = field(default_factory=list)
+    hold: list[socket.socket] = field(default_factory=list)  # socket: for type checkers only
 
     def close(self) -> None:
         for s in self.hold:

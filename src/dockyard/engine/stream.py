@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import struct
+
+from ..kernel import usock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,17 +50,17 @@ def frame(kind: int, payload: bytes) -> bytes:
 
 
 def connect(run_dir: str, stdin: bool, stdout: bool, stderr: bool, stdin_once: bool = False,
-            cleanup: bool = False) -> socket.socket:
+            cleanup: bool = False) -> usock.socket:
     """Attach to a shim. With `cleanup`, this client promises to record the exit itself and
     then call `cleaned(sock)`, so the shim need not start its exit command."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = usock.socket(usock.AF_UNIX, usock.SOCK_STREAM)
     s.connect(os.path.join(run_dir, "sock"))
     flags = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "stdin_once": stdin_once, "cleanup": cleanup}
     s.sendall(" ".join(f"{k}={int(v)}" for k, v in flags.items()).encode() + b"\n")
     return s
 
 
-def cleaned(s: socket.socket) -> None:
+def cleaned(s: usock.socket) -> None:
     try:
         s.sendall(frame(CLEANED, b""))
     except OSError:
@@ -67,7 +68,7 @@ def cleaned(s: socket.socket) -> None:
     s.close()
 
 
-def resize(s: socket.socket, rows: int, cols: int) -> None:
+def resize(s: usock.socket, rows: int, cols: int) -> None:
     s.sendall(frame(RESIZE, f"{rows} {cols}".encode()))
 
 
@@ -83,7 +84,7 @@ def split_frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
     return frames, buf
 
 
-def read_exit(s: socket.socket) -> int | None:
+def read_exit(s: usock.socket) -> int | None:
     """Read frames until the exit frame; its code, or None if the shim went away first."""
     buf = b""
     while True:
@@ -114,7 +115,7 @@ def parse_detach_keys(spec: str) -> bytes:
     return bytes(out)
 
 
-def pump(s: socket.socket, stdin_fd: int | None, out: BinaryIO, err: BinaryIO,
+def pump(s: usock.socket, stdin_fd: int | None, out: BinaryIO, err: BinaryIO,
          detach_keys: bytes = b"\x10\x11", tty: bool = False) -> int | None:
     """Copy stdin to the container and its output to out/err until it exits.
     Returns the exit code, or None if the connection closed without one.

@@ -15,12 +15,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
 from pathlib import Path, PurePosixPath
 
 from .._record import dataclass
-from .._util import atomic_write, new_id
+from .._util import atomic_write, new_id, rmtree
 from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ._lock import store_lock
 from ._mount import MNT_DETACH, PAGE_SIZE, is_mounted, mount, mount_from, umount2
@@ -151,7 +150,7 @@ def _write_entry(store: LayerStore, container_id: str, mount_id: str, init_id: s
             atomic_write(tmp / "parent", parent, durable=False)
         os.rename(tmp, store.mounts_db / container_id)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        rmtree(tmp)
         raise
 
 
@@ -268,7 +267,7 @@ def remove_rw(store: LayerStore, container_id: str) -> None:
         tomb = store.mounts_db / f".del-{container_id}-{os.urandom(4).hex()}"
         os.rename(store.mounts_db / container_id, tomb)
         store.remove_layer_dir([rw.mount_id, rw.init_id], later=True)
-        shutil.rmtree(tomb, ignore_errors=True)
+        rmtree(tomb)
 
 
 def graph_driver(store: LayerStore, container_id: str) -> dict[str, Any]:

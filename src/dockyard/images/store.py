@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 from pathlib import Path
 
 from .._record import dataclass, field
-from .._util import ZERO_TIME, atomic_write, now_rfc3339, parse_rfc3339
+from .._util import ZERO_TIME, atomic_write, now_rfc3339, parse_rfc3339, rmtree
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..paths import Paths
 from ._lock import store_lock
@@ -170,7 +169,7 @@ class ImageStore:
         """Remove the config and metadata of `image_id` (not its tags or layers)."""
         with contextlib.suppress(FileNotFoundError):
             (self.content / _hex(image_id)).unlink()
-        shutil.rmtree(self.metadata / _hex(image_id), ignore_errors=True)
+        rmtree(self.metadata / _hex(image_id))
 
     # ---- lookup ------------------------------------------------------------------------
 

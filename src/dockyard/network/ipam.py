@@ -8,7 +8,6 @@ nor a route of the host (so a bridge never shadows the host's own networks).
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 
 from .._record import dataclass
@@ -66,8 +65,8 @@ def host_routes() -> list[Net]:
             next(f)
             for line in f:
                 parts = line.split()
-                dest = socket.inet_ntoa(struct.pack("<I", int(parts[1], 16)))
-                mask = socket.inet_ntoa(struct.pack("<I", int(parts[7], 16)))
+                dest = str(ipaddress.IPv4Address(struct.pack("<I", int(parts[1], 16))))
+                mask = str(ipaddress.IPv4Address(struct.pack("<I", int(parts[7], 16))))
                 if dest == "0.0.0.0" and mask == "0.0.0.0":
                     continue
                 out.append(ipaddress.IPv4Network(f"{dest}/{mask}", strict=False))

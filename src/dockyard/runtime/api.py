@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 from .._record import dataclass, field
 from .. import _util
 from ..errors import AlreadyExists, Conflict, ExecFailed, FailedPrecondition, InvalidArgument, NotFound
+from ..kernel import usock
 from . import spawn
 
 TYPE_CHECKING = False
@@ -140,8 +140,6 @@ class Runtime:
     @staticmethod
     def _cleanup_failed(d: Path, cg: Any) -> str | None:
         """Undo a failed create: kill what reached the cgroup, remove it and the state dir."""
-        import shutil
-
         problem = None
         if cg is not None:
             try:
@@ -149,7 +147,7 @@ class Runtime:
                 cg.destroy()
             except Exception as e:  # report, but keep the original error first
                 problem = str(e)
-        shutil.rmtree(d, ignore_errors=True)
+        _util.rmtree(d)
         return problem
 
     def _create_plain(self, spec: dict, fifo: str, cgroup_dirs: dict[str, str],
@@ -168,11 +166,9 @@ class Runtime:
                     os.write(w, json.dumps({"error": str(e), "code": e.code}).encode())
                     os._exit(1)
                 if master is not None and console_socket:
-                    import socket
-
-                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s = usock.socket(usock.AF_UNIX, usock.SOCK_STREAM)
                     s.connect(console_socket)
-                    socket.send_fds(s, [b"/dev/ptmx"], [master])
+                    usock.send_fds(s, [b"/dev/ptmx"], [master])
                     s.close()
                 os.write(w, json.dumps({"pid": h.pid}).encode())
                 os._exit(0)
@@ -245,7 +241,7 @@ class Runtime:
                 cfg["status_fd"] = w
                 keep.append(w)
                 keep += list(shim.hold_fds)
-                listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                listener = usock.socket(usock.AF_UNIX, usock.SOCK_STREAM)
                 sock_path = os.path.join(shim.run_dir, "sock")
                 listener.bind(sock_path)
                 os.chmod(sock_path, 0o600)
@@ -390,7 +386,6 @@ class Runtime:
         return open_manager(cg)
 
     def delete(self, cid: str, force: bool = False) -> None:
-        import shutil
         import time
 
         st = self.state(cid)
@@ -407,7 +402,7 @@ class Runtime:
             from .cgroups import open_manager
 
             open_manager(cg).destroy()
-        shutil.rmtree(self._dir(cid), ignore_errors=True)
+        _util.rmtree(self._dir(cid))
 
     def list(self) -> list[str]:
         try:

@@ -13,13 +13,13 @@ import errno
 import fcntl
 import os
 import signal
-import socket
 import stat
 import struct
 import sys
 
 from ..kernel import caps as capmod
 from ..kernel import syscalls as k
+from ..kernel import usock
 from . import rootfs as rfs
 
 TIOCSPTLCK = 0x40045431
@@ -33,18 +33,18 @@ class InitError(Exception):
         self.code = code
 
 
-def send(sock: socket.socket, msg: str, fds: list[int] | None = None) -> None:
+def send(sock: usock.socket, msg: str, fds: list[int] | None = None) -> None:
     """Sync messages to the parent (the shim or the runtime): "ready", "console" (with the
     pty master attached), or "error <exit code> <message>". Plain text: the shim reads
     them without importing json."""
     data = msg.encode()
     if fds:
-        socket.send_fds(sock, [data], fds)
+        usock.send_fds(sock, [data], fds)
     else:
         sock.send(data)
 
 
-def run(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, int, int] | None,
+def run(spec: dict, sync: usock.socket, fifo_fd: int, stdio: tuple[int, int, int] | None,
         cgroup_dirs: dict[str, str], join_fd: int | None = None) -> None:
     """Entry point in the forked child. Never returns: execs or exits. `join_fd`: the parent
     moves this process into its cgroup meanwhile and writes one byte there when done."""
@@ -58,7 +58,7 @@ def run(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, int, in
         _fail(sync, f"container init: {type(e).__name__}: {e}", 125)
 
 
-def _fail(sync: socket.socket, message: str, code: int) -> None:
+def _fail(sync: usock.socket, message: str, code: int) -> None:
     try:
         send(sync, f"error {code} {message}")
     except OSError:
@@ -66,7 +66,7 @@ def _fail(sync: socket.socket, message: str, code: int) -> None:
     os._exit(code)
 
 
-def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, int, int] | None,
+def _prepare(spec: dict, sync: usock.socket, fifo_fd: int, stdio: tuple[int, int, int] | None,
              cgroup_dirs: dict[str, str], join_fd: int | None = None) -> None:
     proc = spec["process"]
     linux = spec.get("linux") or {}
@@ -109,7 +109,7 @@ def _prepare(spec: dict, sync: socket.socket, fifo_fd: int, stdio: tuple[int, in
         k.mount(None, "/", None, k.MS_BIND | k.MS_REMOUNT | k.MS_RDONLY | k.MS_REC)
     hostname = spec.get("hostname")
     if hostname and any(n["type"] == "uts" for n in linux.get("namespaces") or []):
-        socket.sethostname(hostname)
+        usock.sethostname(hostname)
     if proc.get("terminal"):
         _attach_console(slave_name)
         os.close(master)
@@ -230,7 +230,7 @@ def _enter_namespaces(namespaces: list[dict]) -> set[str]:
 def _loopback_up() -> None:
     """Bring `lo` up in a fresh network namespace (SIOCSIFFLAGS)."""
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = usock.socket(usock.AF_INET, usock.SOCK_DGRAM)
     try:
         ifr = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifr))[1]

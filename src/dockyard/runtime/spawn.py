@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 
 from .._record import dataclass
 from ..kernel import syscalls as k
+from ..kernel import usock
 from . import init
 
 
 @dataclass(frozen=True)
 class InitHandle:
     pid: int
-    sync: socket.socket
+    sync: usock.socket
 
 
 class CreateFailed(Exception):
@@ -39,7 +39,7 @@ def fork_init(spec: dict, fifo_path: str, stdio: tuple[int, int, int] | None,
             os.close(fd)
         else:
             k.unshare(k.CLONE_NEWPID)
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = usock.socketpair(usock.AF_UNIX, usock.SOCK_SEQPACKET)
     fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
     # The first cgroup migration on a host waits for an RCU grace period (~10 ms). Without a
     # cgroup namespace to make, the parent moves the init while the init sets up its mounts;
@@ -83,7 +83,7 @@ def wait_ready(handle: InitHandle) -> int | None:
     master: int | None = None
     while True:
         try:
-            data, fds, _flags, _addr = socket.recv_fds(handle.sync, 65536, 4)
+            data, fds, _flags, _addr = usock.recv_fds(handle.sync, 65536, 4)
         except OSError as e:
             raise CreateFailed(f"container init: {e.strerror}", 125) from None
         if not data:
