@@ -13,14 +13,17 @@ import errno
 import fcntl
 import os
 import stat
-import threading
-from typing import Any, Callable, TypeVar
+import _thread  # not threading: ~1 ms less on every `run` with a network
 
 from dockyard.errors import AlreadyExists
 from dockyard.kernel.syscalls import CLONE_NEWNET, MNT_DETACH, MS_BIND, mount, setns, umount, unshare
 from dockyard.network.rtnl import Netlink
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar
+
+    T = TypeVar("T")
 
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
 
@@ -28,19 +31,22 @@ NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
 def _in_thread(fn: Callable[..., T], *args: Any) -> T:
     """fn(*args) in a new thread; its result, or its exception re-raised here."""
     box: dict[str, Any] = {}
+    done = _thread.allocate_lock()
+    done.acquire()
 
     def body() -> None:
         try:
             box["result"] = fn(*args)
         except BaseException as e:  # handed to the caller
             box["error"] = e
+        finally:
+            done.release()
 
-    t = threading.Thread(target=body, name="dockyard-netns", daemon=True)
-    t.start()
+    _thread.start_new_thread(body, ())
     try:
-        t.join()
+        done.acquire()
     except BaseException:  # e.g. KeyboardInterrupt: let the (short) work finish, then go
-        t.join()
+        done.acquire()
         raise
     if "error" in box:
         err = box.pop("error")

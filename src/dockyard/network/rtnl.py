@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
+import _socket as socket  # the C module: `socket` would import selectors and build IntEnums (~2 ms)
 import struct
 
 from .._record import dataclass
