@@ -296,12 +296,18 @@ def _handle_exit_locked(engine: Engine, cid: str) -> Container | None:
         _release_mounts(engine, c)
         c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=int(info["exit_code"]),
                        FinishedAt=info["finished_at"], OOMKilled=oom)
-        store.save(c)
+        auto_remove = bool(c.host_config.get("AutoRemove"))
+        if not auto_remove:
+            store.save(c)
         if oom:
             events.container(engine, "oom", c)
         events.container(engine, "die", c, exitCode=c.state["ExitCode"])
-        if c.host_config.get("AutoRemove"):
-            _remove_locked(engine, c)
+        if auto_remove:  # its exited state is written only if the removal fails
+            try:
+                _remove_locked(engine, c)
+            except BaseException:
+                store.save(c)
+                raise
             c.removed = True
         return c
 
