@@ -1,11 +1,13 @@
-"""argparse configured to behave like Docker's CLI: exit 125 with one line on bad flags."""
+"""The commands' flag parser (cli/flags.py, Docker's rules): exit 125 with one line on bad flags."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..errors import InvalidArgument
+from .flags import REMAINDER, FlagParser, Namespace
+
+__all__ = ["REMAINDER", "Namespace", "Parser", "UsageError", "confirm", "engine", "print_err"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,20 +21,15 @@ class UsageError(InvalidArgument):
     pass
 
 
-class Parser(argparse.ArgumentParser):
+class Parser(FlagParser):
     def __init__(self, prog: str, usage: str | None = None, description: str | None = None) -> None:
-        super().__init__(prog=f"dockyard {prog}", usage=usage, description=description, add_help=False,
-                         allow_abbrev=False)
+        super().__init__(prog=f"dockyard {prog}", usage=usage, description=description)
         self.cmd = prog
         # Docker keeps -h free (run -h is --hostname): only --help prints help
         self.add_argument("--help", action="help", help="Print usage")
 
     def error(self, message: str) -> NoReturn:
-        if message.startswith("unrecognized arguments: "):
-            flag = message.split(": ", 1)[1].split()[0]
-            message = f"unknown flag: {flag}" if flag.startswith("-") else f"unexpected argument: {flag}"
-        elif message.startswith("the following arguments are required"):
-            message = f'"dockyard {self.cmd}" requires at least 1 argument.'
+        """Docker's usage error: the message, "See 'dockyard CMD --help'." on stderr, exit 125."""
         print(f"{message}\nSee 'dockyard {self.cmd} --help'.", file=sys.stderr)
         raise SystemExit(125)
 

@@ -10,7 +10,7 @@ from .attach import _winsize
 
 
 def cmd_exec(argv: list[str]) -> int:
-    import argparse
+    from .args import REMAINDER
 
     p = Parser("exec", usage="dockyard exec [OPTIONS] CONTAINER COMMAND [ARG...]",
                description="Execute a command in a running container")
@@ -24,7 +24,7 @@ def cmd_exec(argv: list[str]) -> int:
     p.add_argument("--privileged", action="store_true", help="Give extended privileges to the command")
     p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
     p.add_argument("container")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs=REMAINDER)
     ns = p.parse_args(argv)
     if not ns.command:
         p.error('"dockyard exec" requires at least 2 arguments.')

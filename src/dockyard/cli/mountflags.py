@@ -9,7 +9,6 @@ created, with the daemon's wording.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from .. import _util
 from ..engine.mountspec import from_api, parse_bind, tmpfs_target
 from ..errors import InvalidArgument, Unsupported
+from .flags import Namespace
 
 
 def _bool(key: str, val: str) -> bool:
@@ -139,7 +139,7 @@ def parse_tmpfs(value: str) -> tuple[str, str]:
     return path, opts
 
 
-def apply_mount_flags(ns: argparse.Namespace, config: dict[str, Any], hc: dict[str, Any]) -> None:
+def apply_mount_flags(ns: Namespace, config: dict[str, Any], hc: dict[str, Any]) -> None:
     """Fill Config/HostConfig from the parsed run/create flags (and check them)."""
     if ns.volume_driver and ns.volume_driver != "local":
         raise Unsupported(f"volume driver {ns.volume_driver!r} is not supported: only the local driver exists")

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 
 from .. import _util
 from ..errors import InvalidArgument, Unsupported
-from .args import Parser
+from .args import REMAINDER, Namespace, Parser
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 
-def add_flags(p: argparse.ArgumentParser) -> None:
+def add_flags(p: Parser) -> None:
     a = p.add_argument
     a("-d", "--detach", action="store_true", help="Run container in background and print container ID")
     a("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
@@ -83,7 +82,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     a("--volume-driver", default="", help="Optional volume driver for the container")
     a("--pull", default="missing", help='Pull image before running ("always", "missing", "never")')
     a("image", help="Image")
-    a("command", nargs=argparse.REMAINDER, help="Command and arguments")
+    a("command", nargs=REMAINDER, help="Command and arguments")
 
 
 def parser(cmd: str) -> Parser:
@@ -153,7 +152,7 @@ def _devices(items: list[str]) -> list[dict[str, str]]:
     return out
 
 
-def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+def to_docker(ns: Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build Config and HostConfig the way the docker CLI does for `docker run`."""
     if ns.kernel_memory:
         raise InvalidArgument("--kernel-memory is not supported: kernel memory limits were removed "
@@ -282,7 +281,7 @@ def to_docker(ns: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     return config, hc
 
 
-def networking_config(ns: argparse.Namespace) -> dict[str, Any]:
+def networking_config(ns: Namespace) -> dict[str, Any]:
     """NetworkingConfig as the docker CLI sends it (endpoint settings for --ip and friends)."""
     from .portspec import endpoints_config
 
