@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 
 from .. import _util
 from ..errors import InvalidArgument, Unsupported
@@ -296,4 +295,6 @@ def _hostname_ok(h: str) -> bool:
 
 
 def split_command(s: str) -> list[str]:
+    import shlex  # not at module level: it imports re
+
     return shlex.split(s)
