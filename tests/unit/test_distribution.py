@@ -114,7 +114,7 @@ def test_parallel_gzip_is_one_valid_member(n):
     import os
     import random
 
-    from dockyard.engine.distribution_push import _HashingWriter, gzip_parallel
+    from dockyard.engine.distribution_compress import _HashingWriter, gzip_parallel
 
     rnd = random.Random(n)
     text = bytes(rnd.choice(b"abcdefgh \n") for _ in range(min(n, 200000)))
@@ -131,7 +131,7 @@ def test_parallel_gzip_stores_incompressible_blocks():
     import gzip
     import os
 
-    from dockyard.engine.distribution_push import _HashingWriter, gzip_parallel
+    from dockyard.engine.distribution_compress import _HashingWriter, gzip_parallel
 
     data = os.urandom(3 << 20) + b"a" * (2 << 20)
     out = io.BytesIO()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os as _os
-from dataclasses import dataclass
 from typing import Any
 
+from ._record import record
 from ..errors import InvalidArgument, NotFound, Unsupported
 from .errors import DigestMismatch
 
@@ -38,7 +38,7 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-@dataclass(frozen=True)
+@record
 class Platform:
     os: str
     architecture: str
@@ -60,7 +60,7 @@ class Platform:
         return normalize_platform(cls(parts[0], parts[1], parts[2] if len(parts) > 2 else None))
 
 
-@dataclass(frozen=True)
+@record
 class Descriptor:
     media_type: str
     digest: str
@@ -83,7 +83,7 @@ class Descriptor:
         return d
 
 
-@dataclass(frozen=True)
+@record
 class Manifest:
     """A manifest exactly as the registry sent it; `digest` is sha256 of `raw`."""
 
@@ -102,14 +102,14 @@ class Manifest:
         return self.media_type in INDEX_TYPES
 
 
-@dataclass(frozen=True)
+@record
 class ImageManifest:
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
 
 
-@dataclass(frozen=True)
+@record
 class ManifestIndex:
     media_type: str
     manifests: tuple[Descriptor, ...]
