@@ -298,6 +298,8 @@ def _prepare(engine: Engine, f: Any, size: int, lid: str, progress: Progress) ->
     plain = plain_stream(_Counting(f, Throttled(progress, lid, "Extracting", size)))  # type: ignore[arg-type]
     if plain is None:
         raise Unsupported("zstd-compressed layers need the 'zstandard' Python module, which is not installed")
-    rec = Recorder(plain)
+    rec = Recorder(plain, digest=False)  # the extraction hashes the tar (the diffID)
     prepared = engine.layers.prepare(rec)  # type: ignore[arg-type]
-    return _Extracted(prepared, rec.finish(), rec.digest())
+    whole = rec.eof  # the extraction read the tar to its end: the record and diffID agree
+    items = rec.finish()
+    return _Extracted(prepared, items, prepared.diff_id if whole else "")

@@ -12,11 +12,7 @@ destination, even if the tree changes under us (a running container, for ``cp``)
 from __future__ import annotations
 
 import base64
-import bz2
 import errno
-import gzip
-import hashlib
-import lzma
 import os
 import posixpath
 import shutil
@@ -27,9 +23,10 @@ from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from ..errors import Conflict, DockyardError, FailedPrecondition, InvalidArgument, NotFound, Unsupported
+from ..errors import Conflict, DockyardError, FailedPrecondition, InvalidArgument, NotFound
+from .tarfs_stream import _CorruptStream, _HashingReader, _open_stream
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -42,13 +39,7 @@ _LIBARCHIVE_XATTR_PREFIX = "LIBARCHIVE.xattr."
 
 _CHUNK = 1 << 20
 _MAX_SYMLINKS = 40
-_TAIL_KEEP = 1 << 17  # bytes of decompressed stream kept to check the end-of-archive block
 _NS = 1_000_000_000
-
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_BZIP2_MAGIC = b"BZh"
-_XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
 @dataclass(frozen=True)
@@ -59,133 +50,6 @@ class ApplyResult:
     diff_id: str
     #: bytes of regular-file content written (Docker's layer "Size")
     size: int
-
-
-# ---- input stream: decompression + hashing ---------------------------------
-
-
-class _CorruptStream(Exception):
-    """A decompressor refused the data (kept apart from file-system OSErrors)."""
-
-
-class _Prefixed:
-    """A reader that returns `head` first, then the rest of `raw` (magic-byte sniffing)."""
-
-    def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head = head
-        self._raw = raw
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0:
-                data, self._head = self._head + self._raw.read(), b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._raw.read(n)
-
-
-class _HashingReader:
-    """Hashes and counts every byte read through it; keeps a short tail for end checks."""
-
-    def __init__(self, raw: Any, corrupt: tuple[type[BaseException], ...]) -> None:
-        self._raw = raw
-        self._corrupt = corrupt
-        self._sha = hashlib.sha256()
-        self._tail = bytearray()
-        self._pending = b""  # read ahead by at_eof(), not yet handed out
-        self.count = 0
-
-    def at_eof(self) -> bool:
-        """True if the stream is empty (peeks one byte, handed out by the next read)."""
-        if not self._pending:
-            self._pending = self._read_raw(1)
-        return not self._pending
-
-    def read(self, n: int = -1) -> bytes:
-        if self._pending:
-            if n is None or n < 0:
-                n = len(self._pending)
-            data, self._pending = self._pending[:n], self._pending[n:]
-            return data
-        return self._read_raw(n)
-
-    def _read_raw(self, n: int | None) -> bytes:
-        try:
-            data = self._raw.read(n if n is not None and n >= 0 else _CHUNK)
-        except self._corrupt as e:
-            raise _CorruptStream(str(e) or type(e).__name__) from e
-        except OSError as e:
-            if e.errno is None:  # bz2 "Invalid data stream" and friends
-                raise _CorruptStream(str(e)) from e
-            raise
-        if data:
-            self._sha.update(data)
-            self.count += len(data)
-            self._tail += data
-            if len(self._tail) > 2 * _TAIL_KEEP:
-                del self._tail[: len(self._tail) - _TAIL_KEEP]
-        return data
-
-    def block_at(self, offset: int, size: int) -> bytes:
-        """The `size` bytes at stream `offset` (reading ahead as needed; short at EOF)."""
-        while self.count < offset + size:
-            if not self._read_raw(offset + size - self.count):
-                break
-        start = offset - (self.count - len(self._tail))
-        if start < 0:
-            raise _CorruptStream("internal: end-of-archive block fell out of the window")
-        return bytes(self._tail[start : start + size])
-
-    def drain(self) -> None:
-        self._pending = b""
-        while self._read_raw(_CHUNK):
-            pass
-
-    def digest(self) -> str:
-        return "sha256:" + self._sha.hexdigest()
-
-
-def _open_stream(stream: BinaryIO) -> _HashingReader:
-    """Sniff the compression from the magic bytes; return a hashing reader of the tar bytes."""
-    head = b""
-    while len(head) < 6:
-        more = stream.read(6 - len(head))
-        if not more:
-            break
-        head += more
-    src = _Prefixed(head, stream)
-    corrupt: tuple[type[BaseException], ...] = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
-    raw: Any
-    if head.startswith(_GZIP_MAGIC):
-        raw = gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
-    elif head.startswith(_ZSTD_MAGIC):
-        raw, extra = _zstd_reader(src)
-        corrupt += extra
-    elif head.startswith(_BZIP2_MAGIC):
-        raw = bz2.BZ2File(src, mode="rb")  # type: ignore[arg-type]
-    elif head.startswith(_XZ_MAGIC):
-        raw = lzma.LZMAFile(src, mode="rb")  # type: ignore[arg-type]
-    else:
-        raw = src
-    return _HashingReader(raw, corrupt)
-
-
-def _zstd_reader(src: _Prefixed) -> tuple[Any, tuple[type[BaseException], ...]]:
-    try:
-        import zstandard  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:
-        reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
-        return reader, (zstandard.ZstdError,)
-    try:
-        from compression import zstd  # type: ignore[import-not-found]  # Python >= 3.14
-    except ImportError:
-        raise Unsupported(
-            "zstd-compressed layers need the 'zstandard' Python module, which is not installed"
-        ) from None
-    return zstd.ZstdFile(src, mode="rb"), (zstd.ZstdError,)
 
 
 def _open_tar(reader: _HashingReader) -> tarfile.TarFile:
