@@ -253,8 +253,10 @@ class Connection:
         if "accept-encoding" not in lower:
             lines.append("Accept-Encoding: identity")
         chunked = False
-        if body is not None and not isinstance(body, (bytes, bytearray, memoryview)) \
-                and "content-length" not in lower:
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            if "content-length" not in lower:
+                lines.append(f"Content-Length: {len(body)}")
+        elif body is not None and "content-length" not in lower:
             chunked = True
             lines.append("Transfer-Encoding: chunked")
         lines.extend(f"{k}: {v}" for k, v in headers.items())
