@@ -381,7 +381,8 @@ class RegistryClient(UploadMixin):
                 resp.close()
                 discard(partial)
                 continue
-            if resp.status == 200 and have:
+            if resp.status == 200 and have:  # Range ignored: start over, in a new file (an
+                discard(partial)              # extraction following the old one sees it go)
                 hasher, have = new_hasher(digest), 0
             partial.parent.mkdir(parents=True, exist_ok=True)
             try:
