@@ -620,3 +620,39 @@ def test_pull_through_a_mirror(registry, registry2, clean_root, tmp_path):
     assert re.search(r'"GET /v2/qa/mirrored/blobs/sha256:[0-9a-f]{64} HTTP/1.1" 200 ', _access_log(registry2))
     without = clean_root.dy("pull", f"{registry.host}/qa/mirrored:m")
     assert without.returncode == 1 and "not found" in without.stderr
+
+
+_HEAVY = ("ssl", "http.client", "email", "concurrent.futures", "tarfile", "gzip", "subprocess",
+          "dockyard.engine.distribution_layers", "dockyard.engine.distribution_compress",
+          "dockyard.network.store")
+
+
+def _cli_modules(*args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the CLI in a fresh interpreter; returns it and the heavy modules it imported."""
+    import sys
+
+    code = ("import sys\nfrom dockyard.cli.main import main\nrc = main(sys.argv[1:])\n"
+            f"print('MODULES', sorted(m for m in {_HEAVY!r} if m in sys.modules))\nsys.exit(rc)\n")
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    line = [x for x in p.stdout.splitlines() if x.startswith("MODULES ")]
+    assert line, (p.stdout, p.stderr)
+    return p, eval(line[-1][len("MODULES "):])
+
+
+def test_up_to_date_pull_and_push_stay_light(registry, pushed):
+    """An up-to-date pull/push: no TLS probe of the plain-http registry once its scheme is
+    known, none of the download/compression machinery, the same requests Docker sends."""
+    ref, digest, _ = pushed
+    dy("pull", ref, check=True)  # learns (and keeps) that the registry speaks plain http
+    before = _access_log(registry)
+    p, heavy = _cli_modules("pull", ref)
+    assert p.returncode == 0, p.stderr
+    assert "Image is up to date" in p.stdout and heavy == [], (p.stdout, heavy)
+    p, heavy = _cli_modules("push", ref)
+    assert p.returncode == 0, p.stderr
+    assert "Layer already exists" in p.stdout and heavy == [], (p.stdout, heavy)
+    log = _access_log(registry)[len(before):]
+    manifest_gets = re.findall(r'"GET /v2/qa/bb/manifests/v1 HTTP/1.1" 200', log)
+    assert len(manifest_gets) == 1, log  # one manifest request for the pull, as Docker
+    assert len(re.findall(r'"PUT /v2/qa/bb/manifests/v1 HTTP/1.1" 201', log)) == 1, log
+    assert not re.search(r'"(POST|PATCH) ', log), log  # nothing uploaded

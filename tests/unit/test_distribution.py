@@ -114,7 +114,7 @@ def test_parallel_gzip_is_one_valid_member(n):
     import os
     import random
 
-    from dockyard.engine.distribution_push import _HashingWriter, gzip_parallel
+    from dockyard.engine.distribution_compress import _HashingWriter, gzip_parallel
 
     rnd = random.Random(n)
     text = bytes(rnd.choice(b"abcdefgh \n") for _ in range(min(n, 200000)))
@@ -131,7 +131,7 @@ def test_parallel_gzip_stores_incompressible_blocks():
     import gzip
     import os
 
-    from dockyard.engine.distribution_push import _HashingWriter, gzip_parallel
+    from dockyard.engine.distribution_compress import _HashingWriter, gzip_parallel
 
     data = os.urandom(3 << 20) + b"a" * (2 << 20)
     out = io.BytesIO()
@@ -139,3 +139,45 @@ def test_parallel_gzip_stores_incompressible_blocks():
     blob = out.getvalue()
     assert gzip.decompress(blob) == data
     assert len(blob) < (3 << 20) + 64 * 1024  # random part stored (tiny overhead), the rest deflated
+
+
+def test_run_parallel_keeps_order_and_raises_the_earliest_failure() -> None:
+    import threading
+
+    from dockyard.engine.distmeta import run_parallel
+
+    stop = threading.Event()
+    assert run_parallel(lambda x: x * 2, list(range(20)), 3, stop) == [x * 2 for x in range(20)]
+    assert not stop.is_set()
+    ran: list[int] = []
+
+    def job(x: int) -> int:
+        ran.append(x)
+        if x in (2, 4):
+            raise ValueError(f"bad {x}")
+        return x
+
+    with pytest.raises(ValueError, match="bad 2"):
+        run_parallel(job, list(range(50)), 1, stop)
+    assert stop.is_set() and ran == [0, 1, 2]  # one worker: nothing taken after the failure
+
+
+def test_record_classes_are_frozen_values() -> None:
+    from dockyard.registry._record import Factory, FrozenInstanceError, record
+
+    @record
+    class Point:
+        x: int
+        y: int = 0
+        tags: dict = Factory(dict)  # type: ignore[assignment]
+
+    p = Point(1, tags={"a": 1})
+    assert p == Point(1, 0, {"a": 1}) and p != Point(2) and Point(1).tags is not Point(1).tags
+    assert hash(Point(1)) == hash(Point(1, tags={"b": 2}))  # dicts left out of the hash
+    assert repr(Point(3, 4)) == "test_record_classes_are_frozen_values.<locals>.Point(x=3, y=4, tags={})"
+    with pytest.raises(FrozenInstanceError):
+        p.x = 5  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Point(1, z=2)  # type: ignore[call-arg]

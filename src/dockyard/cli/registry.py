@@ -7,9 +7,9 @@ left out, as Docker does).
 
 from __future__ import annotations
 
-import getpass
+import contextlib
 import json
-import shutil
+import os
 import sys
 import threading
 from typing import TextIO
@@ -26,7 +26,7 @@ class Display:
         self.out = out
         self.terminal = out.isatty() if terminal is None else terminal
         self.quiet = quiet
-        self.width = shutil.get_terminal_size((200, 24)).columns if self.terminal else 0
+        self.width = _columns() if self.terminal else 0
         self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -57,6 +57,18 @@ class Display:
         w(f"\x1b[2K\r{event.id}: {event.status} {bar}\r")
         if diff:
             w(f"\x1b[{diff}B")
+
+
+def _columns() -> int:
+    """shutil.get_terminal_size's width (COLUMNS, else the terminal's, else 200), without
+    importing shutil and the compression modules it loads."""
+    with contextlib.suppress(ValueError):
+        if int(os.environ.get("COLUMNS", "")) > 0:
+            return int(os.environ["COLUMNS"])
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 200  # type: ignore[union-attr]
+    except (OSError, AttributeError, ValueError):
+        return 200
 
 
 def cmd_pull(argv: list[str]) -> int:
@@ -153,6 +165,8 @@ def cmd_login(argv: list[str]) -> int:
     if password is None:
         if not sys.stdin.isatty():
             raise InvalidArgument("Cannot perform an interactive login from a non TTY device")
+        import getpass
+
         password = getpass.getpass("Password: ")
     if not password:
         raise InvalidArgument("Password Required")

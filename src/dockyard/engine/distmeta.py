@@ -21,10 +21,10 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
+from ..registry._record import record
 from .._util import atomic_write
 from ..errors import FailedPrecondition, InvalidArgument
 from ..images._lock import store_lock
@@ -36,7 +36,7 @@ _MAX_V2METADATA = 50
 PROGRESS_INTERVAL = 0.1
 
 
-@dataclass(frozen=True)
+@record
 class Event:
     """One progress message (Docker's JSONMessage: status, id, progressDetail)."""
 
@@ -120,6 +120,52 @@ class Cancelled(Exception):
     """Another layer failed: this worker stops."""
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def run_parallel(fn: Callable[[T], R], items: Sequence[T], limit: int, stop: threading.Event,
+                 name: str = "worker") -> list[R]:
+    """`fn` on every item, on up to `limit` threads; the results in the items' order. The
+    first failure sets `stop` (workers take no new item; running ones may look at it) and,
+    once every thread has ended, the failure of the earliest item is raised. (Plain threads:
+    concurrent.futures costs more to import than a warm push takes.)"""
+    results: list[Any] = [None] * len(items)
+    errors: dict[int, BaseException] = {}
+    lock = threading.Lock()
+    pending = iter(range(len(items)))
+
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                i = next(pending, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException as e:  # noqa: B902 - handed to the caller's thread
+                with lock:
+                    errors[i] = e
+                stop.set()
+
+    threads = [threading.Thread(target=worker, name=f"{name}-{n}", daemon=True)
+               for n in range(min(max(limit, 1), len(items)))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    except BaseException:
+        stop.set()
+        for t in threads:
+            if t.ident is not None:
+                t.join()
+        raise
+    if errors:
+        raise errors[min(errors)]
+    return results
+
+
 def parse_platform(spec: str | None) -> tuple[str, str, str | None]:
     """``os/arch[/variant]`` (or this host's platform for None)."""
     from ..images.config import host_architecture, host_variant
@@ -167,14 +213,14 @@ def registry_session(domain: str, repository: str, actions: str) -> Any:
     config = registry_config()
     given = REQUEST_CREDENTIALS.get()
     creds: Any = StaticCredentials(*given) if given else load_credentials(config)
-    return RegistryClient(domain, repository, config, creds, actions=actions)
+    return RegistryClient(domain, repository, config, creds, actions=actions,
+                          hints_dir=str(Paths.from_env().runroot / "registry"))
 
 
 def registry_config() -> Any:
-    from ..registry.config import RegistryConfig
-    from .networks import daemon_config
+    from ..registry.config import RegistryConfig, read_daemon_json
 
-    return RegistryConfig.from_daemon_json(daemon_config())
+    return RegistryConfig.from_daemon_json(read_daemon_json())
 
 
 def _hex(digest: str) -> str:
@@ -184,13 +230,13 @@ def _hex(digest: str) -> str:
     return hexpart
 
 
-@dataclass(frozen=True)
+@record
 class V2Metadata:
     digest: str
     source_repository: str  # full name: "localhost:5000/x", "docker.io/library/busybox"
 
 
-@dataclass(frozen=True)
+@record
 class CompressedBlob:
     digest: str
     size: int
@@ -222,7 +268,12 @@ class DistributionStore:
         return out
 
     def record(self, diff_id: str, blob_digest: str, source_repository: str) -> None:
-        """Remember that `blob_digest` (a compressed form of `diff_id`) is in that repository."""
+        """Remember that `blob_digest` (a compressed form of `diff_id`) is in that repository
+        (no write when it is already the latest entry: warm pulls and pushes stay read-only)."""
+        if self.diff_id_of(blob_digest) == diff_id:
+            last = self.v2metadata(diff_id)[-1:]
+            if last and last[0] == V2Metadata(blob_digest, source_repository):
+                return
         atomic_write(self.root / "diffid-by-digest" / "sha256" / _hex(blob_digest), diff_id,
                      durable=False)
         with store_lock(self.paths):
@@ -250,14 +301,15 @@ class DistributionStore:
         atomic_write(self._map(diff_id, compression),
                      json.dumps({"Digest": digest, "Size": size}), durable=False)
 
-    def prune_compressed(self, live_diff_ids: set[str]) -> int:
-        """Drop cached compressed blobs whose layer is gone from the store; returns how many."""
+    def prune_compressed(self, live_diff_ids: Callable[[], set[str]]) -> int:
+        """Drop cached compressed blobs whose layer is gone from the store; returns how many.
+        `live_diff_ids` (the store's layers: a read of each) is called only if there is a cache."""
         removed = 0
         maps = self.root / "compressed-by-diffid"
-        if not maps.is_dir():
-            return 0
-        for entry in maps.glob("*/sha256/*"):
-            if "sha256:" + entry.name in live_diff_ids:
+        entries = list(maps.glob("*/sha256/*")) if maps.is_dir() else []
+        live = live_diff_ids() if entries else set()
+        for entry in entries:
+            if "sha256:" + entry.name in live:
                 continue
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError, InvalidArgument):
                 digest = str(json.loads(entry.read_bytes())["Digest"])

@@ -20,7 +20,7 @@ from ..images._lock import store_lock
 from ..images.refs import Reference, parse_reference
 from . import events
 from .core import Engine
-from .distmeta import Event, Progress, parse_platform, registry_session
+from .distmeta import DistributionStore, Event, Progress, parse_platform, registry_session
 
 #: largest image config accepted (Docker: 8 MiB)
 MAX_CONFIG_SIZE = 8 << 20
@@ -86,18 +86,23 @@ def _pull_one(engine: Engine, client: Any, named: Reference, plat: tuple[str, st
                                  f"but the image config {len(diff_ids)}")
     _fetch_layers(engine, client, named, image.layers, diff_ids, progress)
     images = engine.images
+    target = named if named.digest else named.with_tag(named.tag or "latest")
+    by_digest = named.with_digest(named.digest or top.digest)
+    if images.exists(image.config.digest) and images.refs.get(target) == image.config.digest \
+            and images.refs.get(by_digest) == image.config.digest:  # up to date: nothing to write
+        progress.emit(Event(f"Digest: {top.digest}"))
+        return image.config.digest, False
     with store_lock(engine.paths):
         existed = images.exists(image.config.digest)
         image_id = images.create_image_raw(config_bytes)
         try:
             if image_id != image.config.digest:
                 raise FailedPrecondition(f"image config digest mismatch: {image_id} != {image.config.digest}")
-            target = named if named.digest else named.with_tag(named.tag or "latest")
             updated = images.refs.get(target) != image_id
             if updated:
                 images.refs.add(target, image_id)
                 images.set_last_updated(image_id)
-            images.add_digest(named.with_digest(named.digest or top.digest), image_id)
+            images.add_digest(by_digest, image_id)
         except BaseException:
             if not existed:
                 images.delete_image(image_id)
@@ -124,9 +129,20 @@ def _short(digest: str) -> str:
 
 def _fetch_layers(engine: Engine, client: Any, named: Reference, layers: tuple[Any, ...],
                   diff_ids: list[str], progress: Progress) -> None:
-    from .distribution_layers import fetch_layers
+    """Make the chain of `diff_ids` present; when it already is (the common "up to date"
+    pull) without loading the download pipeline."""
+    from ..images.layers import chain_ids
 
-    fetch_layers(engine, client, named, layers, diff_ids, progress)
+    chains = chain_ids(diff_ids)
+    if not all(engine.layers.exists(c) for c in chains):
+        from .distribution_layers import fetch_layers
+
+        fetch_layers(engine, client, named, layers, diff_ids, progress)
+        return
+    dist = DistributionStore(engine.paths)
+    for desc, diff_id in zip(layers, diff_ids):
+        progress.emit(Event("Already exists", _short(desc.digest)))
+        dist.record(diff_id, desc.digest, named.name)
 
 
 def manifest_json(engine: Engine, ref: str) -> bytes:

@@ -14,14 +14,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import struct
-import tempfile
 import threading
-import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, cast
+from typing import Any, cast
 
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
 from ..images.layers import Layer
@@ -29,8 +23,9 @@ from ..images.refs import Reference, parse_reference
 from ..images.store import Image
 from .core import Engine
 from .distmeta import (
-    CompressedBlob, DistributionStore, Event, Progress, Throttled, registry_session,
+    DistributionStore, Event, Progress, Throttled, registry_session, run_parallel,
 )
+from ..registry._record import record
 
 MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -38,13 +33,9 @@ MEDIA_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-#: gzip level: Go's compress/gzip DefaultCompression, which Docker uses
-GZIP_LEVEL = 6
-ZSTD_LEVEL = 3
-_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
+@record
 class Pushed:
     digest: str
     size: int
@@ -83,7 +74,8 @@ def push(engine: Engine, ref: str, all_tags: bool, progress: Progress, compressi
             raise NotFound(f"An image does not exist locally with the tag: {t.familiar_name()}")
         images.append((t, engine.images.get(image_id)))
     with contextlib.suppress(OSError):  # the cache follows the layer store
-        DistributionStore(engine.paths).prune_compressed({l.diff_id for l in engine.layers.list_layers()})
+        DistributionStore(engine.paths).prune_compressed(
+            lambda: {l.diff_id for l in engine.layers.list_layers()})
     progress.emit(Event(f"The push refers to repository [{named.name}]"))
     client = registry_session(named.domain, named.path, "pull,push")
     digest = ""
@@ -107,22 +99,18 @@ def _push_one(engine: Engine, client: Any, named: Reference, image: Image, compr
         if n >= limit:
             progress.emit(Event("Waiting", _short(layer.diff_id)))
     stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="push")
-    futures: list[Future[Pushed]] = []
-    try:
-        for layer in chain:
-            futures.append(pool.submit(_push_layer, engine, client, dist, named, layer, compression,
-                                       progress, stop))
-        blobs = [f.result() for f in futures]
-    except BaseException:
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
     config = engine.images.raw_config(image.id)
-    if client.blob_exists(image.id) is None:
-        client.upload_blob(image.id, len(config), io.BytesIO(config))
+
+    def job(layer: Layer | None) -> Pushed | None:
+        if layer is not None:
+            return _push_layer(engine, client, dist, named, layer, compression, progress, stop)
+        if client.blob_exists(image.id) is None:  # the config, checked beside the layers
+            client.upload_blob(image.id, len(config), io.BytesIO(config))
+        return None
+
+    # one more worker than uploads allowed: the config's HEAD never waits for a layer
+    done = run_parallel(job, [*chain, None], limit + 1, stop, "push")
+    blobs = [cast(Pushed, b) for b in done[:-1]]
     zstd = compression == "zstd"
     doc = {
         "schemaVersion": 2,
@@ -176,123 +164,12 @@ def _push_layer(engine: Engine, client: Any, dist: DistributionStore, named: Ref
                 progress.emit(Event(f"Mounted from {source}", lid))
                 dist.record(layer.diff_id, m.digest, here)
                 return Pushed(m.digest, int(size))
-    blob = cached or _compress(engine, dist, layer, compression)
+    if cached is None:
+        from .distribution_compress import compress_layer
+    blob = cached or compress_layer(engine, dist, layer, compression)
     progress.emit(Event("Pushing", lid, 0, blob.size))
     client.upload_blob(blob.digest, blob.size, blob.path,
                        on_progress=Throttled(progress, lid, "Pushing", blob.size, stop))
     progress.emit(Event("Pushed", lid))
     dist.record(layer.diff_id, blob.digest, here)
     return Pushed(blob.digest, blob.size)
-
-
-class _HashingWriter:
-    def __init__(self, out: IO[bytes]) -> None:
-        import hashlib
-
-        self.out, self.sha, self.n = out, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.out.write(data)
-        self.n += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self.out.flush()
-
-
-def _compress(engine: Engine, dist: DistributionStore, layer: Layer, compression: str) -> CompressedBlob:
-    """Compress the layer's tar into the blob cache (once per diffID and compression)."""
-    from ..images.archive import write_layer
-
-    dist.blobs.mkdir(parents=True, exist_ok=True)
-    engine.paths.tmp.mkdir(parents=True, exist_ok=True)
-    tmp = dist.blobs / f".tmp-{os.urandom(8).hex()}"
-    try:
-        with tempfile.TemporaryFile(dir=engine.paths.tmp) as plain, open(tmp, "wb") as out:
-            write_layer(engine.images, layer, cast(BinaryIO, plain))  # checks the diffID
-            plain.seek(0)
-            hw = _HashingWriter(out)
-            if compression == "zstd":
-                import zstandard
-
-                with zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(hw, closefd=False) as zw:
-                    while chunk := plain.read(_CHUNK):
-                        zw.write(chunk)
-            else:
-                gzip_parallel(cast(BinaryIO, plain), hw)
-            out.flush()
-            os.fsync(out.fileno())
-        digest = "sha256:" + hw.sha.hexdigest()
-        final = dist.blobs / digest[7:]
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dist.keep_compressed(layer.diff_id, compression, digest, hw.n)
-    return CompressedBlob(digest, hw.n, final)
-
-
-# ---- gzip on every core (pigz's scheme) ------------------------------------------------
-
-#: gzip header: no name, mtime 0, OS "unknown" (as Go's compress/gzip writes it)
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-_WINDOW = 32 * 1024
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _deflate_pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="deflate")
-        return _POOL
-
-
-#: a block whose first 64 KiB do not shrink below this ratio at level 1 is stored, not
-#: deflated: zlib spends as long on random data as on text, for nothing
-_INCOMPRESSIBLE = 0.97
-_SAMPLE = 64 * 1024
-
-
-def _deflate_block(data: bytes, window: bytes, last: bool) -> bytes:
-    level = GZIP_LEVEL
-    if len(data) > _SAMPLE:
-        sample = data[:_SAMPLE]
-        probe = zlib.compressobj(1, zlib.DEFLATED, -15)
-        if len(probe.compress(sample) + probe.flush()) > _INCOMPRESSIBLE * len(sample):
-            level = 0
-    if window:
-        z = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, window)
-    else:
-        z = zlib.compressobj(level, zlib.DEFLATED, -15, 8)
-    return z.compress(data) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-
-def gzip_parallel(src: BinaryIO, out: _HashingWriter) -> None:
-    """One gzip member from `src`, its 1 MiB blocks deflated in parallel (zlib drops the GIL):
-    each block starts from the previous block's last 32 KiB as its dictionary and ends on a
-    sync flush, so the concatenation is one valid deflate stream (pigz does the same).
-    Blocks of incompressible data (already compressed files, random bytes) are stored."""
-    pool = _deflate_pool()
-    pending: list[Future[bytes]] = []
-    depth = 2 * (os.cpu_count() or 2)
-    crc, size = 0, 0
-    out.write(_GZIP_HEADER)
-    window = b""
-    block = src.read(_CHUNK)
-    while True:
-        nxt = src.read(_CHUNK) if block else b""
-        last = not nxt
-        crc = zlib.crc32(block, crc)
-        size += len(block)
-        pending.append(pool.submit(_deflate_block, block, window, last))
-        window = block[-_WINDOW:] if len(block) >= _WINDOW else (window + block)[-_WINDOW:]
-        while len(pending) >= depth or (last and pending):
-            out.write(pending.pop(0).result())
-        if last:
-            break
-        block = nxt
-    out.write(struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF))

@@ -8,6 +8,7 @@ sparse dict into it, in Docker's field order.
 from __future__ import annotations
 
 import copy
+import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,16 +80,12 @@ _ARCH = {
 
 def host_architecture() -> str:
     """The host architecture in GOARCH spelling (x86_64 → amd64, aarch64 → arm64)."""
-    import platform
-
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()  # what platform.machine() returns, without its import
     return _ARCH.get(machine, machine)
 
 
 def host_variant() -> str | None:
-    import platform
-
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()
     if machine == "armv7l":
         return "v7"
     if machine == "armv6l":

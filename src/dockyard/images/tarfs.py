@@ -1,7 +1,8 @@
 """Layer tars and file-system trees: apply a layer to an overlay2 ``diff`` dir, diff an
 overlay upper dir into changes and a layer tar, and tar/untar whole trees (export, cp).
 
-The code lives in `tarfs_apply` (reading tars) and `tarfs_diff` (writing them); this
+The code lives in `tarfs_apply` (reading tars; its input stream, decompression and hashing in
+`tarfs_stream`) and `tarfs_diff` (writing them); this
 module is the public face.
 
 Rules for applying a layer (`apply_layer`):

@@ -11,44 +11,27 @@ destination, even if the tree changes under us (a running container, for ``cp``)
 
 from __future__ import annotations
 
-import base64
-import bz2
-import errno
-import gzip
-import hashlib
-import lzma
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
 import zlib
-from collections import deque
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from ..errors import Conflict, DockyardError, FailedPrecondition, InvalidArgument, NotFound, Unsupported
+from ..errors import Conflict, DockyardError, FailedPrecondition, InvalidArgument, NotFound
+from .tarfs_stream import _CorruptStream, _HashingReader, _open_stream
+from .tarfs_tree import _Tree, _lstat_at, _proc, _set_xattr, _times_ns, member_xattrs
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 AUFS_LINK_DIR = ".wh..wh.plnk"  # aufs kept hardlink sources here; they may be link targets
-OVERLAY_XATTR_PREFIX = "trusted.overlay."
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
-PAX_XATTR_PREFIX = "SCHILY.xattr."
-_LIBARCHIVE_XATTR_PREFIX = "LIBARCHIVE.xattr."
 
 _CHUNK = 1 << 20
-_MAX_SYMLINKS = 40
-_TAIL_KEEP = 1 << 17  # bytes of decompressed stream kept to check the end-of-archive block
-_NS = 1_000_000_000
-
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_BZIP2_MAGIC = b"BZh"
-_XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
 @dataclass(frozen=True)
@@ -59,133 +42,6 @@ class ApplyResult:
     diff_id: str
     #: bytes of regular-file content written (Docker's layer "Size")
     size: int
-
-
-# ---- input stream: decompression + hashing ---------------------------------
-
-
-class _CorruptStream(Exception):
-    """A decompressor refused the data (kept apart from file-system OSErrors)."""
-
-
-class _Prefixed:
-    """A reader that returns `head` first, then the rest of `raw` (magic-byte sniffing)."""
-
-    def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head = head
-        self._raw = raw
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0:
-                data, self._head = self._head + self._raw.read(), b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._raw.read(n)
-
-
-class _HashingReader:
-    """Hashes and counts every byte read through it; keeps a short tail for end checks."""
-
-    def __init__(self, raw: Any, corrupt: tuple[type[BaseException], ...]) -> None:
-        self._raw = raw
-        self._corrupt = corrupt
-        self._sha = hashlib.sha256()
-        self._tail = bytearray()
-        self._pending = b""  # read ahead by at_eof(), not yet handed out
-        self.count = 0
-
-    def at_eof(self) -> bool:
-        """True if the stream is empty (peeks one byte, handed out by the next read)."""
-        if not self._pending:
-            self._pending = self._read_raw(1)
-        return not self._pending
-
-    def read(self, n: int = -1) -> bytes:
-        if self._pending:
-            if n is None or n < 0:
-                n = len(self._pending)
-            data, self._pending = self._pending[:n], self._pending[n:]
-            return data
-        return self._read_raw(n)
-
-    def _read_raw(self, n: int | None) -> bytes:
-        try:
-            data = self._raw.read(n if n is not None and n >= 0 else _CHUNK)
-        except self._corrupt as e:
-            raise _CorruptStream(str(e) or type(e).__name__) from e
-        except OSError as e:
-            if e.errno is None:  # bz2 "Invalid data stream" and friends
-                raise _CorruptStream(str(e)) from e
-            raise
-        if data:
-            self._sha.update(data)
-            self.count += len(data)
-            self._tail += data
-            if len(self._tail) > 2 * _TAIL_KEEP:
-                del self._tail[: len(self._tail) - _TAIL_KEEP]
-        return data
-
-    def block_at(self, offset: int, size: int) -> bytes:
-        """The `size` bytes at stream `offset` (reading ahead as needed; short at EOF)."""
-        while self.count < offset + size:
-            if not self._read_raw(offset + size - self.count):
-                break
-        start = offset - (self.count - len(self._tail))
-        if start < 0:
-            raise _CorruptStream("internal: end-of-archive block fell out of the window")
-        return bytes(self._tail[start : start + size])
-
-    def drain(self) -> None:
-        self._pending = b""
-        while self._read_raw(_CHUNK):
-            pass
-
-    def digest(self) -> str:
-        return "sha256:" + self._sha.hexdigest()
-
-
-def _open_stream(stream: BinaryIO) -> _HashingReader:
-    """Sniff the compression from the magic bytes; return a hashing reader of the tar bytes."""
-    head = b""
-    while len(head) < 6:
-        more = stream.read(6 - len(head))
-        if not more:
-            break
-        head += more
-    src = _Prefixed(head, stream)
-    corrupt: tuple[type[BaseException], ...] = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
-    raw: Any
-    if head.startswith(_GZIP_MAGIC):
-        raw = gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
-    elif head.startswith(_ZSTD_MAGIC):
-        raw, extra = _zstd_reader(src)
-        corrupt += extra
-    elif head.startswith(_BZIP2_MAGIC):
-        raw = bz2.BZ2File(src, mode="rb")  # type: ignore[arg-type]
-    elif head.startswith(_XZ_MAGIC):
-        raw = lzma.LZMAFile(src, mode="rb")  # type: ignore[arg-type]
-    else:
-        raw = src
-    return _HashingReader(raw, corrupt)
-
-
-def _zstd_reader(src: _Prefixed) -> tuple[Any, tuple[type[BaseException], ...]]:
-    try:
-        import zstandard  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:
-        reader = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
-        return reader, (zstandard.ZstdError,)
-    try:
-        from compression import zstd  # type: ignore[import-not-found]  # Python >= 3.14
-    except ImportError:
-        raise Unsupported(
-            "zstd-compressed layers need the 'zstandard' Python module, which is not installed"
-        ) from None
-    return zstd.ZstdFile(src, mode="rb"), (zstd.ZstdError,)
 
 
 def _open_tar(reader: _HashingReader) -> tarfile.TarFile:
@@ -202,191 +58,6 @@ def _check_end(tf: tarfile.TarFile, reader: _HashingReader, what: str) -> None:
     block = reader.block_at(tf.offset, tarfile.BLOCKSIZE)
     if block.strip(b"\0"):
         raise InvalidArgument(f"{what} is not a valid tar archive: invalid tar header at byte {tf.offset}")
-
-
-# ---- member metadata -------------------------------------------------------
-
-
-def member_xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
-    """Extended attributes recorded in a member's PAX header (SCHILY and libarchive forms),
-    minus trusted.overlay.* (overlay state is expressed with whiteout files, never trusted
-    from an archive)."""
-    out: dict[str, bytes] = {}
-    for key, value in member.pax_headers.items():
-        if key.startswith(_LIBARCHIVE_XATTR_PREFIX):
-            try:
-                from urllib.parse import unquote_to_bytes
-
-                name = unquote_to_bytes(key[len(_LIBARCHIVE_XATTR_PREFIX):]).decode("utf-8", "surrogateescape")
-                out.setdefault(name, base64.b64decode(value + "=" * (-len(value) % 4)))
-            except ValueError:
-                continue
-    for key, value in member.pax_headers.items():
-        if key.startswith(PAX_XATTR_PREFIX):
-            out[key[len(PAX_XATTR_PREFIX):]] = value.encode("utf-8", "surrogateescape")
-    return {k: v for k, v in sorted(out.items()) if k and not k.startswith(OVERLAY_XATTR_PREFIX)}
-
-
-def _pax_time_ns(member: tarfile.TarInfo, key: str) -> int | None:
-    raw = member.pax_headers.get(key)
-    if raw:
-        try:
-            return int(Decimal(raw) * _NS)
-        except (InvalidOperation, ValueError):
-            return None
-    return None
-
-
-def _times_ns(member: tarfile.TarInfo) -> tuple[int, int]:
-    """(atime, mtime) in ns: PAX times at full precision, else the header's seconds."""
-    mtime = _pax_time_ns(member, "mtime")
-    if mtime is None:
-        mtime = int(member.mtime) * _NS
-    atime = _pax_time_ns(member, "atime")
-    return (mtime if atime is None else atime), mtime
-
-
-def _proc(fd: int, name: str | None = None) -> str:
-    """A path naming what `fd` refers to (or `name` inside that dir) without re-resolving."""
-    return f"/proc/self/fd/{fd}" if name is None else f"/proc/self/fd/{fd}/{name}"
-
-
-def _lstat_at(dirfd: int, name: str) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
-def _set_xattr(path: str, name: str, value: bytes, *, symlink: bool) -> None:
-    try:
-        os.setxattr(path, name, value, follow_symlinks=not symlink)
-    except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            return  # the file system has no such namespace: skip that one attribute
-        if symlink and e.errno == errno.EPERM and name.startswith("user."):
-            return  # Linux allows no user.* xattrs on symlinks
-        raise
-
-
-# ---- resolution inside the destination ------------------------------------
-
-
-class _Tree:
-    """An open destination directory; resolves relative paths inside it.
-
-    strict=True (layers): a symlink met while resolving a parent is followed inside the
-    tree only when its target is relative and stays below the root; an absolute target or
-    one that climbs above the root is refused. strict=False (``cp`` into a container
-    rootfs): chroot semantics, an absolute target starts at the root and ``..`` at the
-    root stays at the root.
-    """
-
-    def __init__(self, root: Path, *, strict: bool, label: str, where: str,
-                 chown: tuple[int, int] | None) -> None:
-        try:
-            self.root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise NotFound(f"destination directory {str(root)!r} does not exist") from None
-        except NotADirectoryError:
-            raise InvalidArgument(f"destination {str(root)!r} is not a directory") from None
-        self.strict = strict
-        self.label = label
-        self.where = where
-        self.chown = chown
-        self._cache: tuple[str, int] | None = None
-
-    def close(self) -> None:
-        self.invalidate()
-        os.close(self.root_fd)
-
-    def invalidate(self) -> None:
-        if self._cache is not None:
-            os.close(self._cache[1])
-            self._cache = None
-
-    def parent(self, rel: str, entry: str) -> int:
-        """A (cached, tree-owned) fd of directory `rel`, created as needed (0755)."""
-        if self._cache is not None and self._cache[0] == rel:
-            return self._cache[1]
-        fd = self.open_dir(rel, entry, create=True)
-        self.invalidate()
-        self._cache = (rel, fd)
-        return fd
-
-    def open_dir(self, rel: str, entry: str, *, create: bool) -> int:
-        """Open directory `rel` (resolved inside the root); the caller closes the fd.
-
-        Raises FileNotFoundError when a component is missing and `create` is false.
-        """
-        todo: deque[str] = deque(rel.split("/"))
-        stack: list[int] = [self.root_fd]
-        names: list[str] = []
-        hops = 0
-        try:
-            while todo:
-                comp = todo.popleft()
-                if comp in ("", "."):
-                    continue
-                if comp == "..":
-                    if len(stack) > 1:
-                        os.close(stack.pop())
-                        names.pop()
-                    continue
-                cur = stack[-1]
-                st = _lstat_at(cur, comp)
-                if st is None:
-                    if not create:
-                        raise FileNotFoundError(errno.ENOENT, "no such directory", "/".join(names + [comp]))
-                    os.mkdir(comp, 0o700, dir_fd=cur)
-                    fd = os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
-                    if self.chown is not None:
-                        os.chown(_proc(fd), *self.chown)
-                    os.chmod(_proc(fd), 0o755)
-                    stack.append(fd)
-                    names.append(comp)
-                    continue
-                if stat.S_ISLNK(st.st_mode):
-                    hops += 1
-                    link = "/".join(names + [comp])
-                    if hops > _MAX_SYMLINKS:
-                        raise InvalidArgument(f"{self.label} {entry!r}: too many levels of symbolic links at {link!r}")
-                    target = os.readlink(comp, dir_fd=cur)
-                    if self.strict and self._escapes(len(names), target):
-                        raise InvalidArgument(
-                            f"{self.label} {entry!r} goes through symlink {link!r} -> {target!r}, "
-                            f"which points outside {self.where}"
-                        )
-                    if target.startswith("/"):
-                        while len(stack) > 1:
-                            os.close(stack.pop())
-                        names.clear()
-                    todo.extendleft(reversed(target.split("/")))
-                    continue
-                if not stat.S_ISDIR(st.st_mode):
-                    raise InvalidArgument(
-                        f"{self.label} {entry!r}: {'/'.join(names + [comp])!r} is not a directory"
-                    )
-                stack.append(os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur))
-                names.append(comp)
-            return stack.pop() if len(stack) > 1 else os.dup(self.root_fd)
-        finally:
-            for fd in stack[1:]:
-                os.close(fd)
-
-    @staticmethod
-    def _escapes(depth: int, target: str) -> bool:
-        """Would `target`, read in a dir `depth` levels below the root, leave the root?"""
-        if target.startswith("/"):
-            return True
-        for comp in target.split("/"):
-            if comp == "..":
-                depth -= 1
-                if depth < 0:
-                    return True
-            elif comp not in ("", "."):
-                depth += 1
-        return False
 
 
 # ---- the extractor ------------------------------------------------------------

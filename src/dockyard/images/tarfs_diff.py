@@ -20,13 +20,8 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
-from .tarfs_apply import (
-    OVERLAY_OPAQUE_XATTR,
-    OVERLAY_XATTR_PREFIX,
-    PAX_XATTR_PREFIX,
-    WHITEOUT_OPAQUE,
-    WHITEOUT_PREFIX,
-)
+from .tarfs_apply import OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
+from .tarfs_tree import OVERLAY_XATTR_PREFIX, PAX_XATTR_PREFIX
 
 _NS = 1_000_000_000
 _COPY_CHUNK = 1 << 20

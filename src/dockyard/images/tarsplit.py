@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 from .._util import atomic_write
 from ..errors import DockyardError
 from .layers import Layer, LayerStore
-from .tarfs_apply import _BZIP2_MAGIC, _GZIP_MAGIC, _XZ_MAGIC, _ZSTD_MAGIC, _Prefixed
+from .tarfs_stream import _BZIP2_MAGIC, _GZIP_MAGIC, _XZ_MAGIC, _ZSTD_MAGIC, Gunzip, _Prefixed
 
 SIDECAR = "tar-split.json.gz"
 _BLOCK = 512
@@ -80,9 +80,11 @@ def _clean(name: str) -> str:
 class Recorder:
     """A reader over an uncompressed tar stream that records its layout as it passes."""
 
-    def __init__(self, plain: BinaryIO) -> None:
+    def __init__(self, plain: BinaryIO, digest: bool = True) -> None:
+        """`digest=False`: no hash of its own (the reader applying the tar computes the
+        diffID anyway; `digest()` is then unavailable)."""
         self._src = plain
-        self._sha = hashlib.sha256()
+        self._sha = hashlib.sha256() if digest else None
         self.items: list[dict[str, Any]] = []
         self._seg = bytearray()
         self._pending = bytearray()  # bytes not yet classified
@@ -96,12 +98,15 @@ class Recorder:
         self.eof = False
 
     def digest(self) -> str:
+        if self._sha is None:
+            raise ValueError("Recorder made with digest=False")
         return "sha256:" + self._sha.hexdigest()
 
     def read(self, n: int = -1) -> bytes:
         data = self._src.read(n if n is not None and n >= 0 else _CHUNK)
         if data:
-            self._sha.update(data)
+            if self._sha is not None:
+                self._sha.update(data)
             self._feed(data)
         else:
             self.eof = True
@@ -216,7 +221,7 @@ def plain_stream(stream: BinaryIO) -> BinaryIO | None:
         head += more
     raw: Any = _Prefixed(head, stream)
     if head.startswith(_GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return Gunzip(raw)  # type: ignore[return-value]
     if head.startswith(_BZIP2_MAGIC):
         return bz2.BZ2File(raw, "rb")  # type: ignore[return-value]
     if head.startswith(_XZ_MAGIC):

@@ -11,10 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ._record import record
 from .._util import atomic_write
 from ..errors import FailedPrecondition, InvalidArgument
 from .config import DOCKER_HUB, RegistryConfig, canonical_registry
@@ -29,7 +28,7 @@ class Credentials(Protocol):
     def get(self, host: str) -> tuple[str, str] | None: ...
 
 
-@dataclass(frozen=True)
+@record
 class StaticCredentials:
     """Fixed credentials for every host (used by `login` before anything is saved)."""
 
@@ -183,6 +182,8 @@ def _read_file(path: str) -> dict[str, Any]:
 
 def _run_helper(name: str, action: str, stdin: str) -> str | None:
     """Run `docker-credential-NAME ACTION`; None when it reports no credentials."""
+    import subprocess
+
     prog = f"docker-credential-{name}"
     try:
         p = subprocess.run([prog, action], input=stdin.encode(), capture_output=True, timeout=60)

@@ -8,7 +8,6 @@ partial file, resuming from the bytes already there (their hash is computed firs
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Protocol
@@ -26,6 +25,8 @@ def new_hasher(digest: str) -> Any:
     alg, _, _hex = digest.partition(":")
     if alg not in ("sha256", "sha384", "sha512"):
         raise DigestMismatch(f"unsupported digest algorithm in {digest}", digest)
+    import hashlib  # OpenSSL's, fast for blobs; loaded only when a blob is hashed
+
     return hashlib.new(alg)
 
 

@@ -9,8 +9,8 @@ of `dockyard.errors`' kinds with a one-line message naming the registry, reposit
 from __future__ import annotations
 
 import json
+import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, TypeVar, cast
 from urllib.parse import quote, urljoin, urlsplit
@@ -40,12 +40,14 @@ T = TypeVar("T")
 _SCHEME_HINTS: dict[str, str] = {}
 
 
-@dataclass
 class _Endpoint:
-    base: str | None  # scheme://host[/prefix]; None until the origin's scheme is known
-    host: str
-    mirror: bool
-    dead: bool = False
+    __slots__ = ("base", "host", "mirror", "dead")
+
+    def __init__(self, base: str | None, host: str, mirror: bool) -> None:
+        self.base = base  # scheme://host[/prefix]; None until the origin's scheme is known
+        self.host = host
+        self.mirror = mirror
+        self.dead = False
 
 
 class RegistryClient(UploadMixin):
@@ -53,7 +55,7 @@ class RegistryClient(UploadMixin):
 
     def __init__(self, ref_domain: str, repository: str, config: RegistryConfig,
                  creds: Credentials | None, actions: str = "pull", *, retries: int = 4,
-                 backoff: float = 0.25, timeout: float = 60.0) -> None:
+                 backoff: float = 0.25, timeout: float = 60.0, hints_dir: str | None = None) -> None:
         self.domain = canonical_registry(ref_domain)
         self.repository = repository
         # the name as Docker shows it: `busybox`, `me/app`, `localhost:5000/x`
@@ -72,6 +74,7 @@ class RegistryClient(UploadMixin):
         self._endpoints.append(self._origin)
         self._retries = retries
         self._backoff = backoff
+        self._hints_dir = hints_dir
 
     # --- plumbing ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -106,7 +109,7 @@ class RegistryClient(UploadMixin):
         candidates = [ep.base] if ep.base else [f"https://{ep.host}"]
         if ep.base is None and self.config.is_insecure(ep.host):
             candidates.append(f"http://{ep.host}")
-            if _SCHEME_HINTS.get(ep.host) == "http":
+            if self._scheme_hint(ep.host) == "http":
                 candidates.reverse()
         first_error: ConnectionFailed | None = None
         bad: Response | None = None
@@ -123,13 +126,42 @@ class RegistryClient(UploadMixin):
                 raise error_for_status(resp.status, resp.body, f"registry {ep.host}", self.name)
             self.auth.learn(ep.host, resp.header("WWW-Authenticate") if resp.status == 401 else None)
             ep.base = base
-            if not ep.mirror:
-                _SCHEME_HINTS[ep.host] = urlsplit(base).scheme
+            if not ep.mirror and len(candidates) > 1:
+                self._keep_scheme_hint(ep.host, urlsplit(base).scheme)
             return base
         if first_error is not None:
             raise self._unreachable(ep.host, first_error)
         assert bad is not None
         raise error_for_status(bad.status, bad.body, f"registry {ep.host}", self.name)
+
+    def _scheme_hint(self, host: str) -> str | None:
+        """The scheme an insecure origin answered on last time: in this process, else in
+        `hints_dir` (kept by an earlier process, so a plain-http registry is not probed with
+        a TLS handshake first on every command)."""
+        got = _SCHEME_HINTS.get(host)
+        if got is None and self._hints_dir:
+            try:
+                with open(os.path.join(self._hints_dir, _hint_name(host)), "rb") as f:
+                    got = f.read(16).decode("ascii", "replace").strip()
+            except OSError:
+                return None
+            _SCHEME_HINTS[host] = got
+        return got
+
+    def _keep_scheme_hint(self, host: str, scheme: str) -> None:
+        old = self._scheme_hint(host)
+        _SCHEME_HINTS[host] = scheme
+        if old == scheme or not self._hints_dir:
+            return
+        try:
+            os.makedirs(self._hints_dir, mode=0o700, exist_ok=True)
+            path = os.path.join(self._hints_dir, _hint_name(host))
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(scheme + "\n")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # only a hint
 
     def _call(self, ep: _Endpoint, method: str, path: str, headers: dict[str, str] | None = None,
               body: bytes | BinaryIO | None = None, stream: bool = False,
@@ -349,7 +381,8 @@ class RegistryClient(UploadMixin):
                 resp.close()
                 discard(partial)
                 continue
-            if resp.status == 200 and have:
+            if resp.status == 200 and have:  # Range ignored: start over, in a new file (an
+                discard(partial)              # extraction following the old one sees it go)
                 hasher, have = new_hasher(digest), 0
             partial.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -398,6 +431,10 @@ class RegistryClient(UploadMixin):
             raise Unauthorized(f"login to {ep.host} failed: unauthorized: {detail}")
         if resp.status != 200:
             raise self._fail(resp, f"registry {ep.host}")
+
+
+def _hint_name(host: str) -> str:
+    return "scheme-" + quote(host, safe="")
 
 
 def _after_host(msg: str, host: str) -> str:

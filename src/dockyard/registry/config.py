@@ -8,19 +8,20 @@ gives mirrors to any registry, not only Docker Hub.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
+from ._record import Factory, record
 from ..errors import InvalidArgument
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ORIGIN = "registry-1.docker.io"
 DEFAULT_CERTS_DIRS = ("/etc/dockyard/certs.d", "/etc/docker/certs.d")
-_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+_LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+if TYPE_CHECKING:
+    import ipaddress
 
 
 def default_credentials_path() -> str:
@@ -31,17 +32,17 @@ def default_credentials_path() -> str:
     return os.path.join(os.path.expanduser("~"), ".docker", "config.json")
 
 
-@dataclass(frozen=True)
+@record
 class RegistryConfig:
     """How to reach registries. Loopback registries are always insecure (plain HTTP allowed),
     as in Docker, unless `loopback_insecure` is turned off (tests of strict TLS do that)."""
 
     insecure: tuple[str, ...] = ()
-    mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    mirrors: Mapping[str, tuple[str, ...]] = Factory(dict)
     certs_dirs: tuple[str, ...] = DEFAULT_CERTS_DIRS
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
-    credentials_path: str = field(default_factory=default_credentials_path)
+    credentials_path: str = Factory(default_credentials_path)
     loopback_insecure: bool = True
     #: proxies (None: HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment)
     http_proxy: str | None = None
@@ -96,15 +97,39 @@ class RegistryConfig:
         name, _port = split_host_port(host)
         if host in self.insecure or name in self.insecure:
             return True
+        import ipaddress  # here: not every command needs it
+
         nets = [ipaddress.ip_network(e, strict=False) for e in self.insecure if "/" in e]
         if self.loopback_insecure:
-            nets.extend(_LOOPBACK)
+            nets.extend(ipaddress.ip_network(n) for n in _LOOPBACK)
         if not nets:
             return False
         for ip in _addresses(name):
             if any(ip.version == n.version and ip in n for n in nets):
                 return True
         return False
+
+
+#: Dockyard's daemon.json (the same file `engine.networks.daemon_config` reads)
+DAEMON_JSON = "/etc/dockyard/daemon.json"
+
+
+def read_daemon_json() -> dict[str, Any]:
+    """DOCKYARD_CONFIG, else /etc/dockyard/daemon.json, or {} (read here rather than through
+    `engine.networks`, whose import loads the network stack: pull and push need none of it)."""
+    import json
+
+    path = os.environ.get("DOCKYARD_CONFIG") or DAEMON_JSON
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise InvalidArgument(f"invalid configuration file {path}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise InvalidArgument(f"invalid configuration file {path}: not a JSON object")
+    return cfg
 
 
 def split_host_port(host: str) -> tuple[str, int | None]:
@@ -153,6 +178,8 @@ def _validate_insecure(entry: str) -> None:
     if "://" in entry:
         raise InvalidArgument(f"insecure registry {entry} should not contain '://'")
     if "/" in entry:
+        import ipaddress
+
         try:
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
@@ -160,6 +187,9 @@ def _validate_insecure(entry: str) -> None:
 
 
 def _addresses(name: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    import ipaddress
+    import socket
+
     try:
         return [ipaddress.ip_address(name)]
     except ValueError:

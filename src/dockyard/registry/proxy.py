@@ -11,15 +11,15 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
-from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
+from ._record import record
 from ..errors import InvalidArgument
 from .config import RegistryConfig, split_host_port
 
 
-@dataclass(frozen=True)
+@record
 class Proxy:
     netloc: str  # host:port of the proxy
     authorization: str | None = None  # "Basic …" from the proxy URL's user info
@@ -39,7 +39,7 @@ class Proxy:
         return cls(f"{host}:{parts.port or 80}", auth)
 
 
-@dataclass(frozen=True)
+@record
 class ProxySettings:
     http: Proxy | None = None
     https: Proxy | None = None

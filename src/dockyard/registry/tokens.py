@@ -11,10 +11,10 @@ import base64
 import json
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlencode
 
+from ._record import Factory, record
 from ..errors import Unauthorized
 from .auth import Credentials
 from .errors import RegistryUnavailable
@@ -23,10 +23,10 @@ from .transport import ConnectionFailed, Transport
 _TCHAR = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-@dataclass(frozen=True)
+@record
 class Challenge:
     scheme: str  # lower case: "basic" or "bearer"
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = Factory(dict)
 
 
 def parse_www_authenticate(header: str) -> list[Challenge]:

@@ -1,26 +1,26 @@
 """HTTP transport for registries: keep-alive connection pools per host, TLS with certs.d,
 redirects, and retries with backoff on 5xx and broken connections (never on 4xx).
 
-Built on `http.client` + `ssl`. A `Response` either holds its whole body (`.body`) or, for
+Built on `http11` (a small HTTP/1.1 client) over sockets; `ssl` is imported only when a
+registry is reached by https. A `Response` either holds its whole body (`.body`) or, for
 `stream=True`, is a readable stream whose connection returns to the pool once fully read.
 """
 
 from __future__ import annotations
 
-import http.client
 import io
 import os
 import socket
-import ssl
+import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 from .config import split_host_port
 from .errors import RegistryUnavailable
+from .http11 import Connection, Headers, IncompleteRead, RawResponse, RemoteDisconnected
 from .proxy import Proxy
 
 USER_AGENT = "dockyard/0.1 (registry client)"
@@ -41,21 +41,28 @@ class ConnectionFailed(RegistryUnavailable):
         self.tls = tls
 
 
+def is_tls_error(e: BaseException) -> bool:
+    """An ssl.SSLError (without importing ssl: no TLS was attempted if it is not loaded)."""
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(e, ssl.SSLError)
+
+
 def describe_oserror(e: BaseException) -> str:
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(e, ssl.SSLCertVerificationError):
-        return f"tls: certificate verify failed: {e.verify_message or e.reason}"
-    if isinstance(e, ssl.SSLError):
+    if is_tls_error(e):
+        ssl: Any = sys.modules["ssl"]
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"tls: certificate verify failed: {e.verify_message or e.reason}"
         return f"tls: {e.reason or e}"
     if isinstance(e, (socket.timeout, TimeoutError)):
         return "i/o timeout"
     if isinstance(e, ConnectionResetError):
         return "connection reset by peer"
-    if isinstance(e, http.client.RemoteDisconnected):
+    if isinstance(e, RemoteDisconnected):
         return "server closed the connection"
-    if isinstance(e, http.client.IncompleteRead):
-        return f"connection closed with {e.expected} bytes still to come"
+    if isinstance(e, IncompleteRead):
+        return str(e)
     if isinstance(e, socket.gaierror):
         return f"no such host ({e.strerror})"
     if isinstance(e, OSError) and e.strerror:
@@ -63,17 +70,26 @@ def describe_oserror(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-@dataclass(frozen=True)
 class TLSSettings:
-    verify: bool = True
-    certs_dirs: tuple[str, ...] = ()
+    __slots__ = ("verify", "certs_dirs")
+
+    def __init__(self, verify: bool = True, certs_dirs: tuple[str, ...] = ()) -> None:
+        self.verify = verify
+        self.certs_dirs = certs_dirs
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TLSSettings) and (self.verify, self.certs_dirs) == (
+            other.verify, other.certs_dirs)
+
+    def __repr__(self) -> str:
+        return f"TLSSettings(verify={self.verify!r}, certs_dirs={self.certs_dirs!r})"
 
 
 class Response:
     """An HTTP response. Headers are case-insensitive through `header()`."""
 
-    def __init__(self, url: str, status: int, headers: http.client.HTTPMessage,
-                 raw: http.client.HTTPResponse | None, body: bytes | None,
+    def __init__(self, url: str, status: int, headers: Headers,
+                 raw: RawResponse | None, body: bytes | None,
                  release: Callable[[bool], None] | None = None) -> None:
         self.url = url
         self.status = status
@@ -100,10 +116,7 @@ class Response:
             return data
         try:
             data = self._raw.read() if n < 0 else self._raw.read(n)
-            if not data and n != 0 and self._raw.length:
-                # http.client returns b"" when the server closes before Content-Length
-                raise http.client.IncompleteRead(b"", self._raw.length)
-        except (OSError, http.client.HTTPException) as e:
+        except OSError as e:
             self.close()
             raise ConnectionFailed(self.url, e) from e
         if self._raw.isclosed():
@@ -141,22 +154,26 @@ class Transport:
                  proxy_for: Callable[[str, str], Proxy | None] | None = None) -> None:
         self._tls_for = tls_for
         self._proxy_for = proxy_for
-        self._contexts: dict[str, ssl.SSLContext] = {}
-        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
+        self._contexts: dict[str, Any] = {}
+        self._idle: dict[tuple[str, str], list[Connection]] = {}
         self._lock = threading.Lock()
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
 
     # --- connections ----------------------------------------------------------------------
-    def _context(self, netloc: str) -> ssl.SSLContext:
+    def _context(self, netloc: str) -> Any:
         with self._lock:
             ctx = self._contexts.get(netloc)
         if ctx is not None:
             return ctx
+        import ssl
+
         settings = self._tls_for(netloc)
-        ctx = ssl.create_default_context()
-        if not settings.verify:
+        if settings.verify:
+            ctx = ssl.create_default_context()
+        else:  # no verification: no need to load the system's CA store (tens of ms)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         for d in settings.certs_dirs:
@@ -165,23 +182,27 @@ class Transport:
             self._contexts[netloc] = ctx
         return ctx
 
-    def _get_conn(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
+    def _get_conn(self, scheme: str, netloc: str) -> tuple[Connection, bool]:
         with self._lock:
             idle = self._idle.get((scheme, netloc))
             if idle:
                 return idle.pop(), True
         proxy = self._proxy_for(scheme, netloc) if self._proxy_for else None
-        via = proxy.netloc if proxy else netloc
-        if scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                via, timeout=self.timeout, context=self._context(netloc), blocksize=BLOCK)
-            if proxy is not None:  # CONNECT tunnel; TLS (and SNI) with the registry itself
-                host, port = split_host_port(netloc)
-                conn.set_tunnel(host, port, headers={"Proxy-Authorization": proxy.authorization}
-                                if proxy.authorization else None)
+        host, port = split_host_port(netloc)
+        port = port or (443 if scheme == "https" else 80)
+        if proxy is not None:
+            via_host, via_port = split_host_port(proxy.netloc)
+            via = (via_host, via_port or 80)
         else:
-            conn = http.client.HTTPConnection(via, timeout=self.timeout, blocksize=BLOCK)
-        return conn, False
+            via = (host, port)
+        if scheme == "https":
+            tunnel = None
+            if proxy is not None:  # CONNECT tunnel; TLS (and SNI) with the registry itself
+                tunnel = (host, port, {"Proxy-Authorization": proxy.authorization}
+                          if proxy.authorization else {})
+            return Connection(via[0], via[1], self.timeout, tls=self._context(netloc),
+                              server_hostname=host, tunnel=tunnel), False
+        return Connection(via[0], via[1], self.timeout), False
 
     def _absolute_form(self, scheme: str, netloc: str) -> Proxy | None:
         """The proxy that plain http requests to `netloc` go to in absolute form, if any."""
@@ -189,7 +210,7 @@ class Transport:
             return None
         return self._proxy_for(scheme, netloc)
 
-    def _put_conn(self, scheme: str, netloc: str, conn: http.client.HTTPConnection) -> None:
+    def _put_conn(self, scheme: str, netloc: str, conn: Connection) -> None:
         with self._lock:
             pool = self._idle.setdefault((scheme, netloc), [])
             if len(pool) < 16:
@@ -213,7 +234,7 @@ class Transport:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        hdrs = {"User-Agent": USER_AGENT, **headers}
+        hdrs = {"Host": netloc, "User-Agent": USER_AGENT, **headers}
         proxy = self._absolute_form(scheme, netloc)
         if proxy is not None:
             path = f"http://{netloc}{path}"
@@ -227,34 +248,32 @@ class Transport:
         for attempt in (0, 1):
             conn, reused = self._get_conn(scheme, netloc)
             try:
-                conn.request(method, path, body=body, headers=hdrs)
-                raw = conn.getresponse()
-            except (OSError, http.client.HTTPException) as e:
+                raw = conn.request(method, path, hdrs, body)
+            except OSError as e:
                 conn.close()
                 stale = reused and attempt == 0 and isinstance(
-                    e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+                    e, (RemoteDisconnected, ConnectionResetError, BrokenPipeError))
                 if stale and (body is None or isinstance(body, bytes) or body.seekable()):
                     if body is not None and not isinstance(body, bytes):
                         body.seek(start)
                     continue
-                raise ConnectionFailed(url, e, tls=isinstance(e, ssl.SSLError)) from e
+                raise ConnectionFailed(url, e, tls=is_tls_error(e)) from e
             break
 
-        def release(reuse: bool, conn: http.client.HTTPConnection = conn) -> None:
+        def release(reuse: bool, conn: Connection = conn) -> None:
             if reuse and not raw.will_close:
                 self._put_conn(scheme, netloc, conn)
             else:
                 conn.close()
 
         if method == "HEAD":
-            raw.read()
             release(True)
             return Response(url, raw.status, raw.headers, None, b"")
         if stream and 200 <= raw.status < 300:
             return Response(url, raw.status, raw.headers, raw, None, release)
         try:
             data = raw.read()
-        except (OSError, http.client.HTTPException) as e:
+        except OSError as e:
             release(False)
             raise ConnectionFailed(url, e) from e
         release(True)
@@ -286,7 +305,7 @@ class Transport:
                 else:
                     raise RegistryUnavailable(f"{url}: too many redirects")
             except ConnectionFailed as e:
-                if e.tls or isinstance(e.cause, ssl.SSLError) or attempt + 1 >= attempts \
+                if e.tls or is_tls_error(e.cause) or attempt + 1 >= attempts \
                         or not _rewindable(body) \
                         or (not retry_refused and isinstance(e.cause, ConnectionRefusedError)):
                     raise
@@ -323,7 +342,7 @@ def _rewind(body: Body) -> None:
         body.seek(0)
 
 
-def _load_certs_dir(ctx: ssl.SSLContext, d: Path) -> None:
+def _load_certs_dir(ctx: Any, d: Path) -> None:
     """Docker's certs.d convention: *.crt are CA roots, *.cert + *.key client pairs."""
     try:
         names = sorted(os.listdir(d))
