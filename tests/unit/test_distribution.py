@@ -160,24 +160,3 @@ def test_run_parallel_keeps_order_and_raises_the_earliest_failure() -> None:
     with pytest.raises(ValueError, match="bad 2"):
         run_parallel(job, list(range(50)), 1, stop)
     assert stop.is_set() and ran == [0, 1, 2]  # one worker: nothing taken after the failure
-
-
-def test_record_classes_are_frozen_values() -> None:
-    from dockyard.registry._record import Factory, FrozenInstanceError, record
-
-    @record
-    class Point:
-        x: int
-        y: int = 0
-        tags: dict = Factory(dict)  # type: ignore[assignment]
-
-    p = Point(1, tags={"a": 1})
-    assert p == Point(1, 0, {"a": 1}) and p != Point(2) and Point(1).tags is not Point(1).tags
-    assert hash(Point(1)) == hash(Point(1, tags={"b": 2}))  # dicts left out of the hash
-    assert repr(Point(3, 4)) == "test_record_classes_are_frozen_values.<locals>.Point(x=3, y=4, tags={})"
-    with pytest.raises(FrozenInstanceError):
-        p.x = 5  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        Point()  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        Point(1, z=2)  # type: ignore[call-arg]

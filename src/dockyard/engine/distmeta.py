@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
-from ..registry._record import record
+from .._record import dataclass
 from .._util import atomic_write
 from ..errors import FailedPrecondition, InvalidArgument
 from ..images._lock import store_lock
@@ -36,7 +36,7 @@ _MAX_V2METADATA = 50
 PROGRESS_INTERVAL = 0.1
 
 
-@record
+@dataclass(frozen=True)
 class Event:
     """One progress message (Docker's JSONMessage: status, id, progressDetail)."""
 
@@ -230,13 +230,13 @@ def _hex(digest: str) -> str:
     return hexpart
 
 
-@record
+@dataclass(frozen=True)
 class V2Metadata:
     digest: str
     source_repository: str  # full name: "localhost:5000/x", "docker.io/library/busybox"
 
 
-@record
+@dataclass(frozen=True)
 class CompressedBlob:
     digest: str
     size: int

@@ -28,10 +28,10 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from .._record import dataclass, field
 from .._util import atomic_write
 from ..errors import DockyardError, FailedPrecondition, Unsupported
 from ..images.layers import PreparedLayer, chain_ids

@@ -25,7 +25,7 @@ from .core import Engine
 from .distmeta import (
     DistributionStore, Event, Progress, Throttled, registry_session, run_parallel,
 )
-from ..registry._record import record
+from .._record import dataclass
 
 MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -35,7 +35,7 @@ MEDIA_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 
 
-@record
+@dataclass(frozen=True)
 class Pushed:
     digest: str
     size: int

@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any, Protocol
 
-from ._record import record
+from .._record import dataclass
 from .._util import atomic_write
 from ..errors import FailedPrecondition, InvalidArgument
 from .config import DOCKER_HUB, RegistryConfig, canonical_registry
@@ -28,7 +28,7 @@ class Credentials(Protocol):
     def get(self, host: str) -> tuple[str, str] | None: ...
 
 
-@record
+@dataclass(frozen=True)
 class StaticCredentials:
     """Fixed credentials for every host (used by `login` before anything is saved)."""
 

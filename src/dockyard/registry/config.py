@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
-from ._record import Factory, record
+from .._record import dataclass, field
 from ..errors import InvalidArgument
 
 DOCKER_HUB = "docker.io"
@@ -32,17 +32,17 @@ def default_credentials_path() -> str:
     return os.path.join(os.path.expanduser("~"), ".docker", "config.json")
 
 
-@record
+@dataclass(frozen=True)
 class RegistryConfig:
     """How to reach registries. Loopback registries are always insecure (plain HTTP allowed),
     as in Docker, unless `loopback_insecure` is turned off (tests of strict TLS do that)."""
 
     insecure: tuple[str, ...] = ()
-    mirrors: Mapping[str, tuple[str, ...]] = Factory(dict)
+    mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     certs_dirs: tuple[str, ...] = DEFAULT_CERTS_DIRS
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
-    credentials_path: str = Factory(default_credentials_path)
+    credentials_path: str = field(default_factory=default_credentials_path)
     loopback_insecure: bool = True
     #: proxies (None: HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment)
     http_proxy: str | None = None

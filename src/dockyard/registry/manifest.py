@@ -11,7 +11,7 @@ import json
 import os as _os
 from typing import Any
 
-from ._record import record
+from .._record import dataclass
 from ..errors import InvalidArgument, NotFound, Unsupported
 from .errors import DigestMismatch
 
@@ -47,7 +47,7 @@ def _sha256(data: bytes) -> Any:
     return sha256(data)
 
 
-@record
+@dataclass(frozen=True)
 class Platform:
     os: str
     architecture: str
@@ -69,7 +69,7 @@ class Platform:
         return normalize_platform(cls(parts[0], parts[1], parts[2] if len(parts) > 2 else None))
 
 
-@record
+@dataclass(frozen=True)
 class Descriptor:
     media_type: str
     digest: str
@@ -92,7 +92,7 @@ class Descriptor:
         return d
 
 
-@record
+@dataclass(frozen=True)
 class Manifest:
     """A manifest exactly as the registry sent it; `digest` is sha256 of `raw`."""
 
@@ -111,14 +111,14 @@ class Manifest:
         return self.media_type in INDEX_TYPES
 
 
-@record
+@dataclass(frozen=True)
 class ImageManifest:
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
 
 
-@record
+@dataclass(frozen=True)
 class ManifestIndex:
     media_type: str
     manifests: tuple[Descriptor, ...]

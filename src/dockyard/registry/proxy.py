@@ -14,12 +14,12 @@ import os
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
-from ._record import record
+from .._record import dataclass
 from ..errors import InvalidArgument
 from .config import RegistryConfig, split_host_port
 
 
-@record
+@dataclass(frozen=True)
 class Proxy:
     netloc: str  # host:port of the proxy
     authorization: str | None = None  # "Basic …" from the proxy URL's user info
@@ -39,7 +39,7 @@ class Proxy:
         return cls(f"{host}:{parts.port or 80}", auth)
 
 
-@record
+@dataclass(frozen=True)
 class ProxySettings:
     http: Proxy | None = None
     https: Proxy | None = None

@@ -14,7 +14,7 @@ import time
 from typing import Mapping
 from urllib.parse import urlencode
 
-from ._record import Factory, record
+from .._record import dataclass, field
 from ..errors import Unauthorized
 from .auth import Credentials
 from .errors import RegistryUnavailable
@@ -23,10 +23,10 @@ from .transport import ConnectionFailed, Transport
 _TCHAR = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-@record
+@dataclass(frozen=True)
 class Challenge:
     scheme: str  # lower case: "basic" or "bearer"
-    params: Mapping[str, str] = Factory(dict)
+    params: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 def parse_www_authenticate(header: str) -> list[Challenge]:
