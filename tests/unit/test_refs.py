@@ -123,3 +123,30 @@ def test_with_tag_and_digest() -> None:
     assert ref.with_digest(f"sha256:{HEX}").familiar() == f"busybox@sha256:{HEX}"
     with pytest.raises(InvalidArgument):
         ref.with_tag("bad tag")
+
+
+def test_fast_path_agrees_with_the_grammar() -> None:
+    """refs._parse_simple (no regex, for docker.io/<path>[:tag]) never disagrees with the full
+    reference grammar: same groups where it answers, and it answers for the usual shapes."""
+    import random
+    import re
+
+    from dockyard.images import refs
+
+    full = re.compile(refs._REFERENCE, re.ASCII)
+    rnd = random.Random(1234)
+    alphabet = "ab9._-_/:A@"
+    samples = ["docker.io/library/busybox", "docker.io/library/busybox:latest", "docker.io/a/b__c:v1.2-x",
+               "docker.io/a--b/c", "docker.io/a..b", "docker.io/-a", "docker.io/a-", "docker.io/a:", "docker.io/a:.x",
+               "docker.io/a:" + "x" * 128, "docker.io/a:" + "x" * 129, "docker.io/A", "docker.io/a___b", "docker.io//a"]
+    samples += ["docker.io/" + "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 12))) for _ in range(5000)]
+    answered = 0
+    for s in samples:
+        fast = refs._parse_simple(s)
+        m = full.match(s)
+        if fast is not None:
+            answered += 1
+            assert m is not None and (m.group(1), m.group(2), m.group(3)) == (fast[0], fast[1], None), s
+        elif m is not None and m.group(3) is None:
+            raise AssertionError(f"the fast path declined a plain docker.io name: {s!r}")
+    assert answered > 100

@@ -38,10 +38,64 @@ _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}"
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 
-_REFERENCE_RE = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$", re.ASCII)
-_ID_RE = re.compile(r"^[a-f0-9]{64}$")
-_HEX_PREFIX_RE = re.compile(r"^(?:sha256:)?[a-f0-9]{1,64}$")
-_TAG_RE = re.compile(rf"^{_TAG}$", re.ASCII)
+_REFERENCE = rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$"
+_HEX = frozenset("0123456789abcdef")
+_ALNUM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_TAG_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_TAG_REST = _TAG_FIRST | frozenset(".-")
+
+
+def _reference_re() -> re.Pattern[str]:
+    """The full grammar, compiled on first use (~1.5 ms: not on `run busybox`'s path)."""
+    global _REFERENCE_RE
+    if _REFERENCE_RE is None:
+        _REFERENCE_RE = re.compile(_REFERENCE, re.ASCII)
+    return _REFERENCE_RE
+
+
+_REFERENCE_RE: re.Pattern[str] | None = None
+
+
+def _is_id(s: str) -> bool:
+    return len(s) == 64 and _HEX.issuperset(s)
+
+
+def _is_tag(tag: str) -> bool:
+    """`[\\w][\\w.-]{0,127}` (ASCII)."""
+    return 0 < len(tag) <= 128 and tag[0] in _TAG_FIRST and _TAG_REST.issuperset(tag)
+
+
+def _is_path_component(c: str) -> bool:
+    """`[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`."""
+    if not c or c[0] not in _ALNUM_CHARS or c[-1] not in _ALNUM_CHARS:
+        return False
+    sep = ""
+    for ch in c:
+        if ch in _ALNUM_CHARS:
+            if sep and sep not in (".", "_", "__") and sep.strip("-"):
+                return False
+            sep = ""
+        elif ch in "._-":
+            sep += ch
+        else:
+            return False
+    return True
+
+
+def _parse_simple(s: str) -> tuple[str, str | None] | None:
+    """(name, tag) of `docker.io/<path>[:tag]`, the usual shape, without the regex; None for
+    anything else (other domains, digests, invalid input), which the full grammar handles."""
+    if "@" in s or not s.startswith(DEFAULT_DOMAIN + "/"):
+        return None
+    name, tag = s, None
+    colon = s.rfind(":")
+    if colon > s.rfind("/"):
+        name, tag = s[:colon], s[colon + 1:]
+        if not _is_tag(tag):
+            return None
+    if not all(_is_path_component(c) for c in name[len(DEFAULT_DOMAIN) + 1:].split("/")):
+        return None
+    return name, tag
 
 _DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
@@ -91,7 +145,7 @@ class Reference:
         return self.tag is None and self.digest is None
 
     def with_tag(self, tag: str) -> "Reference":
-        if not _TAG_RE.match(tag):
+        if not _is_tag(tag):
             raise InvalidArgument(f"invalid tag format: {tag!r}")
         return Reference(self.domain, self.path, tag, None)
 
@@ -124,7 +178,7 @@ def parse_reference(s: str, default_tag: bool = True) -> Reference:
 
     Raises InvalidArgument with Docker's wording for anything that is not a reference.
     """
-    if _ID_RE.match(s):
+    if _is_id(s):
         raise InvalidArgument(
             f"invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"
         )
@@ -141,14 +195,18 @@ def parse_reference(s: str, default_tag: bool = True) -> Reference:
 
 def _parse_strict(s: str) -> Reference:
     """Docker's reference.Parse on an already-qualified string."""
-    m = _REFERENCE_RE.match(s)
-    if m is None:
-        if not s:
-            raise InvalidArgument("repository name must have at least one component")
-        if _REFERENCE_RE.match(s.lower()):
-            raise InvalidArgument("repository name must be lowercase")
-        raise InvalidArgument(INVALID_FORMAT)
-    name, tag, digest = m.group(1), m.group(2), m.group(3)
+    simple = _parse_simple(s)
+    if simple is not None:
+        name, tag, digest = simple[0], simple[1], None
+    else:
+        m = _reference_re().match(s)
+        if m is None:
+            if not s:
+                raise InvalidArgument("repository name must have at least one component")
+            if _reference_re().match(s.lower()):
+                raise InvalidArgument("repository name must be lowercase")
+            raise InvalidArgument(INVALID_FORMAT)
+        name, tag, digest = m.group(1), m.group(2), m.group(3)
     if len(name) > NAME_TOTAL_LENGTH_MAX:
         raise InvalidArgument(
             f"repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
@@ -174,7 +232,7 @@ def validate_digest(digest: str) -> None:
 def parse_any(s: str) -> Reference | str:
     """Docker's ParseAnyReference: a 64-hex ID or ``sha256:<hex>`` gives the digest string
     ``sha256:<hex>``; anything else is parsed as a normalised name (tag defaulted)."""
-    if _ID_RE.match(s):
+    if _is_id(s):
         return "sha256:" + s
     if ":" in s and "/" not in s and "@" not in s:
         alg, _, hexpart = s.partition(":")
@@ -188,12 +246,13 @@ def parse_any(s: str) -> Reference | str:
 def looks_like_id(s: str, min_len: int = 12) -> bool:
     """True for a full or abbreviated image/container ID (``[sha256:]`` + 12..64 hex)."""
     hexpart = s[7:] if s.startswith("sha256:") else s
-    return min_len <= len(hexpart) <= 64 and _HEX_PREFIX_RE.match(hexpart) is not None
+    return min_len <= len(hexpart) <= 64 and _HEX.issuperset(hexpart)
 
 
 def is_hex_prefix(s: str) -> bool:
     """True for any ``[sha256:]<1..64 hex>`` string (an ID prefix of any length)."""
-    return _HEX_PREFIX_RE.match(s) is not None
+    hexpart = s[7:] if s.startswith("sha256:") else s
+    return 0 < len(hexpart) <= 64 and _HEX.issuperset(hexpart)
 
 
 def familiar_string(s: str) -> str:
