@@ -25,13 +25,22 @@ from .._util import atomic_write, new_id
 from ..errors import InvalidArgument, NotFound
 from ..paths import Paths
 from ._lock import store_lock
-from ._mount import syncfs
-from . import rwlayers
-from .rwlayers import RWLayer, RWPaths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, BinaryIO, Mapping, Sequence
+
+    from .rwlayers import RWLayer, RWPaths
+
+
+def __getattr__(name: str) -> Any:
+    """RWLayer and RWPaths, re-exported lazily: `rwlayers` (and ctypes, for mounts) loads
+    only when a command touches containers' layers, not for pull/push/images."""
+    if name in ("RWLayer", "RWPaths"):
+        from . import rwlayers
+
+        return getattr(rwlayers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Layer", "LayerStore", "PreparedLayer", "RWLayer", "RWPaths", "chain_id_of", "chain_ids"]
 
@@ -275,6 +284,8 @@ class LayerStore:
         link: Path | None = None
         try:
             link = self.link(short, layer.cache_id)
+            from ._mount import syncfs
+
             syncfs(final)
             self._write_db(layer)
         except BaseException:
@@ -397,30 +408,48 @@ class LayerStore:
                   init_files: Mapping[str, tuple[bytes, int]]) -> RWLayer:
         """Create the init layer (Docker's skeleton + `init_files`: path -> (data, mode))
         and the container layer on top of image layer `parent` (None: no image layers)."""
+        from . import rwlayers
+
         return rwlayers.create_rw(self, container_id, parent, init_files)
 
     def get_rw(self, container_id: str) -> RWLayer:
+        from . import rwlayers
+
         return rwlayers.get_rw(self, container_id)
 
     def list_rw(self) -> list[RWLayer]:
+        from . import rwlayers
+
         return rwlayers.list_rw(self)
 
     def rw_paths(self, container_id: str) -> RWPaths:
+        from . import rwlayers
+
         return rwlayers.rw_paths(self, container_id)
 
     def mount_rw(self, container_id: str, volatile: bool = False) -> Path:
+        from . import rwlayers
+
         return rwlayers.mount_rw(self, container_id, volatile)
 
     def unmount_rw(self, container_id: str) -> None:
+        from . import rwlayers
+
         rwlayers.unmount_rw(self, container_id)
 
     def remove_rw(self, container_id: str) -> None:
+        from . import rwlayers
+
         rwlayers.remove_rw(self, container_id)
 
     def graph_driver(self, container_id: str) -> dict[str, Any]:
+        from . import rwlayers
+
         return rwlayers.graph_driver(self, container_id)
 
     def rw_size(self, container_id: str) -> int:
+        from . import rwlayers
+
         return rwlayers.rw_size(self, container_id)
 
     def mount_parents(self) -> set[str]:
