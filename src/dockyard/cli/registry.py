@@ -11,12 +11,15 @@ import contextlib
 import json
 import os
 import sys
-import threading
-from typing import TextIO
+from _thread import allocate_lock  # threading.Lock without importing threading
 
 from ..engine.distmeta import Event, progress_bar
 from ..errors import InvalidArgument
 from .args import Parser, engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 class Display:
@@ -28,7 +31,7 @@ class Display:
         self.quiet = quiet
         self.width = _columns() if self.terminal else 0
         self._ids: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     def emit(self, event: Event) -> None:
         if self.quiet:

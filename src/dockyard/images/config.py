@@ -7,12 +7,20 @@ sparse dict into it, in Docker's field order.
 
 from __future__ import annotations
 
-import copy
 import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+def _deepcopy(value: Any) -> Any:
+    """A copy of a JSON value (copy.deepcopy, without importing copy and weakref)."""
+    if isinstance(value, dict):
+        return {k: _deepcopy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deepcopy(v) for v in value]
+    return value
+
 
 #: (field, default, omitted when empty) in Docker's container.Config order
 _FIELDS: tuple[tuple[str, Any, bool], ...] = (
@@ -56,10 +64,10 @@ def container_config(partial: dict[str, Any] | None) -> dict[str, Any]:
         value = src.get(name, default)
         if omitempty and not value:
             continue
-        out[name] = copy.deepcopy(value)
+        out[name] = _deepcopy(value)
     for key, value in src.items():
         if key not in _KNOWN:
-            out[key] = copy.deepcopy(value)
+            out[key] = _deepcopy(value)
     return out
 
 
