@@ -292,3 +292,25 @@ def parse_bytes(value: str) -> int:
     if size < 0:
         raise InvalidArgument(f"invalid size: '{value}'")
     return int(size)
+
+
+#: Dockyard's daemon.json-like configuration (DOCKYARD_CONFIG overrides the path)
+DAEMON_CONFIG = "/etc/dockyard/daemon.json"
+
+
+def daemon_config() -> dict[str, Any]:
+    """DOCKYARD_CONFIG, else /etc/dockyard/daemon.json, as a dict ({} when there is none).
+    Networks read `bridge`/`bip`/`default-address-pools`, pull and push `registry-mirrors` etc."""
+    from .errors import InvalidArgument
+
+    path = os.environ.get("DOCKYARD_CONFIG") or DAEMON_CONFIG
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise InvalidArgument(f"invalid configuration file {path}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise InvalidArgument(f"invalid configuration file {path}: not a JSON object")
+    return cfg

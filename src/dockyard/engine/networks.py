@@ -7,7 +7,6 @@ Containers attach to networks in engine/netattach.py.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -23,22 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-CONFIG_PATH = "/etc/dockyard/daemon.json"
-
-
-def daemon_config() -> dict[str, Any]:
-    """Dockyard's daemon.json (DOCKYARD_CONFIG, else /etc/dockyard/daemon.json), or {}."""
-    path = os.environ.get("DOCKYARD_CONFIG") or CONFIG_PATH
-    try:
-        with open(path) as f:
-            cfg = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise InvalidArgument(f"invalid configuration file {path}: {e}") from None
-    if not isinstance(cfg, dict):
-        raise InvalidArgument(f"invalid configuration file {path}: not a JSON object")
-    return cfg
+daemon_config = _util.daemon_config
 
 
 def _root_tag(paths: Paths) -> str:

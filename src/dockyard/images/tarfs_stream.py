@@ -124,14 +124,20 @@ class _HashingReader:
         return "sha256:" + self._sha.hexdigest()
 
 
-def _open_stream(stream: BinaryIO) -> _HashingReader:
-    """Sniff the compression from the magic bytes; return a hashing reader of the tar bytes."""
+def read_head(stream: BinaryIO, n: int) -> bytes:
+    """Up to `n` first bytes of `stream` (fewer only at its end): a compression's magic."""
     head = b""
-    while len(head) < 6:
-        more = stream.read(6 - len(head))
+    while len(head) < n:
+        more = stream.read(n - len(head))
         if not more:
             break
         head += more
+    return head
+
+
+def _open_stream(stream: BinaryIO) -> _HashingReader:
+    """Sniff the compression from the magic bytes; return a hashing reader of the tar bytes."""
+    head = read_head(stream, 6)
     src = _Prefixed(head, stream)
     corrupt: tuple[type[BaseException], ...] = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
     raw: Any

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 from .._util import atomic_write
 from ..errors import DockyardError
 from .layers import Layer, LayerStore
-from .tarfs_stream import _BZIP2_MAGIC, _GZIP_MAGIC, _XZ_MAGIC, _ZSTD_MAGIC, Gunzip, _Prefixed
+from .tarfs_stream import _BZIP2_MAGIC, _GZIP_MAGIC, _XZ_MAGIC, _ZSTD_MAGIC, Gunzip, _Prefixed, read_head
 
 SIDECAR = "tar-split.json.gz"
 _BLOCK = 512
@@ -213,12 +213,7 @@ class Recorder:
 
 def plain_stream(stream: BinaryIO) -> BinaryIO | None:
     """The uncompressed view of a layer stream; None for a compression we cannot undo."""
-    head = b""
-    while len(head) < 6:
-        more = stream.read(6 - len(head))
-        if not more:
-            break
-        head += more
+    head = read_head(stream, 6)
     raw: Any = _Prefixed(head, stream)
     if head.startswith(_GZIP_MAGIC):
         return Gunzip(raw)  # type: ignore[return-value]

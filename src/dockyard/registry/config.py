@@ -110,26 +110,12 @@ class RegistryConfig:
         return False
 
 
-#: Dockyard's daemon.json (the same file `engine.networks.daemon_config` reads)
-DAEMON_JSON = "/etc/dockyard/daemon.json"
-
-
 def read_daemon_json() -> dict[str, Any]:
-    """DOCKYARD_CONFIG, else /etc/dockyard/daemon.json, or {} (read here rather than through
-    `engine.networks`, whose import loads the network stack: pull and push need none of it)."""
-    import json
+    """The daemon.json settings (`_util.daemon_config`; not through `engine.networks`, whose
+    import loads the network stack: pull and push need none of it)."""
+    from .._util import daemon_config
 
-    path = os.environ.get("DOCKYARD_CONFIG") or DAEMON_JSON
-    try:
-        with open(path) as f:
-            cfg = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise InvalidArgument(f"invalid configuration file {path}: {e}") from None
-    if not isinstance(cfg, dict):
-        raise InvalidArgument(f"invalid configuration file {path}: not a JSON object")
-    return cfg
+    return daemon_config()
 
 
 def split_host_port(host: str) -> tuple[str, int | None]:
