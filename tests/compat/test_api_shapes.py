@@ -167,3 +167,49 @@ def test_ping_headers(docker_host: str) -> None:
         assert resp.getheader("Cache-Control") == "no-cache, no-store, must-revalidate"
     status, body, resp = api(docker_host, "GET", "/v1.30/_ping")
     assert status == 200 and body == b"OK"
+
+
+def _schema(spec: dict[str, Any], path: str, method: str, status: int) -> dict[str, Any]:
+    return spec["paths"][path][method]["responses"][status]["schema"]  # type: ignore[no-any-return]
+
+
+def test_more_response_shapes(spec: dict[str, Any], docker_host: str, running: str) -> None:
+    """The listing without `size` (encoded from the record cache), create, exec create,
+    update, changes, wait, events, system/df, commit and prune against the spec."""
+    status, body, _ = api(docker_host, "GET", "/v1.45/containers/json")
+    assert status == 200 and check(spec, response_schema(spec, "/containers/json"), body) == []
+    mine = [c for c in body if c["Id"] == running]
+    assert mine and mine[0]["Status"].startswith("Up ") and mine[0]["State"] == "running"
+    assert mine[0]["Labels"] == {"shape": "1"} and mine[0]["Ports"][0]["PrivatePort"] == 80
+    status, body, _ = api(docker_host, "POST", "/v1.45/containers/create", {"Image": "busybox", "Cmd": ["true"]})
+    assert status == 201 and check(spec, _schema(spec, "/containers/create", "post", 201), body) == []
+    other = body["Id"]
+    try:
+        status, body, _ = api(docker_host, "POST", f"/v1.45/containers/{other}/start")
+        assert status == 204
+        status, body, _ = api(docker_host, "POST", f"/v1.45/containers/{other}/wait?condition=not-running")
+        assert status == 200 and check(spec, _schema(spec, "/containers/{id}/wait", "post", 200), body) == []
+        status, body, _ = api(docker_host, "POST", f"/v1.45/commit?container={other}&repo=dy-shape-commit")
+        assert status == 201 and check(spec, _schema(spec, "/commit", "post", 201), body) == []
+        api(docker_host, "DELETE", "/v1.45/images/dy-shape-commit")
+    finally:
+        api(docker_host, "DELETE", f"/v1.45/containers/{other}?force=1")
+    status, body, _ = api(docker_host, "POST", f"/v1.45/containers/{running}/exec", {"Cmd": ["touch", "/made"]})
+    assert status == 201 and check(spec, _schema(spec, "/containers/{id}/exec", "post", 201), body) == []
+    status, body, _ = api(docker_host, "POST", f"/v1.45/containers/{running}/update", {"CpuShares": 512})
+    assert status == 200 and check(spec, _schema(spec, "/containers/{id}/update", "post", 200), body) == []
+    status, body, _ = api(docker_host, "GET", f"/v1.45/containers/{running}/changes")
+    assert status == 200 and check(spec, _schema(spec, "/containers/{id}/changes", "get", 200), body or []) == []
+    status, body, _ = api(docker_host, "GET", "/v1.45/system/df")
+    assert status == 200 and check(spec, _schema(spec, "/system/df", "get", 200), body) == []
+    assert any(c["Id"] == running for c in body["Containers"])
+    import time
+
+    status, raw, _ = api(docker_host, "GET", f"/v1.45/events?since=0&until={int(time.time())}")
+    assert status == 200
+    lines = raw.splitlines() if isinstance(raw, bytes) else [json.dumps(raw).encode()]
+    events = [json.loads(line) for line in lines if line.strip()]
+    assert events and all(check(spec, _schema(spec, "/events", "get", 200), e) == [] for e in events)
+    status, body, _ = api(docker_host, "POST",
+                          "/v1.45/containers/prune?filters=%7B%22label%22%3A%5B%22dy.none%3D1%22%5D%7D")
+    assert status == 200 and check(spec, _schema(spec, "/containers/prune", "post", 200), body) == []

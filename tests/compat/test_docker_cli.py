@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DOCKER, DockerCLI, start_server, uniq
+from .conftest import DOCKER, DockerCLI, dy, start_server, uniq
 
 
 def test_version_and_info(docker_cli: DockerCLI) -> None:
@@ -55,6 +55,42 @@ def test_detached_lifecycle(docker_cli: DockerCLI, names: list[str]) -> None:
     assert docker_cli.out("inspect", "--format", "{{.State.Status}}", name) == "exited"
     docker_cli("rm", name)
     assert name not in docker_cli.out("ps", "-a", "--format", "{{.Names}}")
+
+
+def test_ps_columns_and_changes_from_another_process(docker_cli: DockerCLI, names: list[str]) -> None:
+    """`docker ps` as against Docker, and a listing that follows what another process (the
+    dockyard CLI on the same data root) changes: the server caches parsed records."""
+    import re
+
+    prefix = uniq("api-ps")
+    up, down = prefix + "-up", prefix + "-down"
+    names.extend([up, down, down + "-b"])
+    port = _free_port()
+    docker_cli("run", "-d", "--name", up, "-p", f"127.0.0.1:{port}:80", "--label", "k=v", "busybox", "sleep", "60")
+    docker_cli("run", "--name", down, "busybox", "sh", "-c", "exit 3", check=False)
+    fmt = "{{.Names}}|{{.Image}}|{{.Command}}|{{.Status}}|{{.Ports}}|{{.State}}|{{.Networks}}|{{.Label \"k\"}}"
+
+    def rows(*flags: str) -> list[list[str]]:
+        out = docker_cli.out("ps", *flags, "--filter", f"name={prefix}", "--format", fmt)
+        return [line.split("|") for line in out.splitlines()]
+
+    got = rows()
+    assert len(got) == 1 and got[0][:3] == [up, "busybox", '"sleep 60"']
+    assert got[0][3].startswith("Up ") and got[0][4:] == [f"127.0.0.1:{port}->80/tcp", "running", "bridge", "v"]
+    got = rows("-a")
+    assert [r[0] for r in got] == [down, up]  # newest first
+    assert re.fullmatch(r"Exited \(3\) .* ago", got[0][3]) and got[0][4:6] == ["", "exited"]
+    table = docker_cli.out("ps", "-a", "--filter", f"name={prefix}").splitlines()
+    assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert len(table) == 3
+    # another process changes the records: the server's next listing shows it
+    dy("stop", "-t", "0", up, check=True)
+    assert rows() == []
+    assert re.fullmatch(r"Exited \(137\) .*", rows("-a")[1][3]) and rows("-a")[1][4] == ""
+    dy("rename", down, down + "-b", check=True)
+    assert [r[0] for r in rows("-a")] == [down + "-b", up]
+    dy("rm", up, check=True)
+    assert [r[0] for r in rows("-a")] == [down + "-b"]
 
 
 def test_logs_follow_until_exit_and_wait(docker_cli: DockerCLI, names: list[str]) -> None:
@@ -106,6 +142,102 @@ def test_run_it_through_a_pty(docker_cli: DockerCLI) -> None:
                              [b"echo $((6*7))\r", b"exit 5\r"], b"42")
     assert b"42" in out
     assert code == 5
+
+
+class _Pty:
+    """The docker CLI on a pseudo-terminal of a given size, driven step by step."""
+
+    def __init__(self, docker_cli: DockerCLI, argv: list[str], rows: int, cols: int) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            os.environ.update(docker_cli.env())
+            os.execv(DOCKER, [DOCKER, *argv])
+        self.out = b""
+
+    def expect(self, want: bytes, seconds: float = 10) -> bytes:
+        start = len(self.out)
+        end = time.monotonic() + seconds
+        while want not in self.out[start:] and time.monotonic() < end:
+            r, _, _ = select.select([self.fd], [], [], 0.05)
+            if r:
+                try:
+                    data = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                self.out += data
+        assert want in self.out[start:], (want, self.out[-500:])
+        return self.out[start:]
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def resize(self, rows: int, cols: int) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def wait(self, seconds: float = 10) -> int:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                r, _, _ = select.select([self.fd], [], [], 0)
+                if r:
+                    self.out += os.read(self.fd, 4096)  # drain: the CLI never blocks on its output
+            except OSError:
+                pass
+            got, status = os.waitpid(self.pid, os.WNOHANG)
+            if got:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        os.kill(self.pid, 9)
+        raise AssertionError(f"the docker CLI did not exit: {self.out[-500:]!r}")
+
+
+def test_tty_size_resize_and_detach_keys(docker_cli: DockerCLI, names: list[str]) -> None:
+    """run -it starts at the terminal's size and follows it (POST /containers/{id}/resize),
+    ctrl-p ctrl-q detaches, `attach --detach-keys` takes other keys; exec -it likewise."""
+    name = uniq("api-tty")
+    names.append(name)
+    t = _Pty(docker_cli, ["run", "-it", "--name", name, "busybox", "sh"], 33, 99)
+    t.expect(b"# ")
+    t.send(b"stty size\r")
+    t.expect(b"33 99")
+    t.resize(40, 120)
+    time.sleep(0.5)  # SIGWINCH -> the CLI's resize request
+    t.send(b"stty size\r")
+    t.expect(b"40 120")
+    t.send(b"\x10\x11")  # the default detach keys
+    assert t.wait() == 0
+    assert docker_cli.out("inspect", "-f", "{{.State.Running}}", name) == "true"
+    t = _Pty(docker_cli, ["attach", "--detach-keys", "ctrl-x,x", name], 25, 80)
+    time.sleep(0.5)
+    t.send(b"echo again\r")
+    t.expect(b"again")
+    t.send(b"\x18x")
+    assert t.wait() == 1 and t.out.endswith(b"read escape sequence\r\n")  # attach's detach: 1, as Docker's
+    assert docker_cli.out("inspect", "-f", "{{.State.Running}}", name) == "true"
+    t = _Pty(docker_cli, ["exec", "-it", name, "sh"], 21, 77)
+    t.expect(b"# ")
+    t.send(b"stty size\r")
+    t.expect(b"21 77")
+    t.resize(30, 90)
+    time.sleep(0.5)  # POST /exec/{id}/resize
+    t.send(b"stty size\r")
+    t.expect(b"30 90")
+    t.send(b"\x10\x11")  # exec's detach: 1, as Docker's; the shell runs on, listed in ExecIDs
+    assert t.wait() == 1 and t.out.endswith(b"read escape sequence\r\n")
+    assert docker_cli.out("inspect", "-f", "{{len .ExecIDs}}", name) == "1"
+    docker_cli("rm", "-f", name)
 
 
 def test_exec(docker_cli: DockerCLI, names: list[str]) -> None:

@@ -217,6 +217,8 @@ def test_networks(docker: Docker, made: dict[str, list[str]]) -> None:
     info = json.loads(docker.out("network", "inspect", net))[0]
     assert info["Id"] == nid and info["Driver"] == "bridge"
     assert info["IPAM"]["Config"][0]["Subnet"] == "10.231.7.0/24"
+    assert (info["Scope"], info["Attachable"], info["Ingress"], info["ConfigOnly"], info["ConfigFrom"]) == \
+        ("local", False, False, False, {"Network": ""})
     c = _uniq("dy-netc")
     made["containers"].append(c)
     docker("run", "-d", "--name", c, "busybox", "sleep", "60")
@@ -230,6 +232,19 @@ def test_networks(docker: Docker, made: dict[str, list[str]]) -> None:
     assert json.loads(docker.out("network", "inspect", net))[0]["Containers"] == {}
     docker("rm", "-f", c)
     assert docker.out("network", "rm", net).strip() == net
+    att = _uniq("dy-att")
+    made["networks"].append(att)
+    docker("network", "create", "--attachable", att)
+    assert docker.out("network", "inspect", "-f", "{{.Attachable}} {{.Scope}}", att).strip() == "true local"
+    docker("network", "rm", att)
+    # what a Docker outside a swarm answers (20.10 and 28 alike)
+    for flags, message in ((["--ingress"], "Ingress network can only be global scope network"),
+                           (["--scope", "swarm"], "cannot create a swarm scoped network when swarm is not active"),
+                           (["--scope", "global"], "This node is not a swarm manager"),
+                           (["--config-only"], "config-only networks"),
+                           (["--config-from", "bridge"], "config-only networks")):
+        p = docker("network", "create", *flags, _uniq("dy-no"), check=False)
+        assert p.returncode != 0 and message in p.stderr.decode(), (flags, p.stderr)
     spare = _uniq("dy-prune")
     made["networks"].append(spare)
     docker("network", "create", "--label", f"dy.prune={spare}", spare)

@@ -83,6 +83,54 @@ def test_run_detached_ports_volumes_logs(client: Any, made: list[Any], tmp_path:
     assert any(x.id == c.id for x in client.containers.list(all=True, filters={"status": "exited"}))
 
 
+def test_list_filters(client: Any, made: list[Any]) -> None:
+    """containers.list with each of Docker's filters."""
+    tag = uniq("sdk-flt")
+    net = client.networks.create(tag + "-net")
+    vol = tag + "-vol"
+    try:
+        port = _free_port()
+        up = client.containers.run("busybox", ["sleep", "60"], detach=True, name=tag + "-up", labels={"f": "up"},
+                                   ports={"80/tcp": ("127.0.0.1", port)}, volumes={vol: {"bind": "/v"}},
+                                   network=net.name)
+        made.append(up)
+        down = client.containers.run("busybox", ["sh", "-c", "exit 3"], detach=True, name=tag + "-down",
+                                     labels={"f": "down"})
+        made.append(down)
+        client.api.wait(down.id)
+        new = client.containers.create("busybox", ["true"], name=tag + "-new", labels={"f": "new"})
+        made.append(new)
+
+        def names(**flt: Any) -> list[str]:
+            got = client.containers.list(all=True, filters={"name": tag, **flt})
+            return sorted(c.name.removeprefix(tag + "-") for c in got)
+
+        assert names() == ["down", "new", "up"]
+        assert client.containers.list(filters={"name": tag})[0].id == up.id  # running only
+        assert names(status="exited") == ["down"] and names(status="created") == ["new"]
+        assert names(exited=3) == ["down"] and names(exited=0) == []
+        assert names(label="f=up") == ["up"] and names(label="f") == ["down", "new", "up"]
+        assert names(id=down.id[:12]) == ["down"]
+        assert names(ancestor="busybox") == ["down", "new", "up"]
+        assert names(before=new.id) == ["down", "up"] and names(since=up.id) == ["down", "new"]
+        assert names(network=net.name) == ["up"] and names(volume=vol) == ["up"] and names(volume="/v") == ["up"]
+        assert names(publish=str(port)) == ["up"] and names(publish=f"{port}/udp") == []
+        assert names(expose="80") == ["up"]
+        assert names(health="none") == ["down", "new", "up"] and names(health="healthy") == []
+        assert names(isolation="default") == ["down", "new", "up"]
+        assert names(**{"is-task": "false"}) == ["down", "new", "up"] and names(**{"is-task": "true"}) == []
+        for bad in ({"health": "sick"}, {"nope": "1"}, {"status": "sleeping"}):
+            with pytest.raises(docker.errors.APIError) as e:
+                client.containers.list(all=True, filters=bad)
+            assert e.value.status_code == 400
+    finally:
+        for c in made:
+            c.remove(force=True)
+        made.clear()
+        net.remove()
+        client.volumes.get(vol).remove()
+
+
 def test_logs_stream_and_wait(client: Any, made: list[Any]) -> None:
     c = client.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.2; done; exit 5"],
                               detach=True)
@@ -91,6 +139,40 @@ def test_logs_stream_and_wait(client: Any, made: list[Any]) -> None:
     assert lines == b"n1\nn2\nn3\n"
     assert client.api.wait(c.id) == {"StatusCode": 5, "Error": None}
     assert c.logs(tail=1) == b"n3\n"
+
+
+def test_logs_options_and_wait_conditions(client: Any, made: list[Any]) -> None:
+    """logs: timestamps, tail, since, until; wait: next-exit and removed."""
+    import datetime
+    import threading
+
+    c = client.containers.run("busybox", ["sh", "-c", "echo a; sleep 1.2; echo b; sleep 1.2; echo c"], detach=True)
+    made.append(c)
+    assert client.api.wait(c.id)["StatusCode"] == 0
+    stamped = c.logs(timestamps=True).decode().splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["a", "b", "c"]
+    times = [datetime.datetime.fromisoformat(line.split(" ", 1)[0][:26]).replace(tzinfo=datetime.timezone.utc)
+             for line in stamped]
+    assert c.logs(tail=2) == b"b\nc\n" and c.logs(tail=0) == b""
+    mid = times[1].timestamp()
+    assert c.logs(since=mid - 0.3) == b"b\nc\n"
+    assert c.logs(until=mid - 0.3) == b"a\n"
+    # next-exit waits for the exit after a restart; removed until the container is gone
+    got: dict[str, Any] = {}
+    w = threading.Thread(target=lambda: got.update(next=client.api.wait(c.id, condition="next-exit")))
+    w.start()
+    time.sleep(0.5)
+    assert w.is_alive(), "next-exit must not answer for the exit before it was asked"
+    c.start()
+    w.join(15)
+    assert got["next"]["StatusCode"] == 0
+    r = threading.Thread(target=lambda: got.update(removed=client.api.wait(c.id, condition="removed")))
+    r.start()
+    time.sleep(0.5)
+    assert r.is_alive()
+    c.remove()
+    r.join(15)
+    assert got["removed"]["StatusCode"] == 0
 
 
 def test_exec_run(client: Any, made: list[Any]) -> None:
@@ -104,13 +186,17 @@ def test_exec_run(client: Any, made: list[Any]) -> None:
     assert r.exit_code == 0 and r.output == b"tty\r\n"
     r = c.exec_run("env", environment={"FOO": "bar"}, workdir="/tmp")
     assert b"FOO=bar" in r.output
-    eid = client.api.exec_create(c.id, ["sleep", "0.3"])["Id"]
+    assert client.api.inspect_container(c.id)["ExecIDs"] is None  # the finished ones are gone
+    eid = client.api.exec_create(c.id, ["sleep", "1"])["Id"]
+    assert client.api.inspect_container(c.id)["ExecIDs"] == [eid]  # created, not started yet
     client.api.exec_start(eid, detach=True)
+    assert client.api.inspect_container(c.id)["ExecIDs"] == [eid]  # running
     deadline = time.monotonic() + 10
     while client.api.exec_inspect(eid)["Running"] and time.monotonic() < deadline:
         time.sleep(0.1)
     info = client.api.exec_inspect(eid)
     assert info["ExitCode"] == 0 and info["ContainerID"] == c.id
+    assert client.api.inspect_container(c.id)["ExecIDs"] is None  # exited: listed no more
 
 
 def test_attach_socket(client: Any, made: list[Any]) -> None:

@@ -232,3 +232,49 @@ def test_push_and_pull(client: Any, made: dict[str, list[str]], tmp_path: Path) 
             client.images.pull(f"{reg.host}/sdk/missing", tag="v1")
     finally:
         reg.stop()
+
+
+def test_build_pull_platform_cachefrom(client: Any, made: dict[str, list[str]], tmp_path: Path) -> None:
+    """images.build(pull=True) pulls the FROM image again (here a newer one the local
+    registry has); a platform other than the host's is a 400; cachefrom is accepted."""
+    try:
+        from dockyard.engine.distmeta import parse_platform
+        from registry_server import REGISTRY_BIN, Registry
+    except ImportError as e:
+        pytest.skip(f"no distribution engine or registry fixture: {e}")
+    import os
+
+    if not os.path.exists(REGISTRY_BIN):
+        pytest.skip("docker-registry (Debian package) is not installed")
+    reg = Registry.start(tmp_path / "registry")
+    try:
+        base = f"{reg.host}/sdk/{_uniq('base')}:latest"
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        ids = {}
+        for word in ("one", "two"):  # the registry ends up with "two", the local tag with "one"
+            (ctx / "Dockerfile").write_text(f"FROM busybox\nRUN echo {word} > /v\n")
+            image, _ = client.images.build(path=str(ctx), tag=base, rm=True)
+            ids[word] = image.id
+            made["images"].append(image.id)
+            events = list(client.images.push(base, stream=True, decode=True))
+            assert not [e for e in events if "error" in e], events
+        made["images"].append(base)
+        client.images.get(ids["one"]).tag(base)
+        (ctx / "Dockerfile").write_text(f'FROM {base}\nCMD ["cat", "/v"]\n')
+        tag = _uniq("dy-sdk-pull") + ":v1"
+        made["images"].append(tag)
+        client.images.build(path=str(ctx), tag=tag, rm=True)
+        assert client.containers.run(tag, remove=True) == b"one\n"
+        host = "/".join(x for x in parse_platform(None) if x)
+        client.images.build(path=str(ctx), tag=tag, rm=True, pull=True, platform=host, cache_from=[base])
+        assert client.images.get(base).id == ids["two"]
+        assert client.containers.run(tag, remove=True) == b"two\n"
+        other = "linux/arm64" if host != "linux/arm64" else "linux/amd64"
+        with pytest.raises(docker.errors.APIError) as e:
+            client.images.build(path=str(ctx), tag=tag, platform=other)
+        assert e.value.status_code == 400 and f'platform "{other}" is not supported' in str(e.value)
+        resp = client.api._post(client.api._url("/build"), params={"cachefrom": "not json"}, data=b"")
+        assert resp.status_code == 400 and "invalid cachefrom" in resp.json()["message"]
+    finally:
+        reg.stop()

@@ -1,5 +1,10 @@
 """POST /build (the classic builder's JSON stream) and POST /build/prune.
 
+Parameters as Docker's: dockerfile, t, buildargs, target, nocache, labels, q, networkmode,
+pull (the FROM images are pulled again first), platform (this host's only: another is a
+400), cachefrom (accepted; the local step cache is used), rm/forcerm (build containers are
+always removed), remote (refused: no remote contexts offline).
+
 The request body is the context as a tar; it is unpacked into a temporary directory
 before the response starts, so a bad context or Dockerfile is a plain 400. The build then
 runs in a producer thread (`jsonstream.produce`): the builder's log lines become
@@ -66,6 +71,36 @@ def _options(req: Request) -> Any:
                         quiet=req.qbool("q", False))
 
 
+def _check_platform(req: Request) -> None:
+    """`platform`: this host's own is fine (Docker's default); another one would need images
+    and an emulator for that architecture, so it is refused up front with a 400."""
+    from ..engine.distmeta import parse_platform
+
+    spec = req.q("platform", "") or ""
+    if not spec:
+        return
+    want, host = parse_platform(spec), parse_platform(None)
+    if want != host:
+        name = "/".join(x for x in host if x)
+        raise InvalidArgument(f'platform "{spec}" is not supported: this engine builds for its own platform '
+                              f"({name}) only")
+
+
+def _cache_from(req: Request) -> list[str]:
+    """`cachefrom`: a JSON array of image references. Accepted, and checked as Docker does;
+    the build's own step cache serves every step either way (no registry cache import)."""
+    raw = req.q("cachefrom", "") or ""
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid cachefrom: not JSON: {raw!r}") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument("invalid cachefrom: expected a JSON array of image references")
+    return value
+
+
 def _read_up_to(f: IO[bytes], n: int) -> bytes:
     data = b""
     while len(data) < n:
@@ -110,6 +145,9 @@ def build(req: Request) -> Stream:
         raise InvalidArgument("remote build contexts are not supported offline: send the context as a tar")
     tags = _tags(req)
     opts = _options(req)
+    _check_platform(req)
+    _cache_from(req)
+    pull = req.qbool("pull", False)
     eng = req.engine
     eng.paths.tmp.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="build-", dir=eng.paths.tmp))
@@ -144,7 +182,7 @@ def build(req: Request) -> Stream:
                 emit(jsonstream.stream_line(text))
 
         try:
-            image_id = buildrun.build(eng, tmp, df, opts, matcher, log, output, tags)
+            image_id = buildrun.build(eng, tmp, df, opts, matcher, log, output, tags, pull=pull)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         emit(jsonstream.message(aux={"ID": image_id}))

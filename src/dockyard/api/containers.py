@@ -12,7 +12,7 @@ from ..engine import control, files, lifecycle, query
 from ..engine.records import Container
 from ..errors import DockyardError, NotModified
 from . import shapes, streams
-from .router import Empty, HTTPError, Json, Request, Response, Stream, route
+from .router import Empty, HTTPError, Json, Raw, Request, Response, Stream, route
 
 
 def container(req: Request) -> Container:
@@ -42,9 +42,10 @@ def create(req: Request) -> Response:
 
 
 _LIST_FILTERS = ("name", "status", "label", "ancestor", "exited", "id", "before", "since", "network", "volume",
-                 "publish", "expose")
+                 "publish", "expose", "health", "isolation", "is-task")
 #: filters Docker has that the engine's ps does not: applied to the records here
-_RECORD_FILTERS = ("before", "since", "network", "volume", "publish", "expose")
+_RECORD_FILTERS = ("before", "since", "network", "volume", "publish", "expose", "health", "isolation", "is-task")
+_HEALTH = ("starting", "healthy", "unhealthy", "none")
 
 
 @route("GET", "/containers/json")
@@ -61,11 +62,18 @@ def list_(req: Request) -> Response:
     cs = query.list_containers(engine, req.qbool("all"), items, limit)
     if "before" in flt or "since" in flt:
         cs = _before_since(engine, cs, flt)
-    for key in ("network", "volume", "publish", "expose"):
+    for v in flt.get("health", []):
+        if v not in _HEALTH:
+            raise HTTPError(400, f"Unrecognised filter value for health: {v}")
+    for v in flt.get("is-task", []):
+        if v.lower() not in ("true", "false", "1", "0"):
+            raise HTTPError(400, f"Invalid filter 'is-task={v}'")
+    for key in ("network", "volume", "publish", "expose", "health", "isolation", "is-task"):
         if flt.get(key):
             cs = [c for c in cs if any(_has(c, key, v) for v in flt[key])]
-    size = req.qbool("size")
-    return Json([shapes.container_summary(engine, c, size) for c in cs])
+    if req.qbool("size"):
+        return Json([shapes.container_summary(engine, c, True) for c in cs])
+    return Raw(shapes.summaries_json(engine, cs), "application/json")
 
 
 def _before_since(engine: Any, cs: list[Container], flt: dict[str, list[str]]) -> list[Container]:
@@ -79,7 +87,15 @@ def _before_since(engine: Any, cs: list[Container], flt: dict[str, list[str]]) -
 
 
 def _has(c: Container, key: str, value: str) -> bool:
-    """Docker's ps filters network=NAME|ID, volume=NAME|DEST, publish=PORT[/PROTO], expose=..."""
+    """Docker's ps filters network=NAME|ID, volume=NAME|DEST, publish=PORT[/PROTO], expose=...,
+    health (no health checks run here: every container is "none"), isolation ("default" on
+    Linux) and is-task (swarm tasks: there are none)."""
+    if key == "health":
+        return value == str((c.state.get("Health") or {}).get("Status") or "none")
+    if key == "isolation":
+        return value == (c.host_config.get("Isolation") or "default")
+    if key == "is-task":
+        return value.lower() in ("false", "0")
     if key == "network":
         nets = (c.doc.get("NetworkSettings") or {}).get("Networks") or {}
         return any(value == name or (ep.get("NetworkID") or "").startswith(value) for name, ep in nets.items())

@@ -66,6 +66,13 @@ def attach(req: Request) -> Response:
     replay, live = req.qbool("logs"), req.qbool("stream")
     stdin_once = bool(c.config.get("StdinOnce")) and want_in
 
+    p = streams.PendingAttach(want_in, want_out, want_err, stdin_once)
+    # The docker CLI starts the container as soon as it has the 101: an attach to a container
+    # that is not running registers before the 101 goes out, or the start could miss it
+    early = live and not c.running
+    if early:
+        streams.register(c.id, p)
+
     def run(client: socket.socket, pending: BinaryIO) -> None:
         if replay:
             for e in logs.read(engine, c):
@@ -74,7 +81,7 @@ def attach(req: Request) -> Response:
                     client.sendall(e.data if tty else shapes.frame(2 if is_err else 1, e.data))
         if not live:
             return
-        shim = _shim(engine, c, client, streams.PendingAttach(want_in, want_out, want_err, stdin_once))
+        shim = _shim(engine, c, client, p, registered=early)
         if shim is None:
             return
         try:
@@ -85,25 +92,27 @@ def attach(req: Request) -> Response:
         finally:
             streams.close_quietly(shim)
 
-    return Hijack(run, RAW if tty else MUX)
+    return Hijack(run, RAW if tty else MUX, abort=(lambda: streams.withdraw(c.id, p)) if early else None)
 
 
-def _shim(engine: Any, c: Any, client: socket.socket, p: streams.PendingAttach) -> socket.socket | None:
+def _shim(engine: Any, c: Any, client: socket.socket, p: streams.PendingAttach,
+          registered: bool = False) -> socket.socket | None:
     """A connection to the container's shim: now if it runs, else when it next starts (or
-    None if the client hung up or the start failed)."""
-    cur = lifecycle.refresh(engine, engine.containers.load(c.id))
-    if cur.running:
-        try:
-            return shimproto.connect(lifecycle.run_dir(engine, c.id), p.stdin, p.stdout, p.stderr,
-                                     stdin_once=p.stdin_once)
-        except OSError:
-            pass  # it exited just now: wait for the next start
-    streams.register(c.id, p)
-    try:
-        if not streams.wait_ready(p, client):
-            return None
-    finally:
-        streams.unregister(c.id, p)
+    None if the client hung up or the start failed). `registered`: `p` waits for a start
+    already (registered before the response went out)."""
+    if not registered:
+        cur = lifecycle.refresh(engine, engine.containers.load(c.id))
+        if cur.running:
+            try:
+                return shimproto.connect(lifecycle.run_dir(engine, c.id), p.stdin, p.stdout, p.stderr,
+                                         stdin_once=p.stdin_once)
+            except OSError:
+                pass  # it exited just now: wait for the next start
+        streams.register(c.id, p)
+    if not streams.wait_ready(p, client):
+        streams.withdraw(c.id, p)
+        return None
+    streams.unregister(c.id, p)
     return p.sock
 
 
@@ -120,6 +129,10 @@ def attach_ws(req: Request) -> Response:
     want_out, want_err = req.qbool("stdout"), req.qbool("stderr")
     replay, live = req.qbool("logs"), req.qbool("stream")
     opcode = websocket.BINARY if tuple(int(x) for x in req.api_version.split(".")) >= (1, 42) else websocket.TEXT
+    p = streams.PendingAttach(want_in, want_out, want_err, bool(c.config.get("StdinOnce")) and want_in)
+    early = live and not c.running  # registered before the 101, as `attach`
+    if early:
+        streams.register(c.id, p)
 
     def run(client: socket.socket, pending: BinaryIO) -> None:
         if replay:
@@ -128,8 +141,7 @@ def attach_ws(req: Request) -> Response:
                     client.sendall(websocket.encode(e.data, opcode))
         if not live:
             return
-        p = streams.PendingAttach(want_in, want_out, want_err, bool(c.config.get("StdinOnce")) and want_in)
-        shim = _shim(engine, c, client, p)
+        shim = _shim(engine, c, client, p, registered=early)
         if shim is None:
             return
         try:
@@ -141,7 +153,8 @@ def attach_ws(req: Request) -> Response:
 
     return Hijack(run, "", status=101, reason="Switching Protocols",
                   headers=(("Upgrade", "websocket"), ("Connection", "Upgrade"),
-                           ("Sec-WebSocket-Accept", websocket.accept_key(key))))
+                           ("Sec-WebSocket-Accept", websocket.accept_key(key))),
+                  abort=(lambda: streams.withdraw(c.id, p)) if early else None)
 
 
 @route("POST", "/containers/{id}/resize")

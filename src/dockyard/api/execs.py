@@ -40,7 +40,8 @@ def create(req: Request) -> Response:
     keys = body.get("DetachKeys") or ""
     if keys:
         shimproto.parse_detach_keys(keys)
-    exec_id = execs.create(req.engine, container(req), opts, detach_keys=keys)
+    exec_id = execs.create(req.engine, container(req), opts, detach_keys=keys,
+                           attach_stdout=bool(body.get("AttachStdout")), attach_stderr=bool(body.get("AttachStderr")))
     return Json({"Id": exec_id}, status=201)
 
 

@@ -23,6 +23,26 @@ def _str_map(body: dict[str, Any], key: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def _check_scope(body: dict[str, Any]) -> None:
+    """Scope, Ingress, ConfigOnly and ConfigFrom as a Docker that is not in a swarm answers
+    them: local networks only; config-only networks (a swarm/macvlan feature) are not made."""
+    from .system import SWARM_MESSAGE
+
+    if body.get("Ingress"):
+        raise HTTPError(403, "Ingress network can only be global scope network")
+    scope = str(body.get("Scope") or "local")
+    if scope == "swarm":
+        raise HTTPError(403, "cannot create a swarm scoped network when swarm is not active")
+    if scope == "global":
+        raise HTTPError(503, SWARM_MESSAGE)
+    if scope != "local":
+        raise InvalidArgument(f"invalid scope {scope!r}: local, global or swarm")
+    config_from = body.get("ConfigFrom")
+    if body.get("ConfigOnly") or (isinstance(config_from, dict) and config_from.get("Network")):
+        raise InvalidArgument("config-only networks (ConfigOnly, ConfigFrom) are not supported: "
+                              "create the network with its subnet and options directly")
+
+
 @route("GET", "/networks")
 def list_networks(req: Request) -> Json:
     eng = req.engine
@@ -41,6 +61,7 @@ def create_network(req: Request) -> Json:
     name = str(body.get("Name") or "")
     if not name:
         raise InvalidArgument("network name is required")
+    _check_scope(body)
     if body.get("EnableIPv6"):
         raise InvalidArgument("IPv6 networks are not supported")
     ipam = body.get("IPAM") or {}
@@ -51,7 +72,8 @@ def create_network(req: Request) -> Json:
     pool = v4[0] if v4 else {}
     net = networks.create(req.engine, name, str(body.get("Driver") or "bridge"), str(pool.get("Subnet") or ""),
                           str(pool.get("Gateway") or ""), str(pool.get("IPRange") or ""),
-                          bool(body.get("Internal")), _str_map(body, "Labels"), _str_map(body, "Options"))
+                          bool(body.get("Internal")), _str_map(body, "Labels"), _str_map(body, "Options"),
+                          attachable=bool(body.get("Attachable")))
     return Json({"Id": net.id, "Warning": ""}, status=201)
 
 

@@ -173,6 +173,8 @@ class Hijack:
     #: a fixed status line instead (e.g. 101 "Switching Protocols" for a websocket)
     status: int = 0
     reason: str = ""
+    #: called instead of `run` when the connection could not be handed over (client gone)
+    abort: Callable[[], None] | None = None
 
 
 Response = Union[Json, Empty, Raw, Stream, Hijack]
@@ -188,9 +190,13 @@ class Route:
     regex: re.Pattern[str]
     handler: Handler
     stream_body: bool = False
+    #: literal characters in the pattern: more is a better match
+    literal: int = 0
 
 
 _ROUTES: list[Route] = []
+#: the routes by their pattern's first path segment ("" for a pattern that starts with a parameter)
+_BY_SEGMENT: dict[str, list[Route]] = {}
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -204,11 +210,19 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + out + "/?$")
 
 
+def _first_segment(path: str) -> str:
+    return path[1:].partition("/")[0]
+
+
 def route(method: str, pattern: str, *, stream_body: bool = False) -> Callable[[Handler], Handler]:
     """Register a sync handler for METHOD PATTERN ("/containers/{id}/json", "{name:path}")."""
 
     def register(fn: Handler) -> Handler:
-        _ROUTES.append(Route(method.upper(), pattern, _compile(pattern), fn, stream_body))
+        r = Route(method.upper(), pattern, _compile(pattern), fn, stream_body,
+                  len(re.sub(r"\{[^}]*\}", "", pattern)))
+        _ROUTES.append(r)
+        first = _first_segment(pattern)
+        _BY_SEGMENT.setdefault("" if "{" in first else first, []).append(r)
         return fn
     return register
 
@@ -218,7 +232,10 @@ def match(method: str, path: str) -> tuple[Route, dict[str, str]]:
     A literal segment beats a parameter ("/containers/json" is not container "json")."""
     found: list[tuple[Route, dict[str, str]]] = []
     path_known = False
-    for r in _ROUTES:
+    candidates = _BY_SEGMENT.get(_first_segment(path), [])
+    if "" in _BY_SEGMENT:
+        candidates = candidates + _BY_SEGMENT[""]
+    for r in candidates:
         m = r.regex.match(path)
         if not m:
             continue
@@ -227,7 +244,7 @@ def match(method: str, path: str) -> tuple[Route, dict[str, str]]:
             found.append((r, m.groupdict()))
     if found:
         # most literal characters first; then exact method over HEAD-as-GET
-        found.sort(key=lambda rp: (-len(re.sub(r"\{[^}]*\}", "", rp[0].pattern)), rp[0].method != method))
+        found.sort(key=lambda rp: (-rp[0].literal, rp[0].method != method))
         return found[0]
     if path_known:
         raise HTTPError(405, f"method {method} not allowed for {path}")

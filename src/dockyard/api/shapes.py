@@ -3,10 +3,11 @@ event filters, stream framing."""
 
 from __future__ import annotations
 
+import json
 import struct
+import time
 from typing import Any
 
-from .. import _util
 from ..engine import query
 from ..engine.records import Container
 
@@ -14,6 +15,29 @@ from ..engine.records import Container
 def frame(stream: int, data: bytes) -> bytes:
     """Docker's multiplexed stream frame: [stream, 0, 0, 0, uint32 BE length] + data."""
     return struct.pack(">BxxxI", stream, len(data)) + data
+
+
+_quoted = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # str -> "json string"
+
+
+def summaries_json(engine: Any, cs: list[Container]) -> bytes:
+    """`[ContainerSummary, ...]` encoded, as `GET /containers/json` answers without `size`.
+    A summary changes with its record except for its Status ("Exited (0) 5 minutes ago"), so
+    the rest is encoded once per version of the record (`query.memo`) and Status appended."""
+    now = time.time()
+    memo = query.memos(engine)
+    parts = []
+    for c in cs:
+        m = memo(c)
+        head = m.get("summary") if m is not None else None
+        if head is None:
+            s = container_summary(engine, c)
+            del s["Status"]
+            head = json.dumps(s).encode()[:-1] + b', "Status": '
+            if m is not None:
+                m["summary"] = head
+        parts.append(head + _quoted(query.status_text(c, now)).encode() + b"}")
+    return b"[" + b", ".join(parts) + b"]\n"
 
 
 def container_summary(engine: Any, c: Container, size: bool = False) -> dict[str, Any]:
@@ -31,7 +55,7 @@ def container_summary(engine: Any, c: Container, size: bool = False) -> dict[str
     out: dict[str, Any] = {
         "Id": c.id, "Names": ["/" + c.name], "Image": c.config.get("Image") or c.doc["Image"],
         "ImageID": c.doc["Image"], "Command": query.command_text(c),
-        "Created": int(_util.parse_rfc3339(c.doc["Created"])), "Ports": ports,
+        "Created": int(query.epoch(c.doc["Created"])), "Ports": ports,
         "Labels": c.config.get("Labels") or {}, "State": query.state_word(c), "Status": query.status_text(c),
         "HostConfig": {"NetworkMode": hc.get("NetworkMode") or "bridge"},
         "NetworkSettings": {"Networks": ns.get("Networks") or {}},

@@ -65,6 +65,9 @@ class PendingAttach:
     ready: threading.Event = field(default_factory=threading.Event)
     sock: socket.socket | None = None
     failed: str = ""
+    #: set by `withdraw`; the start then connects it no more (under `lock`)
+    withdrawn: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _pending_lock = threading.Lock()
@@ -85,6 +88,16 @@ def unregister(cid: str, p: PendingAttach) -> None:
             _pending.pop(cid, None)
 
 
+def withdraw(cid: str, p: PendingAttach) -> None:
+    """The client of a registered attach is gone (or never got its 101): forget it, and close
+    its shim connection should a start have made one (nobody would read it)."""
+    unregister(cid, p)
+    with p.lock:
+        p.withdrawn = True
+        sock, p.sock = p.sock, None
+    close_quietly(sock)
+
+
 def connect_pending(cid: str) -> Callable[[str], None]:
     """A `before_start` for lifecycle.start: connect every waiting attach to the new shim."""
 
@@ -92,11 +105,14 @@ def connect_pending(cid: str) -> Callable[[str], None]:
         with _pending_lock:
             waiting = _pending.pop(cid, [])
         for p in waiting:
-            try:
-                p.sock = shimproto.connect(run_dir, p.stdin, p.stdout, p.stderr, stdin_once=p.stdin_once)
-            except OSError as e:
-                p.failed = f"attach: {e}"
-            p.ready.set()
+            with p.lock:
+                if p.withdrawn:
+                    continue
+                try:
+                    p.sock = shimproto.connect(run_dir, p.stdin, p.stdout, p.stderr, stdin_once=p.stdin_once)
+                except OSError as e:
+                    p.failed = f"attach: {e}"
+                p.ready.set()
     return connect
 
 

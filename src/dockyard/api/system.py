@@ -127,12 +127,12 @@ def plugins(req: Request) -> Response:
     return Json([])
 
 
-_SWARM = ("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to "
+SWARM_MESSAGE = ("This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to "
           "connect this node to swarm and try again.")
 
 
 def _not_swarm(req: Request) -> Response:
-    raise HTTPError(503, _SWARM)
+    raise HTTPError(503, SWARM_MESSAGE)
 
 
 for _m, _p in (("GET", "/swarm"), ("POST", "/swarm/init"), ("POST", "/swarm/join"), ("POST", "/swarm/leave"),

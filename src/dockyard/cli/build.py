@@ -196,7 +196,7 @@ def cmd_build(argv: list[str]) -> int:
             size = _context_size(root, matcher.excluded if matcher else lambda _r: False,
                                  prune=matcher is not None and not matcher.has_exclusions)
             log(f"Sending build context to Docker daemon  {_util.human_size(size)}")
-        image_id = buildrun.build(eng, root, df, opts, matcher, log, output, ns.tag)
+        image_id = buildrun.build(eng, root, df, opts, matcher, log, output, ns.tag, pull=ns.pull)
     if ns.iidfile:
         Path(ns.iidfile).write_text(image_id)
     if quiet:

@@ -33,7 +33,8 @@ def cmd_network_create(argv: list[str]) -> int:
         if len(getattr(ns, flag)) > 1:
             raise InvalidArgument(f"--{flag.replace('_', '-')}: only one IPv4 pool per network is supported")
     net = networks.create(engine(), ns.name, ns.driver, (ns.subnet or [""])[0], (ns.gateway or [""])[0],
-                          (ns.ip_range or [""])[0], ns.internal, _util.kv_map(ns.label, "label"), _util.kv_map(ns.opt, "option"))
+                          (ns.ip_range or [""])[0], ns.internal, _util.kv_map(ns.label, "label"), _util.kv_map(ns.opt, "option"),
+                          attachable=ns.attachable)
     print(net.id)
     return 0
 

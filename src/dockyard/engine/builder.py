@@ -41,9 +41,23 @@ from .core import Engine
 from .files import _without_bind_mounted
 
 
+def _is_image_id(engine: Engine, ref: str) -> bool:
+    """`ref` names an image by (a prefix of) its ID, which no registry can pull."""
+    if ref.startswith("sha256:"):
+        return True
+    try:
+        return engine.images.resolve(ref).id.split(":", 1)[-1].startswith(ref)
+    except NotFound:
+        return False
+
+
 class EngineBackend:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, pull: bool = False) -> None:
         self.engine = engine
+        #: `build --pull` / POST /build?pull=1: pull every image named by reference (FROM,
+        #: COPY --from, RUN --mount from=) once per build before using it, as Docker does
+        self.pull = pull
+        self._pulled: set[str] = set()
 
     # ---- images ------------------------------------------------------------------------
 
@@ -53,13 +67,17 @@ class EngineBackend:
     def base(self, ref: str) -> BaseImage:
         from ..errors import NotFound
 
+        from .distmeta import NullProgress
+        from .distribution import pull
+
+        if self.pull and ref not in self._pulled and not _is_image_id(self.engine, ref):
+            pull(self.engine, ref, None, False, NullProgress())
+            self._pulled.add(ref)
         try:
             return self._base_of(self.engine.images.resolve(ref))
         except NotFound:
             if ref.startswith("sha256:"):
                 raise
-        from .distmeta import NullProgress
-        from .distribution import pull
 
         pull(self.engine, ref, None, False, NullProgress())  # FROM an image not here yet
         return self._base_of(self.engine.images.resolve(ref))

@@ -67,9 +67,10 @@ def read_dockerfile(root: Path, name: str) -> str:
 
 
 def build(engine: Engine, root: Path, text: "str | Dockerfile", opts: "BuildOptions", matcher: "Matcher | None",
-          log: Callable[[str], None], output: Callable[[bytes], None], tags: list[str] | None = None) -> str:
+          log: Callable[[str], None], output: Callable[[bytes], None], tags: list[str] | None = None,
+          pull: bool = False) -> str:
     """Build `text` (or its parse) with `root` as the context; tag the result with `tags`;
-    return its image ID."""
+    return its image ID. `pull`: pull the images it names (FROM …) first, as `--pull`."""
     from ..build.cache import BuildCache
     from ..build.context import SourceRoot
     from ..build.executor import Builder
@@ -78,7 +79,7 @@ def build(engine: Engine, root: Path, text: "str | Dockerfile", opts: "BuildOpti
 
     df = parse(text) if isinstance(text, str) else text
     cache = BuildCache(engine.paths.root / "build" / "cache")
-    builder = Builder(EngineBackend(engine), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
+    builder = Builder(EngineBackend(engine, pull), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
     image_id = builder.build(df)
     from .imageops import tag
 

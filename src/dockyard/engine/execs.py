@@ -40,7 +40,9 @@ def exec_dir(engine: Engine, exec_id: str) -> str:
 
 
 def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
-                     before_start: Callable[[str], None] | None = None) -> ExecSession:
+                     before_start: Callable[[str], None] | None = None, exec_id: str = "") -> ExecSession:
+    """Run `opts.cmd` in `c` under its own shim in `exec_dir(engine, exec_id)` (a new ID
+    unless given: an exec instance's own, so resize and watch find its shim by that ID)."""
     from ..runtime.api import ShimSpec
 
     c = lifecycle.refresh(engine, c)
@@ -78,7 +80,7 @@ def create_and_start(engine: Engine, c: Container, opts: ExecOptions,
 
         host = caps.host_caps()
         proc["capabilities"] = {"bounding": host, "effective": host, "permitted": host}
-    exec_id = _util.new_id()
+    exec_id = exec_id or _util.new_id()
     rdir = exec_dir(engine, exec_id)
     os.makedirs(rdir, mode=0o700)
     shim = ShimSpec(run_dir=rdir, log_path="", log_max_size=0, log_max_files=1,
@@ -109,8 +111,10 @@ def _record_path(engine: Engine, exec_id: str) -> str:
     return str(engine.paths.runroot / "execs" / f"{exec_id}.json")
 
 
-def create(engine: Engine, c: Container, opts: ExecOptions, detach_keys: str = "") -> str:
-    """Validate and record an exec instance; returns its ID (nothing runs yet)."""
+def create(engine: Engine, c: Container, opts: ExecOptions, detach_keys: str = "",
+           attach_stdout: bool = True, attach_stderr: bool = True) -> str:
+    """Validate and record an exec instance; returns its ID (nothing runs yet). The attach
+    flags are only recorded (inspect's OpenStdout/OpenStderr): output is always streamed."""
     c = lifecycle.refresh(engine, c)
     if not c.running:
         raise Conflict(f"container {c.id} is not running")
@@ -121,6 +125,7 @@ def create(engine: Engine, c: Container, opts: ExecOptions, detach_keys: str = "
     exec_id = _util.new_id()
     rec = {"ID": exec_id, "ContainerID": c.id, "Running": False, "ExitCode": None, "Pid": 0,
            "Started": False, "DetachKeys": detach_keys, "CreatedAt": _util.now_rfc3339(),
+           "OpenStdout": attach_stdout, "OpenStderr": attach_stderr,
            "Options": {"cmd": list(opts.cmd), "tty": opts.tty, "interactive": opts.interactive,
                        "env": list(opts.env), "workdir": opts.workdir, "user": opts.user,
                        "privileged": opts.privileged,
@@ -165,7 +170,7 @@ def start(engine: Engine, exec_id: str, before_start: Callable[[str], None] | No
     c = engine.containers.load(rec["ContainerID"])
     opts = options(rec, tty=tty, console_size=console_size)
     try:
-        session = create_and_start(engine, c, opts, before_start=before_start)
+        session = create_and_start(engine, c, opts, before_start=before_start, exec_id=exec_id)
     except ExecFailed as e:
         finished(engine, exec_id, e.exit_code)
         raise
@@ -192,7 +197,7 @@ def _update(engine: Engine, exec_id: str, **fields: Any) -> None:
 
 def finished(engine: Engine, exec_id: str, exit_code: int | None) -> None:
     """Record the exit of an exec instance (its stream saw the exit frame, or a watcher did)."""
-    _update(engine, exec_id, Running=False, ExitCode=exit_code, Pid=0)
+    _update(engine, exec_id, Running=False, ExitCode=exit_code)  # Pid stays, as Docker's inspect
     try:
         rec = load(engine, exec_id)
         from . import events
@@ -236,9 +241,41 @@ def inspect(engine: Engine, exec_id: str) -> dict[str, Any]:
     return {"ID": rec["ID"], "Running": running, "ExitCode": rec.get("ExitCode"),
             "ProcessConfig": {"tty": o["tty"], "entrypoint": o["cmd"][0], "arguments": o["cmd"][1:],
                               "privileged": o["privileged"], **({"user": user} if user else {})},
-            "OpenStdin": o["interactive"], "OpenStderr": True, "OpenStdout": True,
+            "OpenStdin": o["interactive"], "OpenStderr": bool(rec.get("OpenStderr", True)),
+            "OpenStdout": bool(rec.get("OpenStdout", True)),
             "CanRemove": False, "ContainerID": rec["ContainerID"], "DetachKeys": rec.get("DetachKeys") or "",
-            "Pid": int(rec.get("Pid") or 0) if running else 0}
+            "Pid": int(rec.get("Pid") or 0)}
+
+
+def ids_of(engine: Engine, container_id: str) -> list[str]:
+    """Docker's ExecIDs of a container: its exec instances not finished yet (created, or
+    started and still running), oldest first. Docker forgets an exec here when it exits (it
+    stays inspectable by its ID); so does this."""
+    d = engine.paths.runroot / "execs"
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return []
+    found = []
+    for n in names:
+        if not n.endswith(".json"):
+            continue
+        try:
+            rec = _util.read_json(d / n)
+        except (OSError, ValueError):
+            continue
+        if rec.get("ContainerID") != container_id or rec.get("ExitCode") is not None:
+            continue
+        if rec.get("Started"):
+            # running (its process still there); not the instant between start and run
+            if not rec.get("Running") or not rec.get("Pid"):
+                continue
+            from ..runtime.spawn import alive
+
+            if not alive(int(rec["Pid"])):
+                continue  # exited while nobody watched
+        found.append((str(rec.get("CreatedAt") or ""), str(rec.get("ID") or n[:-5])))
+    return [eid for _, eid in sorted(found)]
 
 
 def prune_records(engine: Engine, container_id: str | None = None) -> None:

@@ -63,12 +63,23 @@ def read(engine: Engine, c: Container, follow: bool = False, tail: int | None = 
          since: float | None = None, until: float | None = None) -> Iterator[LogEntry]:
     log_path = c.doc["LogPath"]
     entries: list[LogEntry] = []
+    # where the read stopped in the live file: following goes on from there, so a line
+    # written meanwhile is neither lost nor repeated
+    live: tuple[int, int] | None = None
     for path in _files(log_path):
-        with open(path, "rb") as f:
-            for line in f:
-                e = _parse(line)
-                if e is not None:
-                    entries.append(e)
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            continue  # rotated away just now
+        with f:
+            data = f.read()
+            end = data.rfind(b"\n") + 1  # complete lines only
+            if path == log_path:
+                live = (os.fstat(f.fileno()).st_ino, end)
+        for line in data[:end].split(b"\n"):
+            e = _parse(line)
+            if e is not None:
+                entries.append(e)
     if since is not None:
         entries = [e for e in entries if e.ts >= since]
     if until is not None:
@@ -85,8 +96,9 @@ def read(engine: Engine, c: Container, follow: bool = False, tail: int | None = 
     except FileNotFoundError:
         return
     with f:
-        f.seek(0, os.SEEK_END)
         ino = os.fstat(f.fileno()).st_ino
+        # from where the read stopped; all of a file that is new since (created, rotated)
+        f.seek(live[1] if live is not None and live[0] == ino else 0)
         buf = b""
         while True:
             chunk = f.read()

@@ -127,9 +127,9 @@ def drop_bridge(engine: Engine, net: Network) -> None:
 
 def create(engine: Engine, name: str, driver: str = "bridge", subnet: str = "", gateway: str = "",
            ip_range: str = "", internal: bool = False, labels: dict[str, str] | None = None,
-           options: dict[str, str] | None = None) -> Network:
+           options: dict[str, str] | None = None, attachable: bool = False) -> Network:
     st = store(engine)
-    net = st.create(name, driver or "bridge", subnet, gateway, ip_range, internal, labels, options)
+    net = st.create(name, driver or "bridge", subnet, gateway, ip_range, internal, labels, options, attachable)
     try:
         ensure_bridge(engine, net)
     except BaseException:
@@ -202,7 +202,7 @@ def inspect(engine: Engine, net: Network) -> dict[str, Any]:
         "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local", "Driver": net.driver,
         "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None if net.name in ("host", "none") else {},
                                       "Config": config},
-        "Internal": net.internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+        "Internal": net.internal, "Attachable": net.attachable, "Ingress": False, "ConfigFrom": {"Network": ""},
         "ConfigOnly": False, "Containers": containers, "Options": dict(net.options),
         "Labels": dict(net.labels),
     }

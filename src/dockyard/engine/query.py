@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
+import struct
 import subprocess
+import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from .. import _util
 from ..errors import Conflict, InvalidArgument
@@ -32,12 +36,22 @@ def inspect(engine: Engine, c: Container) -> dict[str, Any]:
         "Image": d["Image"], "ResolvConfPath": d.get("ResolvConfPath", ""), "HostnamePath": d.get("HostnamePath", ""),
         "HostsPath": d.get("HostsPath", ""), "LogPath": d.get("LogPath", ""), "Name": d["Name"],
         "RestartCount": d.get("RestartCount", 0), "Driver": "overlay2", "Platform": "linux",
-        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": d.get("ExecIDs"),
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": _exec_ids(engine, c),
         "HostConfig": hc, "GraphDriver": graph, "Mounts": _mounts(c),
         "Config": cfg,
         "NetworkSettings": _network_settings(c),
     }
     return out
+
+
+def _exec_ids(engine: Engine, c: Container) -> list[str] | None:
+    """Docker's ExecIDs: the exec instances of a running container not finished yet; null
+    when there are none (Docker's empty list encodes as null)."""
+    if not c.running:
+        return None
+    from .execs import ids_of
+
+    return ids_of(engine, c.id) or None
 
 
 def _mounts(c: Container) -> list[dict[str, Any]]:
@@ -73,15 +87,19 @@ def ports_text(c: Container) -> str:
     return ", ".join(parts)
 
 
+#: RFC 3339 text -> POSIX time, memoized: a listing parses the same few timestamps each time
+epoch = functools.lru_cache(maxsize=4096)(_util.parse_rfc3339)
+
+
 def status_text(c: Container, now: float | None = None) -> str:
     """Docker's human Status column: 'Up 5 minutes', 'Exited (0) 3 seconds ago', 'Created'."""
     now = now or time.time()
     st = c.state
     if st.get("Running"):
-        up = _util.human_duration(now - _util.parse_rfc3339(st["StartedAt"]))
+        up = _util.human_duration(now - epoch(st["StartedAt"]))
         return f"Up {up} (Paused)" if st.get("Paused") else f"Up {up}"
     if st.get("Status") == "exited" or st.get("FinishedAt", _util.ZERO_TIME) != _util.ZERO_TIME:
-        ago = _util.human_duration(now - _util.parse_rfc3339(st["FinishedAt"]))
+        ago = _util.human_duration(now - epoch(st["FinishedAt"]))
         return f"Exited ({st.get('ExitCode', 0)}) {ago} ago"
     return "Created"
 
@@ -104,23 +122,271 @@ def _filters(items: list[str]) -> dict[str, list[str]]:
     return _util.filter_map(items, ("name", "status", "label", "ancestor", "exited", "id", "before", "since"))
 
 
+# ---- listings: container records parsed once per process -----------------------------------
+#
+# A long-lived reader (`dockyard serve`) lists every record on each `GET /containers/json`,
+# and most records do not change between two listings, so `records` keeps them parsed and
+# reads a record again only when it may have changed. Writers replace records atomically (a
+# new inode each time, see `_util.write_json`), from any process (CLI, the shim's exit
+# command, another server), and hostconfig.json is always rewritten before config.v2.json
+# (`ContainerStore.save`), so a changed HostConfig shows as a changed record too. Two ways
+# to know what changed:
+#
+# * stat (any process): each record is kept with the (inode, mtime, size) it had when read
+#   and read again when a `stat` differs. File times are coarse (a clock tick), so a record
+#   whose mtime is younger than `_RACY_NS` when read is not trusted later ("racy git"): a
+#   rewrite within the same tick, even on a reused inode, cannot then pass for it.
+# * inotify (`watch_records()`, which the API server calls): the containers dir and each
+#   container's dir are watched, so a listing costs one read of the event queue instead of a
+#   stat per container. A dir is watched before its record is read; an overflowing queue, or
+#   anything unexpected, means a full rescan. Without inotify this falls back to stat.
+
+_RACY_NS = 200_000_000
+
+
+class _Entry:
+    __slots__ = ("key", "container", "memo")
+
+    def __init__(self, key: tuple[int, int, int] | None, container: Container) -> None:
+        self.key = key
+        self.container = container
+        #: values derived from this version of the record (the API's encoded summary)
+        self.memo: dict[str, Any] = {}
+
+
+_records: dict[str, dict[str, _Entry]] = {}  # containers dir -> container ID -> entry
+_watching = False
+_watchers: dict[str, "_Watcher | None"] = {}  # containers dir -> its watcher (None: unavailable)
+_lock = threading.Lock()
+
+
+def watch_records(on: bool = True) -> None:
+    """Let `records` follow changes by inotify (for a long-lived process)."""
+    global _watching
+    _watching = on
+
+
+def _load(base: str, cid: str, old: _Entry | None, trusted_before: int) -> _Entry | None:
+    """`cid`'s record: `old` if its stat still matches, else read afresh (None if absent)."""
+    path = f"{base}/{cid}/config.v2.json"
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # being created or removed right now
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    if old is not None and old.key == key:
+        return old
+    try:
+        doc = _util.read_json(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    # stat before read: should the file change in between, the key is older than the content
+    # and the next look reads it again
+    return _Entry(key if st.st_mtime_ns < trusted_before else None,
+                  Container(doc, None, f"{base}/{cid}/hostconfig.json"))
+
+
+def records(engine: Engine) -> list[Container]:
+    """Every container record, as `engine.containers.all()`, but parsed once per process and
+    version of the file. The records are shared between callers: read them, never change
+    them (load a container afresh to change it)."""
+    base = engine.containers.dir_str
+    with _lock:
+        w = _watcher(base) if _watching else None
+        changed = w.drain() if w is not None else None
+        entries = _records.get(base)
+        trusted_before = time.time_ns() - _RACY_NS
+        if entries is not None and changed is not None:
+            assert w is not None
+            for cid in changed:  # the others cannot have changed: no stat for them
+                got = _load(base, cid, None, trusted_before) if len(cid) == 64 and w.watch(cid) else None
+                if got is None:
+                    entries.pop(cid, None)
+                else:
+                    entries[cid] = got
+            if not w.broken:
+                return [ent.container for ent in entries.values()]
+        old = entries or {}
+        new: dict[str, _Entry] = {}
+        try:
+            it = os.scandir(base)
+        except FileNotFoundError:
+            _records.pop(base, None)
+            _watchers.pop(base, None)
+            return []
+        with it:
+            for e in it:
+                cid = e.name
+                if len(cid) != 64 or (w is not None and not w.watch(cid)):
+                    continue
+                got = _load(base, cid, old.get(cid), trusted_before)
+                if got is not None:
+                    new[cid] = got
+        _records[base] = new
+        if w is not None and w.broken:
+            w.close()
+            if w.exhausted:  # out of watches: stat from now on
+                _watchers[base] = None
+            else:  # the dir itself went: a new watcher next time
+                _watchers.pop(base, None)
+        return [ent.container for ent in new.values()]
+
+
+def memo(engine: Engine, c: Container) -> dict[str, Any] | None:
+    """A dict that lives as long as `c`'s version of its record in `records`' cache, for
+    values derived from it; None for a container that did not come from there."""
+    return memos(engine)(c)
+
+
+def memos(engine: Engine) -> Callable[[Container], dict[str, Any] | None]:
+    """`memo` for many containers of one engine."""
+    entries = _records.get(engine.containers.dir_str) or {}
+
+    def get(c: Container) -> dict[str, Any] | None:
+        ent = entries.get(c.doc["ID"])
+        return ent.memo if ent is not None and ent.container is c else None
+    return get
+
+
+def _watcher(base: str) -> "_Watcher | None":
+    if base not in _watchers:
+        try:
+            _watchers[base] = _Watcher(base)
+        except OSError:
+            _watchers[base] = None  # no inotify (or no instance left): stat it is
+    return _watchers[base]
+
+
+_IN_CLOSE_WRITE, _IN_MOVED_FROM, _IN_MOVED_TO, _IN_CREATE, _IN_DELETE = 0x8, 0x40, 0x80, 0x100, 0x200
+_IN_DELETE_SELF, _IN_MOVE_SELF, _IN_Q_OVERFLOW, _IN_IGNORED = 0x400, 0x800, 0x4000, 0x8000
+_IN_ONLYDIR, _IN_NONBLOCK, _IN_CLOEXEC = 0x1000000, 0o4000, 0o2000000
+_ROOT_MASK = _IN_CREATE | _IN_DELETE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR
+# not IN_MODIFY: the container's log in the same dir is written all the time
+_DIR_MASK = (_IN_CLOSE_WRITE | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_DELETE | _IN_DELETE_SELF | _IN_MOVE_SELF
+             | _IN_ONLYDIR)
+_RECORD_FILES = (b"config.v2.json", b"hostconfig.json")
+
+
+class _Watcher:
+    """inotify on a containers dir: which records may have changed since the last `drain`."""
+
+    def __init__(self, base: str) -> None:
+        import ctypes
+
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._errno = ctypes.get_errno
+        fd = self._libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(self._errno(), "inotify_init1 failed")
+        self.fd, self.base = fd, base
+        self.wd_cid: dict[int, str] = {}
+        self.cid_wd: dict[str, int] = {}
+        #: it can no longer tell every change (a watch it could not add, its dir gone)
+        self.broken = False
+        self.exhausted = False  # ... because inotify watches ran out
+        try:
+            self.root_wd = self._add(base, _ROOT_MASK)
+        except OSError:
+            os.close(fd)
+            raise
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except (OSError, AttributeError):
+            pass
+
+    def _add(self, path: str, mask: int) -> int:
+        wd = int(self._libc.inotify_add_watch(self.fd, os.fsencode(path), mask))
+        if wd < 0:
+            raise OSError(self._errno(), f"inotify_add_watch {path} failed")
+        return wd
+
+    def watch(self, cid: str) -> bool:
+        """Watch a container's dir (call before reading its record); False if it is gone."""
+        if cid in self.cid_wd:
+            return True
+        try:
+            wd = self._add(f"{self.base}/{cid}", _DIR_MASK)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                return False
+            self.broken = self.exhausted = True  # ENOSPC: out of watches; the caller falls back to stat
+            return True
+        self.wd_cid[wd], self.cid_wd[cid] = cid, wd
+        return True
+
+    def drain(self) -> set[str] | None:
+        """The IDs whose records may have changed; None when anything may have (the queue
+        overflowed, the containers dir itself went): the caller rescans everything."""
+        changed: set[str] | None = set()
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return changed
+            pos = 0
+            while pos + 16 <= len(data):
+                wd, mask, _cookie, n = struct.unpack_from("iIII", data, pos)
+                name = data[pos + 16:pos + 16 + n].rstrip(b"\0")
+                pos += 16 + n
+                if mask & _IN_Q_OVERFLOW:
+                    changed = None
+                    continue
+                if wd == self.root_wd and mask & (_IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED):
+                    changed, self.broken = None, True  # a new watcher starts over
+                    continue
+                if changed is None:
+                    continue
+                if wd == self.root_wd:
+                    if name:
+                        changed.add(os.fsdecode(name))
+                    continue
+                cid = self.wd_cid.get(wd)
+                if cid is None:
+                    continue
+                if mask & _IN_IGNORED:  # its dir is gone
+                    del self.wd_cid[wd]
+                    if self.cid_wd.get(cid) == wd:
+                        del self.cid_wd[cid]
+                    changed.add(cid)
+                elif not name or name in _RECORD_FILES or mask & (_IN_DELETE_SELF | _IN_MOVE_SELF):
+                    changed.add(cid)
+
+
 def list_containers(engine: Engine, all_: bool = False, filters: list[str] | None = None,
                     last: int = -1) -> list[Container]:
+    """`ps`: the containers passing the filters, newest first. Read-only records (`records`)."""
     flt = _filters(filters or [])
-    cs = [c for c in (lifecycle.refresh_or_none(engine, c) for c in engine.containers.all()) if c is not None]
-    cs.sort(key=lambda c: c.doc["Created"], reverse=True)
     if "status" in flt:
         for s in flt["status"]:
             if s not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
                 raise InvalidArgument(f"invalid filter 'status={s}'")
+    cs = []
+    for c in records(engine):
+        if c.doc["State"].get("Running"):  # does it still? (the shim may have been killed)
+            got = lifecycle.refresh_or_none(engine, c)
+            if got is None:
+                continue
+            c = got
+        cs.append(c)
+    cs.sort(key=lambda c: c.doc["Created"], reverse=True)
     if last > 0:
         cs = cs[:last]
         all_ = True
+    running_only = not all_ and "status" not in flt and "exited" not in flt
+    if not flt:
+        return [c for c in cs if c.doc["State"].get("Running")] if running_only else cs
     out = []
     for c in cs:
-        state = state_word(c)
-        if not all_ and not c.running and "status" not in flt and "exited" not in flt:
+        if running_only and not c.doc["State"].get("Running"):
             continue
+        state = state_word(c)
         if "status" in flt and state not in flt["status"]:
             continue
         if "name" in flt and not any(__import__("re").search(n, c.name) for n in flt["name"]):

@@ -40,6 +40,7 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    attachable: bool = False  # `network create --attachable`: recorded and shown, as Docker's
 
     @property
     def is_bridge(self) -> bool:
@@ -153,7 +154,7 @@ class NetworkStore:
 
     def create(self, name: str, driver: str = "bridge", subnet: str = "", gateway: str = "",
                ip_range: str = "", internal: bool = False, labels: dict[str, str] | None = None,
-               options: dict[str, str] | None = None) -> Network:
+               options: dict[str, str] | None = None, attachable: bool = False) -> Network:
         if not _NAME.match(name):
             raise InvalidArgument(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if driver != "bridge":
@@ -191,7 +192,7 @@ class NetworkStore:
                 raise Conflict(f"bridge name {bridge} is already used by another network")
             created = Network(id=nid, name=name, driver="bridge", bridge=bridge, subnet=str(net),
                               gateway=str(gw), ip_range=rng, internal=internal, labels=dict(labels or {}),
-                              options=options, created=_util.now_rfc3339())
+                              options=options, created=_util.now_rfc3339(), attachable=attachable)
             return self._save(created)
 
     def remove(self, net: Network) -> None:
