@@ -13,9 +13,9 @@ import importlib
 import json as _json
 import re
 import socket
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterator, Union
 
+from .._record import dataclass
 from .. import errors
 
 #: handler modules the server imports; those not written yet are skipped

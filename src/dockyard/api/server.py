@@ -21,12 +21,12 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
+from .._record import dataclass
 from .. import __version__
 from . import router
 from .bodies import ChunkedReader, LengthReader

@@ -12,9 +12,9 @@ import os
 import select
 import socket
 import threading
-from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator
 
+from .._record import dataclass, field
 from ..engine import stream as shimproto
 from .shapes import frame
 

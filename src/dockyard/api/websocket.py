@@ -9,9 +9,9 @@ import hashlib
 import select
 import socket
 import struct
-from dataclasses import dataclass
 from typing import BinaryIO
 
+from .._record import dataclass
 from ..engine import stream as shimproto
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"

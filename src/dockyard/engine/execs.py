@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from typing import Any, Callable
 
+from .._record import dataclass
 from .. import _util
 from ..errors import Conflict, ExecFailed, InvalidArgument
 from . import configs, lifecycle
