@@ -23,6 +23,9 @@ def container(req: Request) -> Container:
 
 @route("POST", "/containers/create")
 def create(req: Request) -> Response:
+    from ..runtime.cgroups import warm
+
+    warm.start()  # a start usually follows within ms: its cgroup move then skips an RCU grace period
     body = req.json_object()
     host_config = body.pop("HostConfig", None) or {}
     networking = body.pop("NetworkingConfig", None)
@@ -129,6 +132,9 @@ def start(req: Request) -> Response:
     c = container(req)
     size = c.host_config.get("ConsoleSize")
     console = (int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 and size[0] else None
+    from ..runtime.cgroups import warm
+
+    warm.start()
     try:
         lifecycle.start(engine, c, before_start=streams.connect_pending(c.id), console_size=console)
     except NotModified:
