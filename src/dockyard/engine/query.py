@@ -498,9 +498,20 @@ def stats(engine: Engine, c: Container, interval: float = 0.25) -> dict[str, Any
     usage = max(0, s2.memory_usage - cache)
     mem_pct = usage / mem_limit * 100.0 if mem_limit else 0.0
     _ = ncpu
+    from .stats import _blkio, _net
+
+    nets = _net(c).values()
+    rx, tx = sum(n["rx_bytes"] for n in nets), sum(n["tx_bytes"] for n in nets)
+    bio = _blkio(mgr.version, mgr.paths).get("io_service_bytes_recursive") or []
+    rd = sum(e["value"] for e in bio if e["op"][:1] in "rR")
+    wr = sum(e["value"] for e in bio if e["op"][:1] in "wW")
+
+    def io(a: int, b: int) -> str:  # Docker: units.HumanSizeWithPrecision(x, 3)
+        return f"{_util.human_size(a, 3)} / {_util.human_size(b, 3)}"
+
     return {"ID": c.id, "Container": c.id[:12], "Name": name, "CPUPerc": f"{cpu:.2f}%",
             "MemUsage": f"{_util.bytes_size(usage)} / {_util.bytes_size(mem_limit)}", "MemPerc": f"{mem_pct:.2f}%",
-            "NetIO": "0B / 0B", "BlockIO": "0B / 0B", "PIDs": str(s2.pids_current)}
+            "NetIO": io(rx, tx), "BlockIO": io(rd, wr), "PIDs": str(s2.pids_current)}
 
 
 def _host_memory() -> int:

@@ -83,10 +83,65 @@ def sample(c: Container) -> dict[str, Any]:
         mem["max_usage"] = s.memory_max_usage
     base["memory_stats"] = mem
     base["pids_stats"] = {"current": s.pids_current, **({"limit": s.pids_limit} if s.pids_limit else {})}
+    base["blkio_stats"].update(_blkio(mgr.version, mgr.paths))
     nets = _net(c)
     if nets:
         base["networks"] = nets
     return base
+
+
+def _blkio(version: int, paths: dict[str, Any]) -> dict[str, Any]:
+    """Docker's blkio_stats: v1 from the io_service_bytes/io_serviced files (ops as the
+    kernel names them: Read, Write, Sync, Async, Discard, Total), v2 from io.stat (read and
+    write entries, as moby converts them). The docker CLI sums the entries whose op starts
+    with r or w into its BLOCK I/O column."""
+    out: dict[str, Any] = {}
+    if version == 1:
+        d = paths.get("blkio")
+        if d is None:
+            return out
+        # the first family whose files exist, in runc's order: CFQ's, BFQ's, the throttle's
+        for key, names in (("io_service_bytes_recursive", ("blkio.io_service_bytes_recursive",
+                                                             "blkio.bfq.io_service_bytes_recursive",
+                                                             "blkio.throttle.io_service_bytes_recursive")),
+                           ("io_serviced_recursive", ("blkio.io_serviced_recursive",
+                                                      "blkio.bfq.io_serviced_recursive",
+                                                      "blkio.throttle.io_serviced_recursive"))):
+            for name in names:
+                try:
+                    with open(os.path.join(d, name)) as f:
+                        lines = f.read().splitlines()
+                except OSError:
+                    continue
+                entries = []
+                for line in lines:
+                    parts = line.split()
+                    if len(parts) == 3 and ":" in parts[0]:
+                        major, _, minor = parts[0].partition(":")
+                        entries.append({"major": int(major), "minor": int(minor), "op": parts[1],
+                                        "value": int(parts[2])})
+                out[key] = entries
+                break
+        return out
+    d = paths.get("")
+    if d is None:
+        return out
+    try:
+        with open(os.path.join(d, "io.stat")) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    sbytes: list[dict[str, Any]] = []
+    sios: list[dict[str, Any]] = []
+    for line in lines:
+        dev, *fields = line.split()
+        major, _, minor = dev.partition(":")
+        kv = dict(f.split("=", 1) for f in fields if "=" in f)
+        for op, b, n in (("read", "rbytes", "rios"), ("write", "wbytes", "wios")):
+            sbytes.append({"major": int(major), "minor": int(minor), "op": op, "value": int(kv.get(b, 0))})
+            sios.append({"major": int(major), "minor": int(minor), "op": op, "value": int(kv.get(n, 0))})
+    out["io_service_bytes_recursive"], out["io_serviced_recursive"] = sbytes, sios
+    return out
 
 
 def empty_cpu() -> dict[str, Any]:
