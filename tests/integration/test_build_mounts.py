@@ -154,6 +154,15 @@ def test_add_checksum(busybox: str, tmp_path: Path, images: list[str]) -> None:
         (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={bad} {url} /f.txt\n")
         p = _build(images, ctx, "sumbad", ok=False)
         assert p.returncode != 0 and f"digest mismatch {bad}: {good}" in p.stderr, p.stdout + p.stderr
+        for algo in ("sha384", "sha512"):
+            right = f"{algo}:" + hashlib.new(algo, b"payload\n").hexdigest()
+            (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={right} {url} /{algo}.txt\n")
+            _build(images, ctx, algo)
+            assert _run(algo, f"cat /{algo}.txt") == "payload\n"
+            wrong = right[:-4] + "0000"
+            (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={wrong} {url} /f.txt\n")
+            p = _build(images, ctx, algo + "bad", ok=False)
+            assert p.returncode != 0 and f"digest mismatch {wrong}: {right}" in p.stderr, p.stdout + p.stderr
         (ctx / "local.txt").write_text("x")
         (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={good} local.txt /l\n")
         p = _build(images, ctx, "sumlocal", ok=False)
@@ -202,3 +211,23 @@ def test_cache_mount_sharing_and_odd_ids(busybox: str, tmp_path: Path, images: l
     home = Path(TEST_ROOT) / "build" / "mounts"
     assert (home / "%2E.").is_dir() and not any(p.name.startswith(".private-") for p in home.iterdir())
     shutil.rmtree(home / "%2E.")
+
+
+def test_add_git_repository(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    from git_server import git_daemon, make_repo
+
+    srv = tmp_path / "srv"
+    _, (c1, c2) = make_repo(srv, {"README": "one\n", "src/app.sh": "echo app\n"}, {"README": "two\n"})
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with git_daemon(srv) as base:
+        url = f"{base}/r.git"
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD {url} /app\nADD --checksum={c1} {url}#{c1}:src /old/\n"
+                                        f"ADD --keep-git-dir {url}#v2 /kept\n")
+        p = _build(images, ctx, "git")
+        out = _run("git", "cat /app/README /old/app.sh; ls -a /app; test -f /kept/.git/HEAD && echo kept")
+        assert out.split() == ["two", "echo", "app", ".", "..", "README", "src", "kept"], p.stdout
+        again = _build(images, ctx, "git")
+        assert again.stdout.count("CACHED") == 3, again.stdout  # same commits: same content, cache hits
+    p = _build(images, ctx, "gitoff", ok=False)  # the daemon is gone: one line, no traceback
+    assert p.returncode != 0 and "cannot fetch the repository" in p.stderr and "Traceback" not in p.stderr

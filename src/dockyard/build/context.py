@@ -122,36 +122,6 @@ def _file_sha(path: str) -> str:
     return h.hexdigest()
 
 
-def download(url: str, into: Path) -> str:
-    """ADD <url>: fetch `url` into directory `into`; return the file's name there.
-    The file gets mode 0600 and the server's Last-Modified time, as Docker does."""
-    import shutil
-    import urllib.parse
-    import urllib.request
-
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme not in ("http", "https"):
-        raise InvalidArgument(f"ADD {url}: unsupported URL scheme {parsed.scheme!r} (http and https only)")
-    name = posixpath.basename(parsed.path.rstrip("/")) or "__unnamed__"
-    path = into / name
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp, open(path, "wb") as f:
-            shutil.copyfileobj(resp, f)
-            modified = resp.headers.get("Last-Modified")
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise InvalidArgument(f"ADD {url}: cannot download it: {reason}. Without network access, put the "
-                              "file in the build context and COPY it instead") from None
-    os.chmod(path, 0o600)
-    if modified:
-        import email.utils
-
-        with contextlib.suppress(TypeError, ValueError):
-            ts = email.utils.parsedate_to_datetime(modified).timestamp()
-            os.utime(path, (ts, ts))
-    return name
-
-
 def is_archive(path: str) -> bool:
     """A tar archive, plain or gzip/bzip2/xz-compressed (ADD extracts those)."""
     with open(path, "rb") as f:

@@ -204,15 +204,30 @@ def parse_secret_flag(value: str) -> tuple[str, str]:
     return sid, src
 
 
+def is_git_url(src: str) -> bool:
+    """BuildKit's test for a Git source in ADD (`gitutil.IsGitTransport` and the ``.git``
+    suffix): git@host:path, git://, ssh://, or an http(s) URL whose path ends in .git."""
+    if src.startswith(("git@", "git://", "ssh://")):
+        return True
+    if src.startswith(("http://", "https://")):
+        path = src.split("#", 1)[0].rstrip("/")
+        return path.endswith(".git")
+    return False
+
+
 def check_checksum(value: str, sources: list[str]) -> str:
     """ADD --checksum: BuildKit's rules (one source, an HTTP(S) or Git URL) and go-digest's
-    format checks; returns the digest."""
+    format checks (sha256, sha384, sha512); returns the digest. For a Git source the
+    checksum is the commit it must resolve to (hex, the full hash or a prefix of it)."""
     if len(sources) != 1:
         raise InvalidArgument("checksum can't be specified for multiple sources")
     src = sources[0]
-    is_git = src.startswith("git@") or src.startswith("git://") or src.endswith(".git")
-    if not (src.startswith("http://") or src.startswith("https://") or is_git):
+    if not (src.startswith("http://") or src.startswith("https://") or is_git_url(src)):
         raise InvalidArgument("checksum requires HTTP(S) or Git sources")
+    if is_git_url(src):
+        if not value or len(value) > 64 or any(c not in "0123456789abcdef" for c in value):
+            raise InvalidArgument(f"invalid checksum {value!r} for a Git source: expected a commit hash")
+        return value
     algo, sep, hexpart = value.partition(":")
     if not sep or not algo or not hexpart:
         raise InvalidArgument("invalid checksum digest format")
@@ -223,6 +238,4 @@ def check_checksum(value: str, sources: list[str]) -> str:
         raise InvalidArgument("invalid checksum digest length")
     if any(c not in "0123456789abcdef" for c in hexpart):
         raise InvalidArgument("invalid checksum digest format")
-    if algo != "sha256":
-        raise InvalidArgument(f"ADD --checksum: {algo} is not supported by this builder yet (sha256 only)")
     return value
