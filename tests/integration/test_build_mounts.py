@@ -231,3 +231,28 @@ def test_add_git_repository(busybox: str, tmp_path: Path, images: list[str]) -> 
         assert again.stdout.count("CACHED") == 3, again.stdout  # same commits: same content, cache hits
     p = _build(images, ctx, "gitoff", ok=False)  # the daemon is gone: one line, no traceback
     assert p.returncode != 0 and "cannot fetch the repository" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_builder_prune_removes_cache_mounts_then_cached_steps(busybox: str, tmp_path: Path,
+                                                               images: list[str]) -> None:
+    cid = f"bm-prune-{SESSION}"
+    mount_dir = Path(TEST_ROOT) / "build" / "mounts" / cid
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM busybox\nRUN --mount=type=cache,target=/c,id={cid} echo {SESSION} > /c/f && cp /c/f /kept\n")
+    _build(images, tmp_path, "prune")
+    assert mount_dir.is_dir()
+    assert dy("builder", "prune", input="n\n").stdout.startswith("WARNING! This will remove all dangling build cache.")
+    assert mount_dir.is_dir()  # answered no
+    p = dy("builder", "prune", "-f", check=True)
+    assert f"Deleted build cache objects:\n" in p.stdout and cid in p.stdout.split("\n"), p.stdout
+    assert "Total reclaimed space: " in p.stdout
+    assert not mount_dir.exists()
+    # the step itself is still cached (its image exists): only -a drops it
+    assert "CACHED" in _build(images, tmp_path, "prune").stdout.split("RUN --mount")[1]
+    assert not mount_dir.exists()  # a cache hit mounts nothing
+    dy("builder", "prune", "-a", "-f", check=True)
+    again = _build(images, tmp_path, "prune").stdout.split("RUN --mount")[1]
+    assert "CACHED" not in again and "Cache miss" in again, again
+    assert mount_dir.is_dir() and _run("prune", "cat /kept") == f"{SESSION}\n"
+    dy("builder", "prune", "-f", check=True)
+    assert dy("builder", "prune", "-f", check=True).stdout == "Total reclaimed space: 0B\n"

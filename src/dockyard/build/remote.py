@@ -10,7 +10,7 @@ then serves as the step's source root (the COPY rules apply from there on).
   BuildKit's `gitutil.ParseGitRef`. The work tree's contents are copied (``.git`` left
   out unless ``--keep-git-dir``); ``--checksum=COMMIT`` must match the commit checked out
   (a prefix will do). The cache key has the commit (and --keep-git-dir), as BuildKit's;
-  for a URL it has the downloaded bytes' digest.
+  for a URL, the downloaded file's content digest, as for any COPY.
 
 Offline, both fail with one line saying what could not be fetched.
 """

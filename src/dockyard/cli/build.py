@@ -206,3 +206,25 @@ def cmd_build(argv: list[str]) -> int:
     for t in ns.tag:
         log(f"Successfully tagged {parse_reference(t).familiar()}")
     return 0
+
+
+def cmd_builder_prune(argv: list[str]) -> int:
+    """`builder prune`: Docker's output ("Deleted build cache objects:", then the total)."""
+    p = Parser("builder prune", usage="dockyard builder prune", description="Remove build cache")
+    p.add_argument("-a", "--all", action="store_true", help="Remove all unused build cache, not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    ns = p.parse_args(argv)
+    from .args import confirm
+
+    if not ns.force and not confirm("all build cache" if ns.all else "all dangling build cache"):
+        return 0
+    from ..build.prune import prune_build_cache
+
+    eng = engine()
+    report = prune_build_cache(eng.paths.root / "build", ns.all, eng.images.exists)
+    if report.deleted:
+        print("Deleted build cache objects:")
+        print("\n".join(report.deleted))
+        print()
+    print(f"Total reclaimed space: {_util.human_size(report.reclaimed)}")
+    return 0

@@ -189,9 +189,13 @@ class EngineBackend:
         if name.startswith("."):  # never "..", nor a name of the lock and temp files here
             name = "%2E" + name[1:]
         path = base / name
-        if m.sharing in ("locked", "private"):
-            fd = os.open(str(base / f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-            stack.callback(os.close, fd)
+        # shared users hold the lock shared, locked/private ones exclusively; `builder prune`
+        # takes it exclusively, without waiting, so it never removes a mounted cache
+        fd = os.open(str(base / f".{name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        stack.callback(os.close, fd)
+        if m.sharing == "shared":
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        else:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if m.sharing == "private" else 0))
             except BlockingIOError:  # private and in use: a new instance, for this step only
