@@ -43,7 +43,7 @@ def test_tmpfs_and_secret() -> None:
     ("type=cache,target=/c,uid=x", "invalid value for uid: x"),
     ("type=tmpfs,target=/t,size=lots", "invalid size: 'lots'"),
     ("type=secret", "secret mount: id or target is required"),
-    ("type=ssh", "type=ssh is not supported"),
+    ("type=ssh,target=/s,size=1", "unexpected key 'size'"),
     ("type=bind,target=/c,id=x", "bind mounts take no id"),
 ])
 def test_mount_errors(value: str, msg: str) -> None:
@@ -55,6 +55,20 @@ def test_relative_target() -> None:
     assert absolute_target("cache", "/app") == "/app/cache"
     with pytest.raises(InvalidArgument):
         absolute_target("/", "/")
+
+
+def test_ssh_mount_and_flag() -> None:
+    from dockyard.build.ssh import parse_ssh_flag
+
+    m = parse_mount("type=ssh")
+    assert (m.type, m.id, m.target, m.mode, m.required) == ("ssh", "default", "", 0o600, False)
+    m = parse_mount("type=ssh,id=gh,target=/a,mode=0660,uid=5,required")
+    assert (m.id, m.target, m.mode, m.uid, m.required) == ("gh", "/a", 0o660, 5, True)
+    assert parse_ssh_flag("default") == ("default", [])
+    assert parse_ssh_flag("gh=/k1,/k2") == ("gh", ["/k1", "/k2"])
+    for bad in ("", "=x", "gh="):
+        with pytest.raises(InvalidArgument):
+            parse_ssh_flag(bad)
 
 
 def test_secret_flag() -> None:

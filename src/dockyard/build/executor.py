@@ -48,6 +48,7 @@ class BuildOptions:
     source_date_epoch: int | None = None
     quiet: bool = False
     secrets: dict[str, str] = field(default_factory=dict)  # --secret id -> host file
+    ssh: dict[str, str] = field(default_factory=dict)  # --ssh id -> agent socket
 
 
 class Builder:
@@ -278,6 +279,9 @@ class Builder:
         env += [f"{k}={v}" for k, v in sorted(scoped.items())]
         env += [f"{k}={v}" for k, v in sorted(self.opts.build_args.items())
                 if k in BUILTIN_ARGS and k not in keys and k not in scoped]
+        agent = runmount.ssh_auth_sock(self, mounts)
+        if agent and "SSH_AUTH_SOCK" not in keys and "SSH_AUTH_SOCK" not in scoped:
+            env.append(f"SSH_AUTH_SOCK={agent}")
         mount_key = f"|mounts={runmount.cache_key(self, state, mounts)}" if mounts else ""
         inputs = self._inputs(state, ins, created_by, extra=f"network={network}{mount_key}")
         parent = state.image

@@ -10,6 +10,9 @@
 * ``type=tmpfs``: ``size``.
 * ``type=secret``: ``id`` (default the target's base name), ``target`` (default
   ``/run/secrets/<id>``), ``required``, ``mode`` (0400), ``uid``/``gid``.
+* ``type=ssh``: ``id`` (default ``default``), ``target`` (default
+  ``/run/buildkit/ssh_agent.N``, N counting the step's ssh mounts), ``required``, ``mode``
+  (0600), ``uid``/``gid``: an agent socket forwarded from ``build --ssh`` (`build.ssh`).
 
 `RunMount.key` is what goes into the RUN step's cache key: the options, never a secret's
 content.
@@ -94,8 +97,6 @@ def parse_mount(value: str) -> RunMount:
             kind = v.lower()
     if kind not in TYPES:
         raise InvalidArgument(f"unsupported mount type {kind!r}")
-    if kind == "ssh":
-        raise InvalidArgument("RUN --mount=type=ssh is not supported by this builder (no SSH agent forwarding)")
     target = source = from_ = mid = ""
     ro: bool | None = None
     sharing = "shared"
@@ -140,7 +141,11 @@ def parse_mount(value: str) -> RunMount:
             raise InvalidArgument("secret mount: id or target is required")
         mid = mid or posixpath.basename(target)
         target = target or f"/run/secrets/{mid}"
-    if not target:
+    if kind == "ssh":  # the target defaults to /run/buildkit/ssh_agent.N (`runmount.parse_all`)
+        mid = mid or "default"
+        mode = 0o600 if mode is None else mode
+        ro = True
+    if not target and kind != "ssh":
         raise InvalidArgument("mount target not specified")
     if kind == "tmpfs" and (source or from_):
         raise InvalidArgument("tmpfs mounts take no source or from")

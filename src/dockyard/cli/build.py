@@ -7,6 +7,7 @@ SOURCE_DATE_EPOCH (environment or --build-arg) clamps created times and file mti
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import stat
@@ -14,11 +15,14 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .. import _util
 from ..errors import InvalidArgument
 from .args import Parser, engine
+
+if TYPE_CHECKING:
+    from ..engine.core import Engine
 
 
 def _parser() -> Parser:
@@ -39,6 +43,8 @@ def _parser() -> Parser:
     p.add_argument("--platform", help="Set platform if server is multi-platform capable")
     p.add_argument("--secret", action="append", default=[],
                    help='Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")')
+    p.add_argument("--ssh", action="append", default=[],
+                   help='SSH agent socket or keys to expose to the build (format: default|<id>[=<socket>|<key>[,<key>]])')
     p.add_argument("context")
     return p
 
@@ -158,9 +164,28 @@ def cmd_build(argv: list[str]) -> int:
         except ValueError:
             raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH: {epoch_txt!r}") from None
 
+    from ..build.mounts import parse_secret_flag
+
+    secrets: dict[str, str] = {}
+    for item in ns.secret:
+        sid, src = parse_secret_flag(item)
+        if not os.path.isfile(src):
+            raise InvalidArgument(f"failed to stat secret {sid}: {src}: no such file")
+        secrets[sid] = os.path.abspath(src)
+    from ..build.ssh import agents, parse_ssh_flag
+
+    ssh_specs = dict(parse_ssh_flag(v) for v in ns.ssh)
+    eng = engine()
+    with agents(ssh_specs) as ssh:
+        return _build(eng, ns, build_args, secrets, ssh, network, epoch)
+
+
+def _build(eng: "Engine", ns: argparse.Namespace, build_args: dict[str, str], secrets: dict[str, str],
+           ssh: dict[str, str], network: str, epoch: int | None) -> int:
     from ..build.executor import BuildOptions
     from ..build.parser import parse
     from ..engine import buildrun
+    from ..images.refs import parse_reference
 
     quiet = ns.quiet
     out = sys.stdout
@@ -176,16 +201,7 @@ def cmd_build(argv: list[str]) -> int:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
 
-    from ..build.mounts import parse_secret_flag
-
-    secrets: dict[str, str] = {}
-    for item in ns.secret:
-        sid, src = parse_secret_flag(item)
-        if not os.path.isfile(src):
-            raise InvalidArgument(f"failed to stat secret {sid}: {src}: no such file")
-        secrets[sid] = os.path.abspath(src)
-    eng = engine()
-    opts = BuildOptions(secrets=secrets, build_args=build_args, target=ns.target, no_cache=ns.no_cache,
+    opts = BuildOptions(secrets=secrets, ssh=ssh, build_args=build_args, target=ns.target, no_cache=ns.no_cache,
                         labels=_labels(ns.label), network=network, source_date_epoch=epoch, quiet=quiet)
     with _context(ns.context, ns.file) as (root, text):
         df = parse(text)

@@ -157,6 +157,12 @@ class EngineBackend:
             if m.size:
                 item["TmpfsOptions"] = {"SizeBytes": m.size}
             return item
+        if m.type == "ssh":
+            from ..build.ssh import proxy
+
+            base = str(self.engine.paths.runroot / "build-ssh")
+            source = stack.enter_context(proxy(m.source, base, m.uid, m.gid, 0o600 if m.mode is None else m.mode))
+            return {"Type": "bind", "Source": source, "Target": m.target, "ReadOnly": False}
         if m.type == "secret":
             source = self._secret_file(stack, m)
         elif m.type == "cache":
