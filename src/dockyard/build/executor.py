@@ -67,6 +67,11 @@ class Builder:
         self.total = 0
         self.escape = "\\"
         self.df: Dockerfile | None = None
+        # for `memo`: the (step key, image) of every step, whether all were cache hits,
+        # and whether a remote source (URL, Git) was read
+        self.trace: list[tuple[str, str]] = []
+        self.all_cached = cache is not None and not opts.no_cache
+        self.remote = False
 
     # ---- driver --------------------------------------------------------------------
 
@@ -458,6 +463,7 @@ class Builder:
                 self.log(" ---> Using cache")
                 self.log(" ---> CACHED")
                 self.log(f" ---> {_short(hit)}")
+                self.trace.append((inputs.key(parent_id.split(":", 1)[-1] if parent_id else "scratch"), hit))
                 return
             if hit:
                 self.cache.forget(parent_id, inputs)
@@ -468,6 +474,7 @@ class Builder:
                                       state.rebuilt)
             self.log(f" ---> Cache miss: {reason}")
         state.rebuilt = True
+        self.all_cached = False
         diff_id = action() if action is not None else None
         doc = copy.deepcopy(state.doc)
         created = self._created()

@@ -131,6 +131,7 @@ def add_remote(b: "Builder", state: "StageState", ins: "Instruction", srcs: list
     """ADD with URL or Git sources (all of them remote)."""
     if not all("://" in s or is_git_url(s) for s in srcs):
         raise InvalidArgument("ADD: mixing URLs and local sources is not supported by this builder")
+    b.remote = True
     keep = ins.flag("keep-git-dir")
     keep_git_dir = keep is not None and keep.lower() not in ("false", "0")
     with tempfile.TemporaryDirectory(prefix="dockyard-add-") as tmp:

@@ -44,6 +44,7 @@ from .files import _without_bind_mounted
 class EngineBackend:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.resolved: dict[str, str] = {}  # every image reference `base` resolved -> image ID
 
     # ---- images ------------------------------------------------------------------------
 
@@ -54,15 +55,17 @@ class EngineBackend:
         from ..errors import NotFound
 
         try:
-            return self._base_of(self.engine.images.resolve(ref))
+            image = self.engine.images.resolve(ref)
         except NotFound:
             if ref.startswith("sha256:"):
                 raise
-        from .distmeta import NullProgress
-        from .distribution import pull
+            from .distmeta import NullProgress
+            from .distribution import pull
 
-        pull(self.engine, ref, None, False, NullProgress())  # FROM an image not here yet
-        return self._base_of(self.engine.images.resolve(ref))
+            pull(self.engine, ref, None, False, NullProgress())  # FROM an image not here yet
+            image = self.engine.images.resolve(ref)
+        self.resolved[ref] = image.id
+        return self._base_of(image)
 
     def get_image(self, image_id: str) -> BaseImage:
         return self._base_of(self.engine.images.get(image_id))
@@ -84,7 +87,15 @@ class EngineBackend:
     # ---- layers ------------------------------------------------------------------------
 
     def _register(self, upper: Path, lowers: list[Path], parent_top: str | None,
-                  mtime_clamp: int | None) -> str | None:
+                  mtime_clamp: int | None, merged: Path | None = None) -> str | None:
+        """The layer of a step's upper dir (None if it changes nothing). The upper dir is
+        moved into the store (`buildlayer.adopt_upper`) when it is not mounted and on the
+        store's file system; otherwise its tar is written and registered, as `commit` does."""
+        home = self.engine.layers.home
+        if (merged is None or not os.path.ismount(merged)) and upper.stat().st_dev == home.stat().st_dev:
+            from .buildlayer import adopt_upper
+
+            return adopt_upper(self.engine.layers, upper, parent_top, mtime_clamp)
         tmp = self.engine.paths.tmp
         tmp.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=tmp) as f:
@@ -143,7 +154,7 @@ class EngineBackend:
             p = eng.layers.rw_paths(c.id)
             _remove_stubs(p.upper, stubs)
             with _without_bind_mounted(eng, p.upper) as upper:
-                diff_id = self._register(upper, list(p.lower_dirs), parent.top_chain_id, mtime_clamp)
+                diff_id = self._register(upper, list(p.lower_dirs), parent.top_chain_id, mtime_clamp, p.merged)
             return LayerResult(diff_id, 0)
         finally:
             self._remove_container(c.id)
@@ -289,7 +300,7 @@ class EngineBackend:
             _write_entries(merged, req, owner)
             self.engine.layers.unmount_rw(lid)
             p = self.engine.layers.rw_paths(lid)
-            diff_id = self._register(p.upper, list(p.lower_dirs), top, mtime_clamp)
+            diff_id = self._register(p.upper, list(p.lower_dirs), top, mtime_clamp, p.merged)
         return LayerResult(diff_id, 0)
 
 
