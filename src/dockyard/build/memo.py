@@ -54,24 +54,34 @@ def build_key(dockerfile: bytes, dockerfile_path: str, context: str, options: di
     return h.hexdigest()
 
 
+#: a context entry changed this recently may change again within the same clock tick
+#: without its ctime moving: such a context is not recorded
+RACY_NS = 100_000_000  # ten clock ticks at HZ=100; ctime comes from the coarse clock
+
+
 def fingerprint(root: str) -> str:
-    """A digest of the stat data of every entry under `root` (see the module doc)."""
+    """A digest of the stat data of every entry under `root` (see the module doc); ""
+    when an entry changed too recently to be told apart from a later change."""
     h = hashlib.sha256()
+    newest = [0]
 
     def walk(d: str, rel: str) -> None:
         with os.scandir(d) as it:
             entries = sorted(it, key=lambda e: e.name)
         for e in entries:
             st = e.stat(follow_symlinks=False)
+            newest[0] = max(newest[0], st.st_ctime_ns)
             h.update(f"{rel}{e.name}\0{st.st_mode:o} {st.st_uid} {st.st_gid} {st.st_size} {st.st_ino} "
                      f"{st.st_mtime_ns} {st.st_ctime_ns}\n".encode("utf-8", "surrogateescape"))
             if stat.S_ISDIR(st.st_mode):
                 walk(e.path, f"{rel}{e.name}/")
 
     st = os.stat(root)
-    h.update(f"{st.st_ino} {st.st_mode:o}\n".encode())
+    h.update(f"{st.st_ino} {st.st_mode:o} {st.st_mtime_ns} {st.st_ctime_ns}\n".encode())
     walk(root, "")
-    return h.hexdigest()
+    import time
+
+    return "" if time.time_ns() - max(newest[0], st.st_ctime_ns) < RACY_NS else h.hexdigest()
 
 
 def _read(path: Path) -> Any:
@@ -103,7 +113,8 @@ def lookup(data_root: Path, key: str, context: str) -> dict[str, Any] | None:
                     return None
                 if not (content / image.split(":", 1)[-1]).is_file():
                     return None
-        if fingerprint(context) != rec["context"]:
+        fp = fingerprint(context)
+        if not fp or fp != rec["context"]:
             return None
     except (KeyError, TypeError, ValueError, OSError):
         return None
@@ -145,6 +156,8 @@ def record(data_root: Path, key: str, context_fingerprint: str, image_id: str, s
     from .._util import atomic_write
     from ..images.refs import parse_reference
 
+    if not context_fingerprint:
+        return
     try:
         repos = (_read(data_root / "image" / "overlay2" / "repositories.json") or {}).get("Repositories") or {}
         norm = {}

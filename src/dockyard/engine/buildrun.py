@@ -82,7 +82,10 @@ def build(engine: Engine, root: Path, text: "str | Dockerfile", opts: "BuildOpti
     df = parse(text) if isinstance(text, str) else text
     cache = BuildCache(engine.paths.root / "build" / "cache")
     builder = Builder(EngineBackend(engine), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
-    image_id = builder.build(df)
+    from ..build.context import remembered_hashes
+
+    with remembered_hashes(engine.paths.root / "build" / "cache" / "filehashes.json", root.absolute()):
+        image_id = builder.build(df)
     if trace is not None:
         trace.update(steps=builder.trace, all_cached=builder.all_cached, remote=builder.remote,
                      refs=dict(builder.backend.resolved))  # type: ignore[attr-defined]
