@@ -5,9 +5,10 @@
   build is using one right now (the builder holds a shared flock on ``.<id>.lock`` while a
   step has it mounted; prune needs it exclusively), with private instances left over.
 * Cached steps (``build/cache/steps``): without ``all``, the dangling ones, whose image
-  is gone; with ``all``, every one, with the per-parent history that explains misses and
-  the FROM records. The intermediate images stay (they are parents of built images;
-  ``image prune`` and ``rmi`` deal with images).
+  is gone; with ``all``, every one, with the per-parent history that explains misses,
+  the FROM records, the fast path's records (`memo`) and the remembered context
+  digests. The intermediate images stay (they are parents of built images; ``image
+  prune`` and ``rmi`` deal with images).
 
 Returns the IDs removed (cache mount ids, step keys) and the bytes freed, which `builder
 prune` and ``POST /build/prune`` report.
@@ -103,7 +104,8 @@ def _prune_steps(cache_root: Path, all_: bool, image_exists: Callable[[str], boo
                 os.unlink(path)
                 report.deleted.append(name[:-len(".json")])
         if all_:
-            for extra in (cache_root / "children", cache_root / "bases.json"):
+            for extra in (cache_root / "children", cache_root / "bases.json", cache_root / "memo",
+                          cache_root / "filehashes.json"):
                 report.reclaimed += _du(str(extra))
                 if extra.is_dir():
                     shutil.rmtree(extra, ignore_errors=True)
