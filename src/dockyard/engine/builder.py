@@ -68,7 +68,16 @@ class EngineBackend:
         return self._base_of(image)
 
     def get_image(self, image_id: str) -> BaseImage:
-        return self._base_of(self.engine.images.get(image_id))
+        """The image's ID, config and top chain ID, from its config alone (no size, no
+        references: `ImageStore.get` would read every layer of the chain for those)."""
+        import json
+
+        from ..images.layers import chain_ids
+
+        images = self.engine.images
+        config = json.loads(images.raw_config(image_id))
+        diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
+        return BaseImage("sha256:" + image_id.split(":", 1)[-1], config, chain_ids(diff_ids)[-1] if diff_ids else None)
 
     def image_exists(self, image_id: str) -> bool:
         return self.engine.images.exists(image_id)

@@ -76,16 +76,16 @@ _ARCH = {
 
 def host_architecture() -> str:
     """The host architecture in GOARCH spelling (x86_64 → amd64, aarch64 → arm64)."""
-    import platform
+    import os
 
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()  # platform.machine(), without importing platform
     return _ARCH.get(machine, machine)
 
 
 def host_variant() -> str | None:
-    import platform
+    import os
 
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()
     if machine == "armv7l":
         return "v7"
     if machine == "armv6l":
