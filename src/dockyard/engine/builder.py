@@ -45,6 +45,7 @@ class EngineBackend:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.resolved: dict[str, str] = {}  # every image reference `base` resolved -> image ID
+        self._unsynced = False  # step images written without fsync since the last `sync`
 
     # ---- images ------------------------------------------------------------------------
 
@@ -83,12 +84,25 @@ class EngineBackend:
         return self.engine.images.exists(image_id)
 
     def create_image(self, config: dict[str, Any], parent_id: str | None) -> str:
+        """Store a step's image; not synced here (one `sync` when the build is done: an
+        fsync per step cost more than the step itself on a busy disk)."""
         images = self.engine.images
+        self._unsynced = True
         with store_lock(self.engine.paths):
-            image_id = images.create_image(config)
+            image_id = images.create_image(config, durable=False)
             if parent_id:
-                images.set_parent(image_id, parent_id)
+                images.set_parent(image_id, parent_id, durable=False)
         return image_id
+
+    def sync(self) -> None:
+        """Make what the build stored durable (before it is tagged); nothing to do when
+        every step was a cache hit."""
+        if not self._unsynced:
+            return
+        from ..images._mount import syncfs
+
+        syncfs(self.engine.paths.root)
+        self._unsynced = False
 
     def tag(self, image_id: str, ref: str) -> None:
         self.engine.images.tag(image_id, ref)
@@ -391,6 +405,36 @@ def _mkdirs(root: Path, dest: str, owner: tuple[int, int]) -> str:
     return secure_join(str(root), dest)
 
 
+def _dir_of(root: Path, norm: str, owner: tuple[int, int], known: dict[str, str]) -> str:
+    """`_mkdirs` of the normalised image path `norm`, remembering the directories it has
+    made or checked in `known` (image path -> host path), so the parents of a tree's files
+    are resolved once, not once per file per component."""
+    if norm in known:
+        return known[norm]
+    parent, name = posixpath.split(norm)
+    if not name:
+        return _mkdirs(root, norm, owner)
+    cand = os.path.join(_dir_of(root, parent, owner, known), name)
+    try:
+        st = os.lstat(cand)
+    except FileNotFoundError:
+        os.mkdir(cand, 0o755)
+        os.chown(cand, *owner)
+        known[norm] = cand
+        return cand
+    if stat.S_ISDIR(st.st_mode):
+        known[norm] = cand
+        return cand
+    if stat.S_ISLNK(st.st_mode):  # followed inside the root, as `_mkdirs` does; not remembered
+        return _mkdirs(root, norm, owner)
+    raise InvalidArgument(f"cannot copy to {norm}: {norm} is not a directory")
+
+
+def _forget(known: dict[str, str], norm: str) -> None:
+    for k in [k for k in known if k == norm or k.startswith(norm.rstrip("/") + "/")]:
+        del known[k]
+
+
 def _makedirs_below(root: str, host: str, owner: tuple[int, int]) -> None:
     """mkdir -p of `host` (already resolved inside `root`), new directories 0755 `owner`."""
     cur = root
@@ -403,9 +447,10 @@ def _makedirs_below(root: str, host: str, owner: tuple[int, int]) -> None:
 
 def _write_entries(root: Path, req: CopyRequest, owner: tuple[int, int]) -> None:
     dir_times: list[tuple[str, float]] = []
+    known: dict[str, str] = {}
     for e in req.entries:
         try:
-            _write_entry(root, e, req, owner, dir_times)
+            _write_entry(root, e, req, owner, dir_times, known)
         except OSError as err:
             raise DockyardError(f"copying to {e.dest}: {err.strerror or err}") from None
     for host, mtime in reversed(dir_times):
@@ -413,13 +458,13 @@ def _write_entries(root: Path, req: CopyRequest, owner: tuple[int, int]) -> None
 
 
 def _write_entry(root: Path, e: CopyEntry, req: CopyRequest, owner: tuple[int, int],
-                 dir_times: list[tuple[str, float]]) -> None:
+                 dir_times: list[tuple[str, float]], known: dict[str, str]) -> None:
     if not req.chown and e.owner is not None:
         owner = e.owner
     if e.kind is EntryKind.DIR:
-        host = _host_path(root, e.dest)
-        existed = os.path.isdir(host)
-        host = _mkdirs(root, e.dest, owner)
+        norm = posixpath.normpath("/" + e.dest)
+        existed = norm in known or os.path.isdir(_host_path(root, e.dest))
+        host = _dir_of(root, norm, owner, known)
         if not existed or e.mode is not None or req.chmod is not None:
             mode = req.chmod if req.chmod is not None else (e.mode if e.mode is not None else 0o755)
             os.chmod(host, mode)
@@ -429,12 +474,14 @@ def _write_entry(root: Path, e: CopyEntry, req: CopyRequest, owner: tuple[int, i
         return
     if e.kind is EntryKind.TAR:
         host = _mkdirs(root, e.dest, owner)
+        known.clear()  # the archive may put anything below
         with open(e.source, "rb") as f:
             extract_tree_tar(f, Path(host), chown=owner if req.chown else None)
         return
-    parent = posixpath.dirname(posixpath.normpath("/" + e.dest))
-    _mkdirs(root, parent, (0, 0))
-    host = _host_path(root, e.dest)
+    norm = posixpath.normpath("/" + e.dest)
+    parent, name = posixpath.split(norm)
+    host = os.path.join(_dir_of(root, parent, (0, 0), known), name) if name else _host_path(root, e.dest)
+    _forget(known, norm)  # whatever was there is replaced
     if e.into_existing_dir:
         resolved = secure_join(str(root), e.dest)  # a symlink to a directory counts, inside root
         if os.path.isdir(resolved) and not os.path.islink(resolved):

@@ -84,8 +84,12 @@ def build(engine: Engine, root: Path, text: "str | Dockerfile", opts: "BuildOpti
     builder = Builder(EngineBackend(engine), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
     from ..build.context import remembered_hashes
 
-    with remembered_hashes(engine.paths.root / "build" / "cache" / "filehashes.json", root.absolute()):
-        image_id = builder.build(df)
+    backend = builder.backend
+    try:
+        with remembered_hashes(engine.paths.root / "build" / "cache" / "filehashes.json", root.absolute()):
+            image_id = builder.build(df)
+    finally:
+        backend.sync()  # type: ignore[attr-defined]  # the step images, also those of a failed build
     if trace is not None:
         trace.update(steps=builder.trace, all_cached=builder.all_cached, remote=builder.remote,
                      refs=dict(builder.backend.resolved))  # type: ignore[attr-defined]
