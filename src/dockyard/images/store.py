@@ -358,10 +358,10 @@ class ImageStore:
         """Release `chain_id` unless an image uses it; returns deleted chain IDs."""
         in_use = set()
         for image_id in self.ids():
-            with contextlib.suppress(NotFound, ValueError):
-                top = self.get(image_id).top_chain_id
-                if top:
-                    in_use.add(top)
+            with contextlib.suppress(NotFound, ValueError, AttributeError):
+                diff_ids = _diff_ids(json.loads(self.raw_config(image_id)))  # not `get`: no sizes, no refs
+                if diff_ids:
+                    in_use.add(chain_ids(diff_ids)[-1])
         return [l.chain_id for l in self.layers.release(chain_id, in_use)]
 
     # ---- inspect -----------------------------------------------------------------------
