@@ -245,7 +245,7 @@ def test_builder_prune_removes_cache_mounts_then_cached_steps(busybox: str, tmp_
     assert dy("builder", "prune", input="n\n").stdout.startswith("WARNING! This will remove all dangling build cache.")
     assert mount_dir.is_dir()  # answered no
     p = dy("builder", "prune", "-f", check=True)
-    assert f"Deleted build cache objects:\n" in p.stdout and cid in p.stdout.split("\n"), p.stdout
+    assert "Deleted build cache objects:\n" in p.stdout and cid in p.stdout.split("\n"), p.stdout
     assert "Total reclaimed space: " in p.stdout
     assert not mount_dir.exists()
     # the step itself is still cached (its image exists): only -a drops it
