@@ -203,6 +203,7 @@ def _memo_key(ns: argparse.Namespace, build_args: dict[str, str], network: str, 
         return None
     options = {"args": build_args, "target": ns.target, "labels": ns.label, "network": network, "epoch": epoch,
                "platform": ns.platform or ""}
+    ns.memo_dockerfile = text  # a build records only if it ran these very bytes
     return memo.build_key(text, dfile, context, options, [f"{dfile}.dockerignore"] if ns.file else [])
 
 
@@ -297,7 +298,8 @@ def _build(eng: "Engine", ns: argparse.Namespace, build_args: dict[str, str], se
         fingerprint = memo.fingerprint(str(root.resolve())) if memo_key is not None else ""
         trace: dict[str, Any] = {}
         image_id = buildrun.build(eng, root, df, opts, matcher, log, output, ns.tag, trace)
-    if memo_key is not None and trace.get("all_cached") and not trace.get("remote"):
+    same_text = text.encode("utf-8", "surrogateescape") == getattr(ns, "memo_dockerfile", None)
+    if memo_key is not None and same_text and trace.get("all_cached") and not trace.get("remote"):
         labels = (eng.images.get(image_id).config.get("config") or {}).get("Labels") or {}
         memo.record(eng.paths.root, memo_key, fingerprint, image_id, trace["steps"], trace["refs"], logged,
                     ns.tag, labels)
