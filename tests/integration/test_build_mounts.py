@@ -4,6 +4,7 @@ kernel: what RUN sees, what the image keeps (nothing of the mounts), and the cac
 from __future__ import annotations
 
 import hashlib
+import os
 import http.server
 import shutil
 import threading
@@ -154,6 +155,15 @@ def test_add_checksum(busybox: str, tmp_path: Path, images: list[str]) -> None:
         (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={bad} {url} /f.txt\n")
         p = _build(images, ctx, "sumbad", ok=False)
         assert p.returncode != 0 and f"digest mismatch {bad}: {good}" in p.stderr, p.stdout + p.stderr
+        for algo in ("sha384", "sha512"):
+            right = f"{algo}:" + hashlib.new(algo, b"payload\n").hexdigest()
+            (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={right} {url} /{algo}.txt\n")
+            _build(images, ctx, algo)
+            assert _run(algo, f"cat /{algo}.txt") == "payload\n"
+            wrong = right[:-4] + "0000"
+            (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={wrong} {url} /f.txt\n")
+            p = _build(images, ctx, algo + "bad", ok=False)
+            assert p.returncode != 0 and f"digest mismatch {wrong}: {right}" in p.stderr, p.stdout + p.stderr
         (ctx / "local.txt").write_text("x")
         (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={good} local.txt /l\n")
         p = _build(images, ctx, "sumlocal", ok=False)
@@ -202,3 +212,112 @@ def test_cache_mount_sharing_and_odd_ids(busybox: str, tmp_path: Path, images: l
     home = Path(TEST_ROOT) / "build" / "mounts"
     assert (home / "%2E.").is_dir() and not any(p.name.startswith(".private-") for p in home.iterdir())
     shutil.rmtree(home / "%2E.")
+
+
+def test_add_git_repository(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    from git_server import git_daemon, make_repo
+
+    srv = tmp_path / "srv"
+    _, (c1, c2) = make_repo(srv, {"README": "one\n", "src/app.sh": "echo app\n"}, {"README": "two\n"})
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with git_daemon(srv) as base:
+        url = f"{base}/r.git"
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD {url} /app\nADD --checksum={c1} {url}#{c1}:src /old/\n"
+                                        f"ADD --keep-git-dir {url}#v2 /kept\n")
+        p = _build(images, ctx, "git")
+        out = _run("git", "cat /app/README /old/app.sh; ls -a /app; test -f /kept/.git/HEAD && echo kept")
+        assert out.split() == ["two", "echo", "app", ".", "..", "README", "src", "kept"], p.stdout
+        again = _build(images, ctx, "git")
+        assert again.stdout.count("CACHED") == 3, again.stdout  # same commits: same content, cache hits
+    p = _build(images, ctx, "gitoff", ok=False)  # the daemon is gone: one line, no traceback
+    assert p.returncode != 0 and "cannot fetch the repository" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_builder_prune_removes_cache_mounts_then_cached_steps(busybox: str, tmp_path: Path,
+                                                               images: list[str]) -> None:
+    cid = f"bm-prune-{SESSION}"
+    mount_dir = Path(TEST_ROOT) / "build" / "mounts" / cid
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM busybox\nRUN --mount=type=cache,target=/c,id={cid} echo {SESSION} > /c/f && cp /c/f /kept\n")
+    _build(images, tmp_path, "prune")
+    assert mount_dir.is_dir()
+    assert dy("builder", "prune", input="n\n").stdout.startswith("WARNING! This will remove all dangling build cache.")
+    assert mount_dir.is_dir()  # answered no
+    p = dy("builder", "prune", "-f", check=True)
+    assert "Deleted build cache objects:\n" in p.stdout and cid in p.stdout.split("\n"), p.stdout
+    assert "Total reclaimed space: " in p.stdout
+    assert not mount_dir.exists()
+    # the step itself is still cached (its image exists): only -a drops it
+    assert "CACHED" in _build(images, tmp_path, "prune").stdout.split("RUN --mount")[1]
+    assert not mount_dir.exists()  # a cache hit mounts nothing
+    dy("builder", "prune", "-a", "-f", check=True)
+    again = _build(images, tmp_path, "prune").stdout.split("RUN --mount")[1]
+    assert "CACHED" not in again and "Cache miss" in again, again
+    assert mount_dir.is_dir() and _run("prune", "cat /kept") == f"{SESSION}\n"
+    dy("builder", "prune", "-f", check=True)
+    assert dy("builder", "prune", "-f", check=True).stdout == "Total reclaimed space: 0B\n"
+
+
+def _ssh_add_rootfs(dest: Path) -> None:
+    """The host's ssh-add and the libraries it links, at the same paths under `dest`."""
+    import subprocess
+
+    out = subprocess.run(["ldd", "/usr/bin/ssh-add"], capture_output=True, text=True, check=True).stdout
+    paths = ["/usr/bin/ssh-add"] + [w for line in out.splitlines() for w in line.split() if w.startswith("/")]
+    for p in paths:
+        target = dest / p.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(os.path.realpath(p), target)
+
+
+def test_ssh_mount_forwards_an_agent(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    import subprocess
+
+    if not shutil.which("ssh-agent") or not shutil.which("ssh-keygen"):
+        pytest.skip("openssh-client is not installed")
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"k-{SESSION}", "-f", str(key)],
+                   check=True)
+    fingerprint = subprocess.run(["ssh-keygen", "-lf", f"{key}.pub"], capture_output=True, text=True,
+                                 check=True).stdout.split()[1]
+    ctx = tmp_path / "ctx"
+    _ssh_add_rootfs(ctx / "root")
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nCOPY root/ /\n"
+        "RUN --mount=type=ssh ssh-add -l > /default && echo $SSH_AUTH_SOCK > /sock && "
+        "stat -c '%a %u' $SSH_AUTH_SOCK >> /sock\n"
+        "RUN --mount=type=ssh,id=k,target=/agent,uid=1000,mode=0660 "
+        "SSH_AUTH_SOCK=/agent ssh-add -l > /k && stat -c '%a %u' /agent >> /k\n"
+        "RUN --mount=type=ssh,id=absent if [ -e /run/buildkit ]; then echo mounted; else echo none; fi > /absent\n")
+    agent_dir = tmp_path / "agent"
+    agent_dir.mkdir()
+    sock = agent_dir / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if sock.exists():
+                break
+            import time
+            time.sleep(0.02)
+        env = {"SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(key)], env=dict(os.environ, **env), check=True)
+        p = dy("build", "-t", tag("ssh"), "--ssh", "default", "--ssh", f"k={key}", str(ctx), env=env)
+        images.append(tag("ssh"))
+        assert p.returncode == 0, p.stdout + p.stderr
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    out = _run("ssh", "cat /default /sock /k; cat /absent; ls /agent /run/buildkit 2>&1")
+    lines = out.splitlines()
+    assert fingerprint in lines[0] and f"k-{SESSION}" in lines[0], out  # the forwarded agent's key
+    assert lines[1:3] == ["/run/buildkit/ssh_agent.0", "600 0"], out
+    assert fingerprint in lines[3] and lines[4] == "660 1000", out  # the key file, in a private agent
+    assert lines[5] == "none", out  # not forwarded (and not required): no mount
+    assert lines[6:] == ["ls: /agent: No such file or directory", "ls: /run/buildkit: No such file or directory"], out
+    assert not _mounts()  # no socket, no mount point in the image
+    required = ctx / "Dockerfile"
+    required.write_text("FROM busybox\nRUN --mount=type=ssh,required ls\n")
+    p = _build(images, ctx, "sshreq", ok=False)
+    assert p.returncode != 0 and "no SSH key 'default' forwarded from the client" in p.stderr
+    assert "Traceback" not in p.stderr

@@ -345,3 +345,51 @@ def test_save_fails_clearly_when_a_layer_cannot_be_reproduced(own_root: dict[str
     assert not (tmp_path / "g.tar").exists() and not list(tmp_path.glob(".g.tar*"))
     dy("import", str(foreign), "foreign:2", check=True, env=env)  # the same tar again records it
     dy("save", "-o", str(tmp_path / "g.tar"), "foreign:1", check=True, env=env)
+
+
+def test_load_and_save_with_platform(tmp_path: Path):
+    """An OCI index with an image per platform: load --platform picks one (default: this
+    host's); save --platform checks the (single-platform) image it saves."""
+    host_arch = inspect("busybox")["Architecture"]
+    other = "arm64" if host_arch != "arm64" else "amd64"
+    base = _busybox_layer()
+    descs, blobs, cfgs = [], {}, {}
+    for arch in (host_arch, other):
+        tag = f"iotest/plat:{os.getpid()}"
+        cfg = json.loads(_config([sha(base)], tag))
+        cfg["architecture"] = arch
+        raw = json.dumps(cfg).encode()
+        man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                     "digest": sha(raw), "size": len(raw)},
+                          "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                      "digest": sha(base), "size": len(base)}]}).encode()
+        blobs.update({f"blobs/sha256/{sha(b)[7:]}": b for b in (raw, man)})
+        descs.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(man),
+                      "size": len(man), "platform": {"os": "linux", "architecture": arch}})
+        cfgs[arch] = sha(raw)
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": descs}).encode()
+    entries = {f"blobs/sha256/{sha(base)[7:]}": base, **blobs, f"blobs/sha256/{sha(index)[7:]}": index,
+               "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+               "index.json": json.dumps({"schemaVersion": 2, "manifests": [{
+                   "mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha(index),
+                   "size": len(index), "annotations": {"io.containerd.image.name": "docker.io/" + tag}}]}).encode()}
+    path = tmp_path / "multi.tar"
+    path.write_bytes(_tar(entries))
+    try:
+        dy("load", "-q", "-i", str(path), "--platform", f"linux/{other}", check=True)
+        assert inspect(tag)["Id"] == cfgs[other] and inspect(tag)["Architecture"] == other
+        p = dy("save", "--platform", f"linux/{host_arch}", "-o", str(tmp_path / "x.tar"), tag)
+        assert p.returncode == 1 and f"does not match the specified platform (linux/{host_arch})" in p.stderr
+        assert "Traceback" not in p.stderr and not (tmp_path / "x.tar").exists()
+        dy("save", "--platform", f"linux/{other}", "-o", str(tmp_path / "y.tar"), tag, check=True)
+        assert f"blobs/sha256/{cfgs[other][7:]}" in members(tmp_path / "y.tar")
+        dy("load", "-q", "-i", str(path), check=True)  # no --platform: this host's
+        assert inspect(tag)["Id"] == cfgs[host_arch]
+        p = dy("load", "-i", str(path), "--platform", "linux/s390x")
+        assert p.returncode == 1 and "no image for the specified platform (linux/s390x)" in p.stderr
+        p = dy("load", "-i", str(path), "--platform", "nonsense")
+        assert p.returncode == 1 and "unknown operating system or architecture" in p.stderr
+    finally:
+        dy("rmi", "-f", tag, cfgs[other], cfgs[host_arch])

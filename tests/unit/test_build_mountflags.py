@@ -43,7 +43,7 @@ def test_tmpfs_and_secret() -> None:
     ("type=cache,target=/c,uid=x", "invalid value for uid: x"),
     ("type=tmpfs,target=/t,size=lots", "invalid size: 'lots'"),
     ("type=secret", "secret mount: id or target is required"),
-    ("type=ssh", "type=ssh is not supported"),
+    ("type=ssh,target=/s,size=1", "unexpected key 'size'"),
     ("type=bind,target=/c,id=x", "bind mounts take no id"),
 ])
 def test_mount_errors(value: str, msg: str) -> None:
@@ -55,6 +55,20 @@ def test_relative_target() -> None:
     assert absolute_target("cache", "/app") == "/app/cache"
     with pytest.raises(InvalidArgument):
         absolute_target("/", "/")
+
+
+def test_ssh_mount_and_flag() -> None:
+    from dockyard.build.ssh import parse_ssh_flag
+
+    m = parse_mount("type=ssh")
+    assert (m.type, m.id, m.target, m.mode, m.required) == ("ssh", "default", "", 0o600, False)
+    m = parse_mount("type=ssh,id=gh,target=/a,mode=0660,uid=5,required")
+    assert (m.id, m.target, m.mode, m.uid, m.required) == ("gh", "/a", 0o660, 5, True)
+    assert parse_ssh_flag("default") == ("default", [])
+    assert parse_ssh_flag("gh=/k1,/k2") == ("gh", ["/k1", "/k2"])
+    for bad in ("", "=x", "gh="):
+        with pytest.raises(InvalidArgument):
+            parse_ssh_flag(bad)
 
 
 def test_secret_flag() -> None:
@@ -77,6 +91,29 @@ def test_checksum_rules() -> None:
         check_checksum("sha256:abc", ["https://a/x"])
     with pytest.raises(InvalidArgument, match="unsupported digest algorithm"):
         check_checksum("md5:" + "a" * 32, ["https://a/x"])
+    for algo, n in (("sha384", 96), ("sha512", 128)):
+        assert check_checksum(f"{algo}:" + "b" * n, ["https://a/x"]) == f"{algo}:" + "b" * n
+        with pytest.raises(InvalidArgument, match="invalid checksum digest length"):
+            check_checksum(f"{algo}:" + "b" * 64, ["https://a/x"])
+    # a Git source's checksum is the commit it must check out
+    assert check_checksum("0123abcd", ["git://h/r.git#main"]) == "0123abcd"
+    with pytest.raises(InvalidArgument, match="expected a commit hash"):
+        check_checksum(SUM, ["git@h:r.git"])
+
+
+def test_git_sources_as_buildkit_tells_them() -> None:
+    from dockyard.build.mounts import is_git_url
+    from dockyard.build.remote import parse_git_ref
+
+    for url in ("git@github.com:o/r.git", "git://h/r", "ssh://git@h/r", "https://h/o/r.git",
+                "https://h/o/r.git#v1:sub"):
+        assert is_git_url(url), url
+    for url in ("https://h/f.tar.gz", "http://h/r.git.txt", "r.git", "ftp://h/r.git"):
+        assert not is_git_url(url), url
+    assert parse_git_ref("git://h/r.git") == ("git://h/r.git", "", "")
+    assert parse_git_ref("git://h/r.git#v1") == ("git://h/r.git", "v1", "")
+    assert parse_git_ref("git://h/r.git#main:docs/../src/") == ("git://h/r.git", "main", "src")
+    assert parse_git_ref("git://h/r.git#:sub") == ("git://h/r.git", "", "sub")
 
 
 # ---- the executor with the in-memory backend ------------------------------------------
@@ -166,3 +203,33 @@ def test_context_bind_hides_dockerignored_files(tmp_path: Path) -> None:
         parse("FROM busybox\nRUN --mount=source=d,target=/m true\n"))
     assert seen == [["keep.txt"]]
     assert (tmp_path / "d" / "sub" / "secret.key").exists()
+
+
+def test_add_git_source_checks_out_ref_and_subdir(tmp_path: Path) -> None:
+    from git_server import git_daemon, make_repo
+
+    srv = tmp_path / "srv"
+    _, (c1, c2) = make_repo(srv, {"README": "one\n", "src/app.py": "print(1)\n"}, {"README": "two\n"})
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with git_daemon(srv) as base:
+        url = f"{base}/r.git"
+
+        def files(df: str) -> dict[str, str]:
+            fb = FakeBackend()
+            _build(fb, f"FROM busybox\n{df}\n", ctx)
+            return {e.dest: e.kind.value for e in fb.copies[-1].entries if e.kind.value == "file"}
+
+        assert files(f"ADD {url} /app") == {"/app/README": "file", "/app/src/app.py": "file"}
+        assert files(f"ADD {url}#main:src /s/") == {"/s/app.py": "file"}
+        assert "/r/.git/HEAD" in files(f"ADD --keep-git-dir {url}#v2 /r")
+        fb = FakeBackend()
+        _build(fb, f"FROM busybox\nADD --checksum={c1[:12]} {url}#{c1} /old\n", ctx)
+        with pytest.raises(BuildFailed, match=f"expected checksum to match {c1}, got {c2}"):
+            _build(FakeBackend(), f"FROM busybox\nADD --checksum={c1} {url}#v2 /x\n", ctx)
+        with pytest.raises(BuildFailed, match="no branch, tag or commit 'nope'"):
+            _build(FakeBackend(), f"FROM busybox\nADD {url}#nope /x\n", ctx)
+        with pytest.raises(BuildFailed, match="cannot fetch the repository"):
+            _build(FakeBackend(), f"FROM busybox\nADD {base}/missing.git /x\n", ctx)
+    with pytest.raises(BuildFailed, match="--keep-git-dir is only for Git sources"):
+        _build(FakeBackend(), "FROM busybox\nADD --keep-git-dir . /x\n", ctx)

@@ -210,8 +210,8 @@ def build(req: Request) -> Stream:
 
 @route("POST", "/build/prune")
 def prune_build_cache(req: Request) -> Json:
-    from ..build.cache import BuildCache
+    from ..build.prune import prune_build_cache
 
-    if req.qbool("all", False) or not req.q("keep-storage", ""):
-        BuildCache(req.engine.paths.root / "build" / "cache").prune(0)
-    return Json({"CachesDeleted": [], "SpaceReclaimed": 0})
+    eng = req.engine
+    report = prune_build_cache(eng.paths.root / "build", req.qbool("all", False), eng.images.exists)
+    return Json({"CachesDeleted": report.deleted, "SpaceReclaimed": report.reclaimed})

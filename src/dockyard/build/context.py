@@ -21,8 +21,10 @@ import hashlib
 import os
 import posixpath
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 from ..errors import InvalidArgument, NotFound
 from .backend import CopyEntry, EntryKind
@@ -114,42 +116,65 @@ def _clean_src(s: str) -> str:
     return "" if rel in (".", "") else rel
 
 
-def _file_sha(path: str) -> str:
+#: content digests of context files, path -> [inode, size, mtime_ns, ctime_ns, sha256], kept
+#: between builds (`remembered_hashes`); an entry holds while the file's stat data does
+_known: dict[str, list[Any]] | None = None
+_known_root = "/"
+#: a file changed this recently may change again within the same clock tick: not remembered
+_RACY_NS = 100_000_000  # ten ticks at HZ=100: ctime comes from the coarse clock
+_MAX_KNOWN = 200_000
+_dirty: list[str] = []
+
+
+def _file_sha(path: str, st: os.stat_result | None = None) -> str:
+    known = _known if st is not None and _known is not None and path.startswith(_known_root) else None
+    sig: list[Any] = []
+    if known is not None and st is not None:
+        sig = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        rec = known.get(path)
+        if rec is not None and rec[:4] == sig:
+            return str(rec[4])
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if known is not None and st is not None and time.time_ns() - st.st_ctime_ns > _RACY_NS:
+        known[path] = [*sig, digest]
+        _dirty.append(path)
+    return digest
 
 
-def download(url: str, into: Path) -> str:
-    """ADD <url>: fetch `url` into directory `into`; return the file's name there.
-    The file gets mode 0600 and the server's Last-Modified time, as Docker does."""
-    import shutil
-    import urllib.parse
-    import urllib.request
+@contextlib.contextmanager
+def remembered_hashes(cache_file: Path, context: Path) -> Iterator[None]:
+    """Within the block, context files (under `context`) whose inode, size, mtime and
+    ctime are as when they were last hashed keep that digest (as BuildKit's content-hash
+    cache does), so a --no-cache rebuild does not read the whole context again. The table
+    lives in `cache_file`."""
+    global _known, _known_root
+    import json
 
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme not in ("http", "https"):
-        raise InvalidArgument(f"ADD {url}: unsupported URL scheme {parsed.scheme!r} (http and https only)")
-    name = posixpath.basename(parsed.path.rstrip("/")) or "__unnamed__"
-    path = into / name
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp, open(path, "wb") as f:
-            shutil.copyfileobj(resp, f)
-            modified = resp.headers.get("Last-Modified")
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise InvalidArgument(f"ADD {url}: cannot download it: {reason}. Without network access, put the "
-                              "file in the build context and COPY it instead") from None
-    os.chmod(path, 0o600)
-    if modified:
-        import email.utils
+        with open(cache_file) as f:
+            table = json.load(f)
+        if not isinstance(table, dict):
+            table = {}
+    except (OSError, ValueError):
+        table = {}
+    _dirty.clear()
+    _known, _known_root = table, str(context).rstrip("/") + "/"
+    try:
+        yield
+    finally:
+        _known, _known_root = None, "/"
+        if _dirty:
+            if len(table) > _MAX_KNOWN:
+                table = {}
+            from .._util import atomic_write
 
-        with contextlib.suppress(TypeError, ValueError):
-            ts = email.utils.parsedate_to_datetime(modified).timestamp()
-            os.utime(path, (ts, ts))
-    return name
+            with contextlib.suppress(OSError):
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(cache_file, json.dumps(table, separators=(",", ":")), durable=False)
 
 
 def is_archive(path: str) -> bool:
@@ -220,7 +245,7 @@ def plan_copy(src: SourceRoot, sources: list[str], dest: str, workdir: str, cmd:
         elif extract_archives and stat.S_ISREG(st.st_mode) and is_archive(host):
             kinds.append("file")
             entries.append(CopyEntry(EntryKind.TAR, full, host))
-            files[rel or "."] = f"tar {_file_sha(host)}"
+            files[rel or "."] = f"tar {_file_sha(host, st)}"
         else:
             kinds.append("file")
             target = posixpath.join(full, name) if dest_dir else full
@@ -247,7 +272,7 @@ def _describe(host: str, st: os.stat_result, keep_owner: bool = False) -> str:
     if stat.S_ISDIR(st.st_mode):
         return f"dir {mode:o}"
     if stat.S_ISREG(st.st_mode):
-        return f"file {mode:o} {_file_sha(host)}"
+        return f"file {mode:o} {_file_sha(host, st)}"
     return f"other {mode:o}"
 
 

@@ -48,6 +48,7 @@ class BuildOptions:
     source_date_epoch: int | None = None
     quiet: bool = False
     secrets: dict[str, str] = field(default_factory=dict)  # --secret id -> host file
+    ssh: dict[str, str] = field(default_factory=dict)  # --ssh id -> agent socket
 
 
 class Builder:
@@ -66,6 +67,11 @@ class Builder:
         self.total = 0
         self.escape = "\\"
         self.df: Dockerfile | None = None
+        # for `memo`: the (step key, image) of every step, whether all were cache hits,
+        # and whether a remote source (URL, Git) was read
+        self.trace: list[tuple[str, str]] = []
+        self.all_cached = cache is not None and not opts.no_cache
+        self.remote = False
 
     # ---- driver --------------------------------------------------------------------
 
@@ -278,6 +284,9 @@ class Builder:
         env += [f"{k}={v}" for k, v in sorted(scoped.items())]
         env += [f"{k}={v}" for k, v in sorted(self.opts.build_args.items())
                 if k in BUILTIN_ARGS and k not in keys and k not in scoped]
+        agent = runmount.ssh_auth_sock(self, mounts)
+        if agent and "SSH_AUTH_SOCK" not in keys and "SSH_AUTH_SOCK" not in scoped:
+            env.append(f"SSH_AUTH_SOCK={agent}")
         mount_key = f"|mounts={runmount.cache_key(self, state, mounts)}" if mounts else ""
         inputs = self._inputs(state, ins, created_by, extra=f"network={network}{mount_key}")
         parent = state.image
@@ -337,9 +346,6 @@ class Builder:
             yield SourceRoot(root, None, chroot=True)
 
     def _copy(self, state: _State, ins: Instruction) -> None:
-        for flag in ("keep-git-dir",):
-            if ins.flag(flag) is not None:
-                raise InvalidArgument(f"{ins.cmd} --{flag} is not supported by this builder")
         if ins.heredocs:
             self._copy_heredocs(state, ins)
             return
@@ -351,34 +357,21 @@ class Builder:
             from .mounts import check_checksum
 
             checksum = check_checksum(process_word(ins.flag("checksum") or "", env, self.escape), srcs)
-        if ins.cmd == "ADD" and any("://" in w for w in srcs):
-            self._add_urls(state, ins, srcs, dest, checksum)
+        from .mounts import is_git_url
+
+        if ins.cmd == "ADD" and any("://" in w or is_git_url(w) for w in srcs):
+            from .remote import add_remote
+
+            add_remote(self, state, ins, srcs, dest, checksum)
             return
+        if ins.flag("keep-git-dir") is not None:
+            raise InvalidArgument(f"{ins.cmd} --keep-git-dir is only for Git sources")
         self._copy_words(state, ins, srcs, dest)
 
-    def _add_urls(self, state: _State, ins: Instruction, urls: list[str], dest: str, checksum: str = "") -> None:
-        import tempfile
-
-        from .context import download
-
-        if not all("://" in u for u in urls):
-            raise InvalidArgument("ADD: mixing URLs and local sources is not supported by this builder")
-        with tempfile.TemporaryDirectory(prefix="dockyard-add-") as tmp:
-            names = [download(u, Path(tmp)) for u in urls]
-            if checksum:
-                from .context import _file_sha
-
-                got = "sha256:" + _file_sha(os.path.join(tmp, names[0]))
-                if got != checksum:
-                    raise InvalidArgument(f"digest mismatch {checksum}: {got}")
-            saved, self.context = self.context, SourceRoot(Path(tmp))
-            try:
-                self._copy_words(state, ins, names, dest, extract=False)
-            finally:
-                self.context = saved
-
     def _copy_words(self, state: _State, ins: Instruction, srcs: list[str], dest: str,
-                    extract: bool = True) -> None:
+                    extract: bool = True, source_keys: dict[str, str] | None = None) -> None:
+        """COPY/ADD of `srcs` from the current source root; `source_keys` (path -> key)
+        stands in for the content digest in the cache key (Git sources: the commit)."""
         env = state.expand_env()
         chown = process_word(ins.flag("chown") or "", env, self.escape)
         chmod_txt = process_word(ins.flag("chmod") or "", env, self.escape)
@@ -397,9 +390,15 @@ class Builder:
                 plan = plan_copy(root, srcs, dest, cfg.get("WorkingDir") or "/", ins.cmd,
                                  extract_archives=extract and ins.cmd == "ADD")
             chown_comment = f"--chown={chown}" if chown else ""
-            created_by = steps.nop1(cfg, f"{ins.cmd} {chown_comment}{plan.source_hash} in {dest} ")
+            files, digest, source_hash = plan.files, plan.digest, plan.source_hash
+            if source_keys:  # the history names the source by its key, not its checkout's bytes
+                files, digest = source_keys, "|".join(f"{k}={v}" for k, v in sorted(source_keys.items()))
+                import hashlib
+
+                source_hash = f"{source_hash.split(':')[0]}:{hashlib.sha256(digest.encode()).hexdigest()}"
+            created_by = steps.nop1(cfg, f"{ins.cmd} {chown_comment}{source_hash} in {dest} ")
             checksum = process_word(ins.flag("checksum") or "", env, self.escape)
-            inputs = self._inputs(state, ins, created_by, plan.files, plan.digest,
+            inputs = self._inputs(state, ins, created_by, files, digest,
                                   extra=f"chmod={chmod_txt}" + (f"|checksum={checksum}" if checksum else ""))
             parent = state.image
             req = CopyRequest(plan.entries, chown, chmod)
@@ -464,6 +463,7 @@ class Builder:
                 self.log(" ---> Using cache")
                 self.log(" ---> CACHED")
                 self.log(f" ---> {_short(hit)}")
+                self.trace.append((inputs.key(parent_id.split(":", 1)[-1] if parent_id else "scratch"), hit))
                 return
             if hit:
                 self.cache.forget(parent_id, inputs)
@@ -474,6 +474,7 @@ class Builder:
                                       state.rebuilt)
             self.log(f" ---> Cache miss: {reason}")
         state.rebuilt = True
+        self.all_cached = False
         diff_id = action() if action is not None else None
         doc = copy.deepcopy(state.doc)
         created = self._created()

@@ -10,6 +10,9 @@
 * ``type=tmpfs``: ``size``.
 * ``type=secret``: ``id`` (default the target's base name), ``target`` (default
   ``/run/secrets/<id>``), ``required``, ``mode`` (0400), ``uid``/``gid``.
+* ``type=ssh``: ``id`` (default ``default``), ``target`` (default
+  ``/run/buildkit/ssh_agent.N``, N counting the step's ssh mounts), ``required``, ``mode``
+  (0600), ``uid``/``gid``: an agent socket forwarded from ``build --ssh`` (`build.ssh`).
 
 `RunMount.key` is what goes into the RUN step's cache key: the options, never a secret's
 content.
@@ -94,8 +97,6 @@ def parse_mount(value: str) -> RunMount:
             kind = v.lower()
     if kind not in TYPES:
         raise InvalidArgument(f"unsupported mount type {kind!r}")
-    if kind == "ssh":
-        raise InvalidArgument("RUN --mount=type=ssh is not supported by this builder (no SSH agent forwarding)")
     target = source = from_ = mid = ""
     ro: bool | None = None
     sharing = "shared"
@@ -140,7 +141,11 @@ def parse_mount(value: str) -> RunMount:
             raise InvalidArgument("secret mount: id or target is required")
         mid = mid or posixpath.basename(target)
         target = target or f"/run/secrets/{mid}"
-    if not target:
+    if kind == "ssh":  # the target defaults to /run/buildkit/ssh_agent.N (`runmount.parse_all`)
+        mid = mid or "default"
+        mode = 0o600 if mode is None else mode
+        ro = True
+    if not target and kind != "ssh":
         raise InvalidArgument("mount target not specified")
     if kind == "tmpfs" and (source or from_):
         raise InvalidArgument("tmpfs mounts take no source or from")
@@ -204,15 +209,30 @@ def parse_secret_flag(value: str) -> tuple[str, str]:
     return sid, src
 
 
+def is_git_url(src: str) -> bool:
+    """BuildKit's test for a Git source in ADD (`gitutil.IsGitTransport` and the ``.git``
+    suffix): git@host:path, git://, ssh://, or an http(s) URL whose path ends in .git."""
+    if src.startswith(("git@", "git://", "ssh://")):
+        return True
+    if src.startswith(("http://", "https://")):
+        path = src.split("#", 1)[0].rstrip("/")
+        return path.endswith(".git")
+    return False
+
+
 def check_checksum(value: str, sources: list[str]) -> str:
     """ADD --checksum: BuildKit's rules (one source, an HTTP(S) or Git URL) and go-digest's
-    format checks; returns the digest."""
+    format checks (sha256, sha384, sha512); returns the digest. For a Git source the
+    checksum is the commit it must resolve to (hex, the full hash or a prefix of it)."""
     if len(sources) != 1:
         raise InvalidArgument("checksum can't be specified for multiple sources")
     src = sources[0]
-    is_git = src.startswith("git@") or src.startswith("git://") or src.endswith(".git")
-    if not (src.startswith("http://") or src.startswith("https://") or is_git):
+    if not (src.startswith("http://") or src.startswith("https://") or is_git_url(src)):
         raise InvalidArgument("checksum requires HTTP(S) or Git sources")
+    if is_git_url(src):
+        if not value or len(value) > 64 or any(c not in "0123456789abcdef" for c in value):
+            raise InvalidArgument(f"invalid checksum {value!r} for a Git source: expected a commit hash")
+        return value
     algo, sep, hexpart = value.partition(":")
     if not sep or not algo or not hexpart:
         raise InvalidArgument("invalid checksum digest format")
@@ -223,6 +243,4 @@ def check_checksum(value: str, sources: list[str]) -> str:
         raise InvalidArgument("invalid checksum digest length")
     if any(c not in "0123456789abcdef" for c in hexpart):
         raise InvalidArgument("invalid checksum digest format")
-    if algo != "sha256":
-        raise InvalidArgument(f"ADD --checksum: {algo} is not supported by this builder yet (sha256 only)")
     return value

@@ -40,14 +40,26 @@ def parse_all(b: "Builder", state: StageState, ins: "Instruction", workdir: str)
         if k != "mount":
             continue
         m = parse_mount(process_word(v, env, b.escape))
+        if m.type == "ssh" and not m.target:
+            m = replace(m, target=f"/run/buildkit/ssh_agent.{sum(1 for x in out if x.type == 'ssh')}")
         m = replace(m, target=absolute_target(m.target, workdir))
         if m.target in seen:
             raise InvalidArgument(f"duplicate mount target {m.target}")
         seen.add(m.target)
         if m.type == "secret" and m.id not in b.opts.secrets and m.required:
             raise InvalidArgument(f"secret {m.id} not found (pass it with --secret id={m.id},src=FILE)")
+        if m.type == "ssh" and m.id not in b.opts.ssh and m.required:
+            raise InvalidArgument(f"no SSH key {m.id!r} forwarded from the client (pass it with --ssh {m.id})")
         out.append(m)
     return out
+
+
+def ssh_auth_sock(b: "Builder", mounts: list[RunMount]) -> str | None:
+    """The target of the step's first forwarded ssh mount (BuildKit's SSH_AUTH_SOCK)."""
+    for m in mounts:
+        if m.type == "ssh" and m.id in b.opts.ssh:
+            return m.target
+    return None
 
 
 def _from_image_id(b: "Builder", state: StageState, ref: str) -> str:
@@ -89,6 +101,10 @@ def resolved(b: "Builder", state: StageState, mounts: list[RunMount]) -> Iterato
         for m in mounts:
             if m.type == "tmpfs":
                 out.append(MountRequest("tmpfs", m.target, read_only=False, size=m.size))
+            elif m.type == "ssh":
+                if m.id in b.opts.ssh:  # not required and not forwarded: no mount, as BuildKit
+                    out.append(MountRequest("ssh", m.target, b.opts.ssh[m.id], True, m.id, mode=m.mode,
+                                            uid=m.uid, gid=m.gid))
             elif m.type == "secret":
                 src = b.opts.secrets.get(m.id)
                 if src is None:

@@ -7,18 +7,20 @@ SOURCE_DATE_EPOCH (environment or --build-arg) clamps created times and file mti
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import stat
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import _util
 from ..errors import InvalidArgument
 from .args import Parser, engine
+
+if TYPE_CHECKING:
+    from ..engine.core import Engine
 
 
 def _parser() -> Parser:
@@ -39,6 +41,8 @@ def _parser() -> Parser:
     p.add_argument("--platform", help="Set platform if server is multi-platform capable")
     p.add_argument("--secret", action="append", default=[],
                    help='Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")')
+    p.add_argument("--ssh", action="append", default=[],
+                   help='SSH agent socket or keys to expose to the build (format: default|<id>[=<socket>|<key>[,<key>]])')
     p.add_argument("context")
     return p
 
@@ -53,6 +57,9 @@ def _is_tar(data: bytes) -> bool:
 def _context(ctx: str, dfile: str | None) -> Iterator[tuple[Path, str]]:
     """(context dir, Dockerfile text) for CONTEXT and -f."""
     if ctx == "-":
+        import tarfile
+        import tempfile
+
         data = sys.stdin.buffer.read()
         with tempfile.TemporaryDirectory(prefix="dockyard-build-") as tmp:
             if _is_tar(data):
@@ -138,15 +145,6 @@ def cmd_build(argv: list[str]) -> int:
     network = "default" if ns.network == "bridge" else ns.network
     if ns.progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
         raise InvalidArgument(f"invalid progress mode {ns.progress!r}")
-    from ..images.refs import parse_reference
-
-    for t in ns.tag:
-        try:
-            ref = parse_reference(t)
-        except InvalidArgument:
-            raise InvalidArgument(f'invalid argument "{t}" for "-t, --tag" flag: invalid reference format') from None
-        if ref.digest is not None:
-            raise InvalidArgument(f'invalid argument "{t}" for "-t, --tag" flag: invalid reference format')
     if ns.context == "-" and ns.file == "-":
         raise InvalidArgument("invalid argument: can't use stdin for both build context and dockerfile")
     build_args = _build_args(ns.build_arg)
@@ -158,14 +156,121 @@ def cmd_build(argv: list[str]) -> int:
         except ValueError:
             raise InvalidArgument(f"invalid SOURCE_DATE_EPOCH: {epoch_txt!r}") from None
 
+    eng = engine()
+    memo_key = _memo_key(ns, build_args, network, epoch)
+    if memo_key is not None and _from_memo(eng, ns, memo_key):  # its tags were checked when it was made
+        return 0
+    from ..images.refs import parse_reference
+
+    for t in ns.tag:
+        try:
+            ref = parse_reference(t)
+        except InvalidArgument:
+            raise InvalidArgument(f'invalid argument "{t}" for "-t, --tag" flag: invalid reference format') from None
+        if ref.digest is not None:
+            raise InvalidArgument(f'invalid argument "{t}" for "-t, --tag" flag: invalid reference format')
+    secrets: dict[str, str] = {}
+    if ns.secret:
+        from ..build.mounts import parse_secret_flag
+
+        for item in ns.secret:
+            sid, src = parse_secret_flag(item)
+            if not os.path.isfile(src):
+                raise InvalidArgument(f"failed to stat secret {sid}: {src}: no such file")
+            secrets[sid] = os.path.abspath(src)
+    if not ns.ssh:
+        return _build(eng, ns, build_args, secrets, {}, network, epoch, memo_key)
+    from ..build.ssh import agents, parse_ssh_flag
+
+    with agents(dict(parse_ssh_flag(v) for v in ns.ssh)) as ssh:
+        return _build(eng, ns, build_args, secrets, ssh, network, epoch, None)
+
+
+def _memo_key(ns: argparse.Namespace, build_args: dict[str, str], network: str, epoch: int | None) -> str | None:
+    """The `build.memo` key of this build, or None when it may not use the fast path."""
+    if ns.no_cache or ns.secret or ns.ssh or ns.pull or ns.context == "-" or ns.file == "-":
+        return None
+    from ..build import memo
+
+    context = os.path.realpath(ns.context)
+    dfile = os.path.abspath(ns.file) if ns.file else os.path.join(context, "Dockerfile")
+    try:
+        with open(dfile, "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    if not os.path.isdir(context):
+        return None
+    options = {"args": build_args, "target": ns.target, "labels": ns.label, "network": network, "epoch": epoch,
+               "platform": ns.platform or ""}
+    ns.memo_dockerfile = text  # a build records only if it ran these very bytes
+    return memo.build_key(text, dfile, context, options, [f"{dfile}.dockerignore"] if ns.file else [])
+
+
+def _from_memo(eng: "Engine", ns: argparse.Namespace, key: str) -> bool:
+    """Answer the build from its `build.memo` record, if that still holds."""
+    from ..build import memo
+
+    context = os.path.realpath(ns.context)
+    rec = memo.lookup(eng.paths.root, key, context)
+    if rec is None or not all(t in (rec.get("tags") or {}) for t in ns.tag):
+        return False  # tags it has not seen are checked, and made, by the full path
+    from ..engine import buildrun
+
+    image_id = str(rec["image"])
+    if not ns.quiet:
+        root = Path(ns.context)
+        matcher = buildrun.ignore_matcher(root, Path(ns.file) if ns.file else None)
+        size = _context_size(root, matcher.excluded if matcher else lambda _r: False,
+                             prune=matcher is not None and not matcher.has_exclusions)
+        lines = [f"Sending build context to Docker daemon  {_util.human_size(size)}", *rec["log"]]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    familiar = memo.tagged(eng.paths.root, rec, ns.tag)
+    if familiar is not None:  # as they are: only Docker's "tag" events
+        from ..engine import events
+
+        for t in ns.tag:
+            events.emit(eng, "image", "tag", image_id, {**(rec.get("labels") or {}), "name": familiar[t]})
+    else:
+        from ..engine.imageops import tag
+        from ..images.refs import parse_reference
+
+        familiar = {}
+        for t in ns.tag:
+            tag(eng, image_id, t)
+            familiar[t] = parse_reference(t).familiar()
+    _finish(ns, image_id, familiar)
+    return True
+
+
+def _finish(ns: argparse.Namespace, image_id: str, familiar: dict[str, str]) -> None:
+    """--iidfile, then the ID (-q) or Docker's closing lines; `familiar`: tag -> its
+    familiar form."""
+    if ns.iidfile:
+        Path(ns.iidfile).write_text(image_id)
+    if ns.quiet:
+        print(image_id)
+        return
+    lines = [f"Successfully built {image_id.split(':', 1)[-1][:12]}"]
+    lines += [f"Successfully tagged {familiar[t]}" for t in ns.tag]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def _build(eng: "Engine", ns: argparse.Namespace, build_args: dict[str, str], secrets: dict[str, str],
+           ssh: dict[str, str], network: str, epoch: int | None, memo_key: str | None) -> int:
     from ..build.executor import BuildOptions
     from ..build.parser import parse
     from ..engine import buildrun
+    from ..images.refs import parse_reference
 
     quiet = ns.quiet
     out = sys.stdout
+    logged: list[str] = []
 
     def log(line: str) -> None:
+        logged.append(line)
         if not quiet:
             out.write(line + "\n")
             out.flush()
@@ -176,16 +281,7 @@ def cmd_build(argv: list[str]) -> int:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
 
-    from ..build.mounts import parse_secret_flag
-
-    secrets: dict[str, str] = {}
-    for item in ns.secret:
-        sid, src = parse_secret_flag(item)
-        if not os.path.isfile(src):
-            raise InvalidArgument(f"failed to stat secret {sid}: {src}: no such file")
-        secrets[sid] = os.path.abspath(src)
-    eng = engine()
-    opts = BuildOptions(secrets=secrets, build_args=build_args, target=ns.target, no_cache=ns.no_cache,
+    opts = BuildOptions(secrets=secrets, ssh=ssh, build_args=build_args, target=ns.target, no_cache=ns.no_cache,
                         labels=_labels(ns.label), network=network, source_date_epoch=epoch, quiet=quiet)
     with _context(ns.context, ns.file) as (root, text):
         df = parse(text)
@@ -196,13 +292,38 @@ def cmd_build(argv: list[str]) -> int:
             size = _context_size(root, matcher.excluded if matcher else lambda _r: False,
                                  prune=matcher is not None and not matcher.has_exclusions)
             log(f"Sending build context to Docker daemon  {_util.human_size(size)}")
-        image_id = buildrun.build(eng, root, df, opts, matcher, log, output, ns.tag, pull=ns.pull)
-    if ns.iidfile:
-        Path(ns.iidfile).write_text(image_id)
-    if quiet:
-        print(image_id)
+        logged.clear()
+        from ..build import memo
+
+        fingerprint = memo.fingerprint(str(root.resolve())) if memo_key is not None else ""
+        trace: dict[str, Any] = {}
+        image_id = buildrun.build(eng, root, df, opts, matcher, log, output, ns.tag, trace, pull=ns.pull)
+    same_text = text.encode("utf-8", "surrogateescape") == getattr(ns, "memo_dockerfile", None)
+    if memo_key is not None and same_text and trace.get("all_cached") and not trace.get("remote"):
+        labels = (eng.images.get(image_id).config.get("config") or {}).get("Labels") or {}
+        memo.record(eng.paths.root, memo_key, fingerprint, image_id, trace["steps"], trace["refs"], logged,
+                    ns.tag, labels)
+    _finish(ns, image_id, {t: parse_reference(t).familiar() for t in ns.tag})
+    return 0
+
+
+def cmd_builder_prune(argv: list[str]) -> int:
+    """`builder prune`: Docker's output ("Deleted build cache objects:", then the total)."""
+    p = Parser("builder prune", usage="dockyard builder prune", description="Remove build cache")
+    p.add_argument("-a", "--all", action="store_true", help="Remove all unused build cache, not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    ns = p.parse_args(argv)
+    from .args import confirm
+
+    if not ns.force and not confirm("all build cache" if ns.all else "all dangling build cache"):
         return 0
-    log(f"Successfully built {image_id.split(':', 1)[-1][:12]}")
-    for t in ns.tag:
-        log(f"Successfully tagged {parse_reference(t).familiar()}")
+    from ..build.prune import prune_build_cache
+
+    eng = engine()
+    report = prune_build_cache(eng.paths.root / "build", ns.all, eng.images.exists)
+    if report.deleted:
+        print("Deleted build cache objects:")
+        print("\n".join(report.deleted))
+        print()
+    print(f"Total reclaimed space: {_util.human_size(report.reclaimed)}")
     return 0

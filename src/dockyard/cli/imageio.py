@@ -71,6 +71,15 @@ def cmd_history(argv: list[str]) -> int:
     return 0
 
 
+def _platform(spec: str | None) -> "tuple[str, str, str | None] | None":
+    """--platform os/arch[/variant], as `pull --platform` reads it; None when not given."""
+    if not spec:
+        return None
+    from ..engine.distmeta import parse_platform
+
+    return parse_platform(spec)
+
+
 def cmd_save(argv: list[str]) -> int:
     p = Parser("save", usage="dockyard save [OPTIONS] IMAGE [IMAGE...]",
                description="Save one or more images to a tar archive (streamed to STDOUT by default)")
@@ -80,12 +89,13 @@ def cmd_save(argv: list[str]) -> int:
     ns = p.parse_args(argv)
     from ..engine.imageops import save
 
+    plat = _platform(ns.platform)
     eng = engine()
     if not ns.output:
         if sys.stdout.isatty():
             raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
         sys.stdout.flush()
-        save(eng, ns.images, sys.stdout.buffer)
+        save(eng, ns.images, sys.stdout.buffer, plat)
         sys.stdout.buffer.flush()
         return 0
     target = os.path.abspath(ns.output)
@@ -97,7 +107,7 @@ def cmd_save(argv: list[str]) -> int:
     tmp = os.path.join(os.path.dirname(target) or ".", f".{os.path.basename(target)}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            save(eng, ns.images, f)
+            save(eng, ns.images, f, plat)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -117,6 +127,7 @@ def cmd_load(argv: list[str]) -> int:
     ns = p.parse_args(argv)
     from ..engine.imageops import load
 
+    plat = _platform(ns.platform)
     eng = engine()
 
     def say(line: str) -> None:
@@ -128,11 +139,11 @@ def cmd_load(argv: list[str]) -> int:
         except OSError as e:
             raise InvalidArgument(f"open {ns.input}: {(e.strerror or str(e)).lower()}") from None
         with f:
-            load(eng, f, say)
+            load(eng, f, say, plat)
         return 0
     if sys.stdin.isatty():
         raise InvalidArgument("requested load from stdin, but stdin is empty")
-    load(eng, sys.stdin.buffer, say)
+    load(eng, sys.stdin.buffer, say, plat)
     return 0
 
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "network-disconnect": "network:cmd_network_disconnect", "port": "network:cmd_port",
     "info": "system:cmd_info", "version": "system:cmd_version", "system-_exited": "system:cmd_exited",
 }
+COMMANDS["builder-prune"] = "build:cmd_builder_prune"
 # volumes (cli/volumes.py): `volume create|ls|inspect|rm|prune`
 COMMANDS["volume"] = "volumes:cmd_volume"
 # the Engine API server (cli/serve.py)
@@ -52,6 +53,7 @@ for _c in ("create", "ls", "inspect", "rm", "prune", "connect", "disconnect"):
 SUBCOMMANDS[("network", "list")] = "network-ls"
 SUBCOMMANDS[("network", "remove")] = "network-rm"
 SUBCOMMANDS[("container", "port")] = "port"
+SUBCOMMANDS[("builder", "prune")] = "builder-prune"
 SUBCOMMANDS.update({("image", "pull"): "pull", ("image", "push"): "push", ("manifest", "inspect"): "manifest-inspect"})
 for _c in ("run", "create", "start", "stop", "kill", "restart", "wait", "pause", "unpause", "rename", "logs",
            "top", "stats", "attach", "exec", "cp", "diff", "export", "commit"):

@@ -58,6 +58,8 @@ class EngineBackend:
         #: COPY --from, RUN --mount from=) once per build before using it, as Docker does
         self.pull = pull
         self._pulled: set[str] = set()
+        self.resolved: dict[str, str] = {}  # every image reference `base` resolved -> image ID
+        self._unsynced = False  # step images written without fsync since the last `sync`
 
     # ---- images ------------------------------------------------------------------------
 
@@ -74,27 +76,51 @@ class EngineBackend:
             pull(self.engine, ref, None, False, NullProgress())
             self._pulled.add(ref)
         try:
-            return self._base_of(self.engine.images.resolve(ref))
+            image = self.engine.images.resolve(ref)
         except NotFound:
             if ref.startswith("sha256:"):
                 raise
 
-        pull(self.engine, ref, None, False, NullProgress())  # FROM an image not here yet
-        return self._base_of(self.engine.images.resolve(ref))
+            pull(self.engine, ref, None, False, NullProgress())  # FROM an image not here yet
+            image = self.engine.images.resolve(ref)
+        self.resolved[ref] = image.id
+        return self._base_of(image)
 
     def get_image(self, image_id: str) -> BaseImage:
-        return self._base_of(self.engine.images.get(image_id))
+        """The image's ID, config and top chain ID, from its config alone (no size, no
+        references: `ImageStore.get` would read every layer of the chain for those)."""
+        import json
+
+        from ..images.layers import chain_ids
+
+        images = self.engine.images
+        config = json.loads(images.raw_config(image_id))
+        diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
+        return BaseImage("sha256:" + image_id.split(":", 1)[-1], config, chain_ids(diff_ids)[-1] if diff_ids else None)
 
     def image_exists(self, image_id: str) -> bool:
         return self.engine.images.exists(image_id)
 
     def create_image(self, config: dict[str, Any], parent_id: str | None) -> str:
+        """Store a step's image; not synced here (one `sync` when the build is done: an
+        fsync per step cost more than the step itself on a busy disk)."""
         images = self.engine.images
+        self._unsynced = True
         with store_lock(self.engine.paths):
-            image_id = images.create_image(config)
+            image_id = images.create_image(config, durable=False)
             if parent_id:
-                images.set_parent(image_id, parent_id)
+                images.set_parent(image_id, parent_id, durable=False)
         return image_id
+
+    def sync(self) -> None:
+        """Make what the build stored durable (before it is tagged); nothing to do when
+        every step was a cache hit."""
+        if not self._unsynced:
+            return
+        from ..images._mount import syncfs
+
+        syncfs(self.engine.paths.root)
+        self._unsynced = False
 
     def tag(self, image_id: str, ref: str) -> None:
         self.engine.images.tag(image_id, ref)
@@ -102,7 +128,15 @@ class EngineBackend:
     # ---- layers ------------------------------------------------------------------------
 
     def _register(self, upper: Path, lowers: list[Path], parent_top: str | None,
-                  mtime_clamp: int | None) -> str | None:
+                  mtime_clamp: int | None, merged: Path | None = None) -> str | None:
+        """The layer of a step's upper dir (None if it changes nothing). The upper dir is
+        moved into the store (`buildlayer.adopt_upper`) when it is not mounted and on the
+        store's file system; otherwise its tar is written and registered, as `commit` does."""
+        home = self.engine.layers.home
+        if (merged is None or not os.path.ismount(merged)) and upper.stat().st_dev == home.stat().st_dev:
+            from .buildlayer import adopt_upper
+
+            return adopt_upper(self.engine.layers, upper, parent_top, mtime_clamp)
         tmp = self.engine.paths.tmp
         tmp.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=tmp) as f:
@@ -161,7 +195,7 @@ class EngineBackend:
             p = eng.layers.rw_paths(c.id)
             _remove_stubs(p.upper, stubs)
             with _without_bind_mounted(eng, p.upper) as upper:
-                diff_id = self._register(upper, list(p.lower_dirs), parent.top_chain_id, mtime_clamp)
+                diff_id = self._register(upper, list(p.lower_dirs), parent.top_chain_id, mtime_clamp, p.merged)
             return LayerResult(diff_id, 0)
         finally:
             self._remove_container(c.id)
@@ -175,6 +209,12 @@ class EngineBackend:
             if m.size:
                 item["TmpfsOptions"] = {"SizeBytes": m.size}
             return item
+        if m.type == "ssh":
+            from ..build.ssh import proxy
+
+            base = str(self.engine.paths.runroot / "build-ssh")
+            source = stack.enter_context(proxy(m.source, base, m.uid, m.gid, 0o600 if m.mode is None else m.mode))
+            return {"Type": "bind", "Source": source, "Target": m.target, "ReadOnly": False}
         if m.type == "secret":
             source = self._secret_file(stack, m)
         elif m.type == "cache":
@@ -207,9 +247,13 @@ class EngineBackend:
         if name.startswith("."):  # never "..", nor a name of the lock and temp files here
             name = "%2E" + name[1:]
         path = base / name
-        if m.sharing in ("locked", "private"):
-            fd = os.open(str(base / f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-            stack.callback(os.close, fd)
+        # shared users hold the lock shared, locked/private ones exclusively; `builder prune`
+        # takes it exclusively, without waiting, so it never removes a mounted cache
+        fd = os.open(str(base / f".{name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        stack.callback(os.close, fd)
+        if m.sharing == "shared":
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        else:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if m.sharing == "private" else 0))
             except BlockingIOError:  # private and in use: a new instance, for this step only
@@ -297,7 +341,7 @@ class EngineBackend:
             _write_entries(merged, req, owner)
             self.engine.layers.unmount_rw(lid)
             p = self.engine.layers.rw_paths(lid)
-            diff_id = self._register(p.upper, list(p.lower_dirs), top, mtime_clamp)
+            diff_id = self._register(p.upper, list(p.lower_dirs), top, mtime_clamp, p.merged)
         return LayerResult(diff_id, 0)
 
 
@@ -379,6 +423,36 @@ def _mkdirs(root: Path, dest: str, owner: tuple[int, int]) -> str:
     return secure_join(str(root), dest)
 
 
+def _dir_of(root: Path, norm: str, owner: tuple[int, int], known: dict[str, str]) -> str:
+    """`_mkdirs` of the normalised image path `norm`, remembering the directories it has
+    made or checked in `known` (image path -> host path), so the parents of a tree's files
+    are resolved once, not once per file per component."""
+    if norm in known:
+        return known[norm]
+    parent, name = posixpath.split(norm)
+    if not name:
+        return _mkdirs(root, norm, owner)
+    cand = os.path.join(_dir_of(root, parent, owner, known), name)
+    try:
+        st = os.lstat(cand)
+    except FileNotFoundError:
+        os.mkdir(cand, 0o755)
+        os.chown(cand, *owner)
+        known[norm] = cand
+        return cand
+    if stat.S_ISDIR(st.st_mode):
+        known[norm] = cand
+        return cand
+    if stat.S_ISLNK(st.st_mode):  # followed inside the root, as `_mkdirs` does; not remembered
+        return _mkdirs(root, norm, owner)
+    raise InvalidArgument(f"cannot copy to {norm}: {norm} is not a directory")
+
+
+def _forget(known: dict[str, str], norm: str) -> None:
+    for k in [k for k in known if k == norm or k.startswith(norm.rstrip("/") + "/")]:
+        del known[k]
+
+
 def _makedirs_below(root: str, host: str, owner: tuple[int, int]) -> None:
     """mkdir -p of `host` (already resolved inside `root`), new directories 0755 `owner`."""
     cur = root
@@ -391,9 +465,10 @@ def _makedirs_below(root: str, host: str, owner: tuple[int, int]) -> None:
 
 def _write_entries(root: Path, req: CopyRequest, owner: tuple[int, int]) -> None:
     dir_times: list[tuple[str, float]] = []
+    known: dict[str, str] = {}
     for e in req.entries:
         try:
-            _write_entry(root, e, req, owner, dir_times)
+            _write_entry(root, e, req, owner, dir_times, known)
         except OSError as err:
             raise DockyardError(f"copying to {e.dest}: {err.strerror or err}") from None
     for host, mtime in reversed(dir_times):
@@ -401,13 +476,13 @@ def _write_entries(root: Path, req: CopyRequest, owner: tuple[int, int]) -> None
 
 
 def _write_entry(root: Path, e: CopyEntry, req: CopyRequest, owner: tuple[int, int],
-                 dir_times: list[tuple[str, float]]) -> None:
+                 dir_times: list[tuple[str, float]], known: dict[str, str]) -> None:
     if not req.chown and e.owner is not None:
         owner = e.owner
     if e.kind is EntryKind.DIR:
-        host = _host_path(root, e.dest)
-        existed = os.path.isdir(host)
-        host = _mkdirs(root, e.dest, owner)
+        norm = posixpath.normpath("/" + e.dest)
+        existed = norm in known or os.path.isdir(_host_path(root, e.dest))
+        host = _dir_of(root, norm, owner, known)
         if not existed or e.mode is not None or req.chmod is not None:
             mode = req.chmod if req.chmod is not None else (e.mode if e.mode is not None else 0o755)
             os.chmod(host, mode)
@@ -417,12 +492,14 @@ def _write_entry(root: Path, e: CopyEntry, req: CopyRequest, owner: tuple[int, i
         return
     if e.kind is EntryKind.TAR:
         host = _mkdirs(root, e.dest, owner)
+        known.clear()  # the archive may put anything below
         with open(e.source, "rb") as f:
             extract_tree_tar(f, Path(host), chown=owner if req.chown else None)
         return
-    parent = posixpath.dirname(posixpath.normpath("/" + e.dest))
-    _mkdirs(root, parent, (0, 0))
-    host = _host_path(root, e.dest)
+    norm = posixpath.normpath("/" + e.dest)
+    parent, name = posixpath.split(norm)
+    host = os.path.join(_dir_of(root, parent, (0, 0), known), name) if name else _host_path(root, e.dest)
+    _forget(known, norm)  # whatever was there is replaced
     if e.into_existing_dir:
         resolved = secure_join(str(root), e.dest)  # a symlink to a directory counts, inside root
         if os.path.isdir(resolved) and not os.path.islink(resolved):

@@ -7,9 +7,8 @@ tar body (`extract_context`). Both then call `ignore_matcher` and `build`.
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable
 
 from ..errors import InvalidArgument
 from .core import Engine
@@ -38,6 +37,8 @@ def extract_context(stream: IO[bytes], dest: Path) -> None:
     The docker CLI's context with a Dockerfile from outside it ends right after the last
     file's data (no padding, no end-of-archive blocks); Docker reads that as the end, and so
     does this. A member whose data is cut short is still an error."""
+    import tarfile
+
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tf:
             count = 0
@@ -68,9 +69,11 @@ def read_dockerfile(root: Path, name: str) -> str:
 
 def build(engine: Engine, root: Path, text: "str | Dockerfile", opts: "BuildOptions", matcher: "Matcher | None",
           log: Callable[[str], None], output: Callable[[bytes], None], tags: list[str] | None = None,
-          pull: bool = False) -> str:
+          trace: dict[str, Any] | None = None, pull: bool = False) -> str:
     """Build `text` (or its parse) with `root` as the context; tag the result with `tags`;
-    return its image ID. `pull`: pull the images it names (FROM …) first, as `--pull`."""
+    return its image ID. `trace`, if given, gets what `build.memo` records: "steps"
+    (step key, image), "refs" (image reference -> ID), "all_cached" and "remote".
+    `pull`: pull the images it names (FROM …) first, as `--pull`."""
     from ..build.cache import BuildCache
     from ..build.context import SourceRoot
     from ..build.executor import Builder
@@ -80,7 +83,17 @@ def build(engine: Engine, root: Path, text: "str | Dockerfile", opts: "BuildOpti
     df = parse(text) if isinstance(text, str) else text
     cache = BuildCache(engine.paths.root / "build" / "cache")
     builder = Builder(EngineBackend(engine, pull), cache, SourceRoot(root.absolute(), matcher), opts, log, output)
-    image_id = builder.build(df)
+    from ..build.context import remembered_hashes
+
+    backend = builder.backend
+    try:
+        with remembered_hashes(engine.paths.root / "build" / "cache" / "filehashes.json", root.absolute()):
+            image_id = builder.build(df)
+    finally:
+        backend.sync()  # type: ignore[attr-defined]  # the step images, also those of a failed build
+    if trace is not None:
+        trace.update(steps=builder.trace, all_cached=builder.all_cached, remote=builder.remote,
+                     refs=dict(builder.backend.resolved))  # type: ignore[attr-defined]
     from .imageops import tag
 
     for t in tags or []:

@@ -294,21 +294,23 @@ def import_tar(engine: Engine, stream: BinaryIO, ref: str | None, changes: list[
     return image_id
 
 
-def load(engine: Engine, stream: BinaryIO, say: Callable[[str], None]) -> list[str]:
+def load(engine: Engine, stream: BinaryIO, say: Callable[[str], None],
+         platform: tuple[str, str, str | None] | None = None) -> list[str]:
     """`docker load`; returns the loaded image IDs. Event: image load (per image)."""
     from ..images.archive_load import load as load_archive
 
-    ids = load_archive(engine.images, stream, say)
+    ids = load_archive(engine.images, stream, say, platform)
     for image_id in ids:
         events.emit(engine, "image", "load", image_id, _image_attrs(engine, image_id, image_id))
     return ids
 
 
-def save(engine: Engine, names: list[str], out: BinaryIO) -> None:
+def save(engine: Engine, names: list[str], out: BinaryIO,
+         platform: tuple[str, str, str | None] | None = None) -> None:
     """`docker save` of `names` as one tar on `out`. Event: image save (per name)."""
     from ..images.archive import save as save_archive
 
-    save_archive(engine.images, names, out)
+    save_archive(engine.images, names, out, platform)
     for name in names:
         try:
             image_id = engine.images.resolve(name).id

@@ -177,9 +177,22 @@ def index_entries(manifest: Blob, tags: tuple[Reference, ...]) -> list[dict[str,
             for t in tags]
 
 
-def save(store: ImageStore, names: list[str], out: BinaryIO) -> None:
-    """Write the images `names` resolve to as one tar on `out` (see the module doc)."""
+def save(store: ImageStore, names: list[str], out: BinaryIO,
+         platform: tuple[str, str, str | None] | None = None) -> None:
+    """Write the images `names` resolve to as one tar on `out` (see the module doc).
+    With `platform` (``save --platform``), every image must be for that platform (images
+    here are single-platform), else NotFound names the first that is not."""
     items = select(store, names)
+    if platform is not None:
+        from .archive_load import platform_matches
+
+        want = "/".join(p for p in platform if p)
+        for item in items:
+            doc = json.loads(item.config)
+            if not platform_matches(doc, platform):
+                have = "/".join(str(doc.get(k)) for k in ("os", "architecture", "variant") if doc.get(k))
+                raise NotFound(f"image {item.image_id.split(':', 1)[-1][:12]} was found but its platform "
+                               f"({have}) does not match the specified platform ({want})")
     w = _Out(out)
     try:
         _save(store, items, w)

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, Callable
 
-from ..errors import DockyardError, InvalidArgument
+from ..errors import DockyardError, InvalidArgument, NotFound
 from .config import host_architecture
 from .layers import chain_id_of
 from .refs import Reference, parse_reference
@@ -113,11 +113,24 @@ def docker_specs(ar: Archive) -> list[ImageSpec]:
     return out
 
 
-def _platform_ok(desc: dict[str, Any]) -> bool:
-    platform = desc.get("platform")
-    if not isinstance(platform, dict):
+Platform = tuple[str, str, "str | None"]  # (os, architecture, variant or None: any)
+
+
+def platform_matches(doc: dict[str, Any], want: Platform | None) -> bool:
+    """Whether an index descriptor's ``platform`` (or an image config's os/architecture/
+    variant) is `want`; None wants this host's (linux, its architecture, any variant).
+    A document that names no platform matches anything."""
+    os_, arch, variant = want if want is not None else ("linux", host_architecture(), None)
+    if not any(k in doc for k in ("os", "architecture")):
         return True
-    return platform.get("os", "linux") == "linux" and platform.get("architecture") in (None, host_architecture())
+    if str(doc.get("os") or "linux") != os_ or str(doc.get("architecture") or arch) != arch:
+        return False
+    return variant is None or not doc.get("variant") or str(doc.get("variant")) == variant
+
+
+def _platform_ok(desc: dict[str, Any], want: Platform | None = None) -> bool:
+    platform = desc.get("platform")
+    return platform_matches(platform, want) if isinstance(platform, dict) else True
 
 
 def _desc_tags(desc: dict[str, Any]) -> list[str]:
@@ -128,7 +141,7 @@ def _desc_tags(desc: dict[str, Any]) -> list[str]:
     return [ref] if ref and (":" in ref or "/" in ref) else []
 
 
-def oci_specs(ar: Archive) -> list[ImageSpec]:
+def oci_specs(ar: Archive, want: Platform | None = None) -> list[ImageSpec]:
     """Images of an OCI layout: index.json → (nested indexes →) manifests → config + layers."""
     found: dict[str, tuple[dict[str, Any], list[str]]] = {}  # manifest digest -> (manifest, tags)
 
@@ -145,7 +158,7 @@ def oci_specs(ar: Archive) -> list[ImageSpec]:
             media = media or doc.get("mediaType")
             names = _desc_tags(desc) or tags
             if media in _INDEXES or (media is None and "manifests" in doc):
-                walk([d for d in doc.get("manifests") or [] if _platform_ok(d)], names, depth + 1)
+                walk([d for d in doc.get("manifests") or [] if _platform_ok(d, want)], names, depth + 1)
             elif media in _MANIFESTS or "config" in doc:
                 entry = found.setdefault(str(desc["digest"]), (doc, []))
                 entry[1].extend(n for n in names if n not in entry[1])
@@ -171,6 +184,14 @@ def _spool(stream: BinaryIO, tmpdir: str) -> contextlib.AbstractContextManager[I
     shutil.copyfileobj(stream, f, 1 << 20)
     f.seek(0)
     return f
+
+
+def _config_doc(spec: ImageSpec) -> dict[str, Any]:
+    try:
+        doc = json.loads(spec.config)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def load_image(store: ImageStore, ar: Archive, spec: ImageSpec) -> str:
@@ -213,17 +234,26 @@ def load_image(store: ImageStore, ar: Archive, spec: ImageSpec) -> str:
         raise
 
 
-def load(store: ImageStore, stream: BinaryIO, say: Callable[[str], None]) -> list[str]:
-    """`docker load`: every image in the archive on `stream`; returns their IDs."""
+def load(store: ImageStore, stream: BinaryIO, say: Callable[[str], None],
+         platform: Platform | None = None) -> list[str]:
+    """`docker load`: every image in the archive on `stream`; returns their IDs. With
+    `platform` (``load --platform``), only the images for it: index entries for other
+    platforms are skipped, and so are images whose config names another; none left is
+    an error."""
     store.paths.tmp.mkdir(parents=True, exist_ok=True)
     with _spool(stream, str(store.paths.tmp)) as f:
         ar = Archive(f)
         if ar.has("manifest.json"):
             specs = docker_specs(ar)
         elif ar.has("index.json"):
-            specs = oci_specs(ar)
+            specs = oci_specs(ar, platform)
         else:
             raise InvalidArgument("invalid archive: it has neither manifest.json nor index.json")
+        if platform is not None:
+            specs = [s for s in specs if platform_matches(_config_doc(s), platform)]
+            if not specs:
+                want = "/".join(p for p in platform if p)
+                raise NotFound(f"the archive has no image for the specified platform ({want})")
         ids: list[str] = []
         for spec in specs:
             image_id = load_image(store, ar, spec)

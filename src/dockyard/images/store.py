@@ -77,11 +77,12 @@ class ImageStore:
 
     # ---- imagedb -----------------------------------------------------------------------
 
-    def create_image(self, config: dict[str, Any]) -> str:
-        """Store an image config (serialised compactly, in the dict's order); return its ID."""
-        return self.create_image_raw(json.dumps(config, separators=(",", ":")).encode())
+    def create_image(self, config: dict[str, Any], durable: bool = True) -> str:
+        """Store an image config (serialised compactly, in the dict's order); return its ID.
+        `durable=False` skips the fsync (the builder syncs the file system once at the end)."""
+        return self.create_image_raw(json.dumps(config, separators=(",", ":")).encode(), durable)
 
-    def create_image_raw(self, data: bytes) -> str:
+    def create_image_raw(self, data: bytes, durable: bool = True) -> str:
         """Store image config bytes exactly as given (pull/load); return "sha256:<hex>".
 
         The layers named by rootfs.diff_ids must already be registered.
@@ -102,7 +103,7 @@ class ImageStore:
         hexid = hashlib.sha256(data).hexdigest()
         path = self.content / hexid
         if not path.exists():
-            atomic_write(path, data, mode=0o600)
+            atomic_write(path, data, mode=0o600, durable=durable)
         return "sha256:" + hexid
 
     def exists(self, image_id: str) -> bool:
@@ -148,8 +149,8 @@ class ImageStore:
         except (FileNotFoundError, NotADirectoryError):
             return ""
 
-    def set_parent(self, image_id: str, parent_id: str) -> None:
-        atomic_write(self.metadata / _hex(image_id) / "parent", parent_id)
+    def set_parent(self, image_id: str, parent_id: str, durable: bool = True) -> None:
+        atomic_write(self.metadata / _hex(image_id) / "parent", parent_id, durable=durable)
 
     def set_last_updated(self, image_id: str) -> None:
         atomic_write(self.metadata / _hex(image_id) / "lastUpdated", now_rfc3339())
@@ -359,10 +360,10 @@ class ImageStore:
         """Release `chain_id` unless an image uses it; returns deleted chain IDs."""
         in_use = set()
         for image_id in self.ids():
-            with contextlib.suppress(NotFound, ValueError):
-                top = self.get(image_id).top_chain_id
-                if top:
-                    in_use.add(top)
+            with contextlib.suppress(NotFound, ValueError, AttributeError):
+                diff_ids = _diff_ids(json.loads(self.raw_config(image_id)))  # not `get`: no sizes, no refs
+                if diff_ids:
+                    in_use.add(chain_ids(diff_ids)[-1])
         return [l.chain_id for l in self.layers.release(chain_id, in_use)]
 
     # ---- inspect -----------------------------------------------------------------------
