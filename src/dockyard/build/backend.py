@@ -10,7 +10,7 @@ None when the step changed nothing (an empty diff adds no layer).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from .._record import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Protocol
 

@@ -18,10 +18,10 @@ import contextlib
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._record import asdict, dataclass, field
 from .._util import atomic_write, locked
 
 #: per parent, the number of child entries kept for explanations

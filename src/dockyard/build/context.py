@@ -22,10 +22,10 @@ import os
 import posixpath
 import stat
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .._record import dataclass, field
 from ..errors import InvalidArgument, NotFound
 from .backend import CopyEntry, EntryKind
 from .ignore import Matcher

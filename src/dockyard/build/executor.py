@@ -14,12 +14,12 @@ import contextlib
 import copy
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import dockerfile as _bk
 
+from .._record import dataclass, field
 from ..errors import DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from ..images.config import container_config, host_architecture, host_variant
 from . import runmount, steps

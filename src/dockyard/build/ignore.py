@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .._record import dataclass
 from ..errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def with_excludes(root: "SourceRoot", pats: list[str], srcs: list[str]) -> "Sour
     to each source directory, added to `root`'s rules."""
     if not pats:
         return root
-    from dataclasses import replace
+    from .._record import replace
 
     lines: list[str] = []
     for p in pats:

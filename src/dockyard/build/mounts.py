@@ -21,8 +21,8 @@ content.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 
+from .._record import dataclass
 from ..errors import InvalidArgument
 
 TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")

@@ -9,10 +9,10 @@ and validation with the line number of the offending instruction.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import dockerfile as _bk
 
+from .._record import dataclass, field
 from ..errors import InvalidArgument
 
 #: instruction -> flags it accepts (values are checked by the builder)

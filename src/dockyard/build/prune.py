@@ -22,10 +22,10 @@ import json
 import os
 import shutil
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .._record import dataclass, field
 from .._util import locked
 
 

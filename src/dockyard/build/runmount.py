@@ -17,9 +17,9 @@ import os
 import posixpath
 import shutil
 import tempfile
-from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator
 
+from .._record import replace
 from ..errors import InvalidArgument, NotFound
 from ..images.shellwords import process_word
 from .backend import MountRequest

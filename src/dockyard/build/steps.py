@@ -12,9 +12,9 @@ from __future__ import annotations
 import copy
 import json
 import posixpath
-from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .._record import dataclass
 from ..errors import InvalidArgument
 from ..images.changes import apply_changes, parse_duration, parse_exposed_port, validate_signal
 from .parser import Instruction, key_values

@@ -22,9 +22,9 @@ import io
 import json
 import tarfile
 import tempfile
-from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
+from .._record import dataclass
 from ..errors import FailedPrecondition, NotFound
 from .layers import Layer
 from .refs import Reference, parse_any, parse_reference

@@ -16,9 +16,9 @@ import re
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, Callable
 
+from .._record import dataclass
 from ..errors import DockyardError, InvalidArgument, NotFound
 from .config import host_architecture
 from .layers import chain_id_of

@@ -14,9 +14,9 @@ import json
 import posixpath
 import re
 import signal
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .._record import dataclass, field
 from ..errors import InvalidArgument
 from ._shlex import env_map, expand, split_words
 

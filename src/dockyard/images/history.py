@@ -3,8 +3,7 @@ disk-usage sums behind `system df` and `image prune`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from .._record import dataclass
 from .._util import parse_rfc3339
 from .store import Image, ImageStore
 

@@ -15,10 +15,10 @@ import os
 import posixpath
 import stat
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from .._record import dataclass
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
 from .tarfs_apply import OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 from .tarfs_tree import OVERLAY_XATTR_PREFIX, PAX_XATTR_PREFIX
