@@ -278,3 +278,54 @@ def test_build_pull_platform_cachefrom(client: Any, made: dict[str, list[str]], 
         assert resp.status_code == 400 and "invalid cachefrom" in resp.json()["message"]
     finally:
         reg.stop()
+
+
+def test_build_pulls_its_base_with_the_x_registry_config_credentials(
+        client: Any, made: dict[str, list[str]], tmp_path: Path) -> None:
+    """POST /build with X-Registry-Config (what the docker CLI and SDK send): FROM a private
+    image that is not here is pulled with those credentials; without them the build fails."""
+    import base64
+    import io
+    import json
+    import os
+    import tarfile
+
+    try:
+        from registry_server import HTPASSWD_BIN, REGISTRY_BIN, Registry, make_htpasswd
+    except ImportError as e:
+        pytest.skip(f"no registry fixture: {e}")
+    if not os.path.exists(REGISTRY_BIN) or HTPASSWD_BIN is None:
+        pytest.skip("docker-registry or htpasswd is not installed")
+    reg = Registry.start(tmp_path / "registry", htpasswd=make_htpasswd(tmp_path / "htpasswd", {"bob": "s3cret"}))
+    try:
+        private = f"{reg.host}/team/{_uniq('base')}:v1"
+        client.images.get("busybox").tag(private)
+        events = list(client.images.push(private, stream=True, decode=True,
+                                         auth_config={"username": "bob", "password": "s3cret"}))
+        assert not [e for e in events if "error" in e], events
+        client.images.remove(private)
+        ctx = io.BytesIO()
+        with tarfile.open(fileobj=ctx, mode="w") as tar:
+            data = f"FROM {private}\nRUN echo ok > /ok\n".encode()
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        tag = _uniq("dy-sdk-privbase") + ":v1"
+
+        def build(creds: dict[str, Any] | None) -> list[dict[str, Any]]:
+            headers = {"Content-Type": "application/x-tar"}
+            if creds is not None:
+                headers["X-Registry-Config"] = base64.urlsafe_b64encode(json.dumps(creds).encode()).decode()
+            resp = client.api._post(client.api._url("/build"), params={"t": tag}, data=ctx.getvalue(),
+                                    headers=headers, stream=True)
+            return [json.loads(line) for line in resp.iter_lines() if line]
+
+        denied = build(None)
+        assert [m for m in denied if "error" in m], denied
+        made["images"].append(tag)
+        made["images"].append(private)
+        done = build({reg.host: {"username": "bob", "password": "s3cret"}})
+        assert not [m for m in done if "error" in m], done
+        assert client.containers.run(tag, ["cat", "/ok"], remove=True) == b"ok\n"
+    finally:
+        reg.stop()

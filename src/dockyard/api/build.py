@@ -24,7 +24,7 @@ from typing import IO, Any, cast
 
 from ..errors import DockyardError, InvalidArgument
 from . import jsonstream
-from .router import Json, Request, Stream, route
+from .router import HTTPError, Json, Request, Stream, route
 
 _NETWORK_MODES = {"": "default", "default": "default", "bridge": "default", "host": "host", "none": "none"}
 
@@ -40,6 +40,28 @@ def _json_map(req: Request, name: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise InvalidArgument(f"invalid {name}: not a JSON object")
     return {str(k): str(v) for k, v in value.items() if v is not None}
+
+
+def _registry_config(req: Request) -> dict[str, tuple[str, str]]:
+    """X-Registry-Config: base64url JSON {registry: {"username", "password"}} that the docker
+    CLI and SDK send with a build, for the pulls of its base images."""
+    raw = req.headers.get("x-registry-config")
+    if not raw:
+        return {}
+    import base64
+    import binascii
+
+    from ..registry.auth import server_key
+
+    try:
+        got = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, binascii.Error):
+        raise HTTPError(400, "invalid X-Registry-Config header") from None
+    out: dict[str, tuple[str, str]] = {}
+    for key, entry in (got.items() if isinstance(got, dict) else ()):
+        if isinstance(entry, dict) and entry.get("username"):
+            out[server_key(str(key))] = (str(entry["username"]), str(entry.get("password") or ""))
+    return out
 
 
 def _tags(req: Request) -> list[str]:
@@ -169,7 +191,13 @@ def build(req: Request) -> Stream:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
+    auths = _registry_config(req)
+
     def work(emit: jsonstream.Emit) -> None:
+        from ..engine.distmeta import REQUEST_CREDENTIALS
+
+        if auths:  # this producer thread's context: FROM pulls use the client's credentials
+            REQUEST_CREDENTIALS.set(auths)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
         def log(line: str) -> None:

@@ -197,10 +197,20 @@ def check_reachable(domain: str) -> None:
     raise FailedPrecondition(f"registry {domain} is not on this host and {LOOPBACK_ONLY_ENV} is set")
 
 
-#: credentials a caller gives for its own calls (the Engine API's X-Registry-Auth header):
-#: (username, password), used instead of the stored ones while set
-REQUEST_CREDENTIALS: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
-    "dockyard_registry_credentials", default=None)
+#: credentials a caller gives for its own calls, used instead of the stored ones while set:
+#: (username, password) for whichever registry (the Engine API's X-Registry-Auth header), or
+#: {registry host: (username, password)} (a build's X-Registry-Config, one pair per registry)
+REQUEST_CREDENTIALS: contextvars.ContextVar[tuple[str, str] | dict[str, tuple[str, str]] | None] = \
+    contextvars.ContextVar("dockyard_registry_credentials", default=None)
+
+
+def _given_credentials(domain: str) -> tuple[str, str] | None:
+    given = REQUEST_CREDENTIALS.get()
+    if not isinstance(given, dict):
+        return given
+    from ..registry.auth import server_key
+
+    return given.get(server_key(domain))
 
 
 def registry_session(domain: str, repository: str, actions: str) -> Any:
@@ -211,7 +221,7 @@ def registry_session(domain: str, repository: str, actions: str) -> Any:
     from ..registry.client import RegistryClient
 
     config = registry_config()
-    given = REQUEST_CREDENTIALS.get()
+    given = _given_credentials(domain)
     creds: Any = StaticCredentials(*given) if given else load_credentials(config)
     return RegistryClient(domain, repository, config, creds, actions=actions,
                           hints_dir=str(Paths.from_env().runroot / "registry"))
