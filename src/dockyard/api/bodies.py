@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
-from typing import Any, BinaryIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 
 class LengthReader(io.RawIOBase):

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Iterator
 
 from ..engine import control, files, lifecycle, query
 from ..engine.records import Container
 from ..errors import DockyardError, NotModified
 from . import shapes, streams
 from .router import Empty, HTTPError, Json, Raw, Request, Response, Stream, route
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 
 def container(req: Request) -> Container:

@@ -7,7 +7,6 @@ import json
 import socket
 import stat
 import time
-from typing import Any, BinaryIO, Iterator
 
 from ..engine import files, lifecycle, logs
 from ..engine import stats as cstats
@@ -16,6 +15,10 @@ from ..errors import Conflict
 from . import shapes, streams
 from .containers import container
 from .router import Empty, HTTPError, Hijack, Json, Raw, Request, Response, Stream, route
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Iterator
 
 RAW = "application/vnd.docker.raw-stream"
 MUX = "application/vnd.docker.multiplexed-stream"

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Callable
 
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
 from . import jsonstream
 from .router import Json, Request, Stream, route
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 
 def _available() -> bool:

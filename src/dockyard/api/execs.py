@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Any, BinaryIO
 
 from ..engine import execs
 from ..engine import stream as shimproto
@@ -13,6 +12,10 @@ from . import streams
 from .shapes import frame
 from .containers import container
 from .router import HTTPError, Hijack, Json, Raw, Request, Response, route
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 RAW = "application/vnd.docker.raw-stream"
 MUX = "application/vnd.docker.multiplexed-stream"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from ..engine import netattach, networks
 from ..errors import Conflict, InvalidArgument, NotFound
 from .router import Empty, HTTPError, Json, Request, route
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _body(req: Request) -> dict[str, Any]:

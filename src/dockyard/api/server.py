@@ -23,7 +23,6 @@ import time
 import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from .._record import dataclass
@@ -31,6 +30,10 @@ from .. import __version__
 from . import router
 from .bodies import ChunkedReader, LengthReader
 from .router import Empty, HTTPError, Hijack, Json, Raw, Request, Stream
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 SERVER_HEADER = f"Dockyard/{__version__} (linux)"
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import struct
 import time
-from typing import Any
 
 from ..engine import query
 from ..engine.records import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def frame(stream: int, data: bytes) -> bytes:

@@ -12,11 +12,14 @@ import os
 import select
 import socket
 import threading
-from typing import BinaryIO, Callable, Iterator
 
 from .._record import dataclass, field
 from ..engine import stream as shimproto
 from .shapes import frame
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable, Iterator
 
 # ---- start notifications (wait, pending attaches) ------------------------------------------
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
 
 from ..engine import events as ev_journal
 from ..engine import logs as logtime
 from ..engine import query, system
 from . import shapes
 from .router import HTTPError, Json, Raw, Request, Response, Stream, route
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 PING_HEADERS = (("Builder-Version", "1"), ("Cache-Control", "no-cache, no-store, must-revalidate"),
                 ("Pragma", "no-cache"), ("Swarm", "inactive"))

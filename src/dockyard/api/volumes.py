@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from ..engine import volumes
 from ..errors import InvalidArgument
 from .images import api_version
 from .router import Empty, Json, Request, route
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def flat_filters(filters: dict[str, list[str]]) -> list[str]:

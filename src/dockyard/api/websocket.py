@@ -9,10 +9,13 @@ import hashlib
 import select
 import socket
 import struct
-from typing import BinaryIO
 
 from .._record import dataclass
 from ..engine import stream as shimproto
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA

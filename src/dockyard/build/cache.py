@@ -19,10 +19,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from .._record import asdict, dataclass, field
 from .._util import atomic_write, locked
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: per parent, the number of child entries kept for explanations
 _MAX_CHILDREN = 64

@@ -23,12 +23,15 @@ import posixpath
 import stat
 import time
 from pathlib import Path
-from typing import Any, Iterator
 
 from .._record import dataclass, field
 from ..errors import InvalidArgument, NotFound
 from .backend import CopyEntry, EntryKind
 from .ignore import Matcher
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 _WILD = set("*?[")
 _CHUNK = 1 << 20

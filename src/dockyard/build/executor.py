@@ -15,7 +15,6 @@ import copy
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
 
 import dockerfile as _bk
 
@@ -30,6 +29,10 @@ from .context import SourceRoot, plan_copy, plan_copy_parents
 from .parser import Dockerfile, Instruction, Stage, instruction_of
 from ..images.shellwords import process_word
 from .state import StageState as _State
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 class BuildFailed(FailedPrecondition):
     """A step failed; the message names the step and the cause. `code` is a failed RUN's

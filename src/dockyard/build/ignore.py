@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import TYPE_CHECKING
 
 from .._record import dataclass
 from ..errors import InvalidArgument
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from .context import SourceRoot

@@ -31,7 +31,10 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 try:  # CPython's own SHA-256: importing hashlib loads OpenSSL, a few ms this path can spare
     from _sha256 import sha256 as _sha256

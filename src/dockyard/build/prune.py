@@ -23,10 +23,13 @@ import os
 import shutil
 import urllib.parse
 from pathlib import Path
-from typing import Callable
 
 from .._record import dataclass, field
 from .._util import locked
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 
 @dataclass

@@ -25,11 +25,12 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument
 from .context import SourceRoot
 from .mounts import is_git_url
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from .executor import Builder

@@ -17,7 +17,6 @@ import os
 import posixpath
 import shutil
 import tempfile
-from typing import TYPE_CHECKING, Iterator
 
 from .._record import replace
 from ..errors import InvalidArgument, NotFound
@@ -26,6 +25,10 @@ from .backend import MountRequest
 from .context import SourceRoot, plan_copy, resolve_in
 from .mounts import RunMount, absolute_target, parse_mount
 from .state import StageState
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 if TYPE_CHECKING:
     from .executor import Builder

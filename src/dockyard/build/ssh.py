@@ -21,9 +21,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Iterator
 
 from ..errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 
 def parse_ssh_flag(value: str) -> tuple[str, list[str]]:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import copy
 import json
 import posixpath
-from typing import Any, Mapping
 
 from .._record import dataclass
 from ..errors import InvalidArgument
 from ..images.changes import apply_changes, parse_duration, parse_exposed_port, validate_signal
 from .parser import Instruction, key_values
 from ..images.shellwords import process_word, split_words
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

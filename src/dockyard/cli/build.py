@@ -7,20 +7,22 @@ SOURCE_DATE_EPOCH (environment or --build-arg) clamps created times and file mti
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import _util
 from ..errors import InvalidArgument
 from .args import Parser, engine
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
+
     from ..engine.core import Engine
+    from .flags import Namespace
 
 
 def _parser() -> Parser:
@@ -186,7 +188,7 @@ def cmd_build(argv: list[str]) -> int:
         return _build(eng, ns, build_args, secrets, ssh, network, epoch, None)
 
 
-def _memo_key(ns: argparse.Namespace, build_args: dict[str, str], network: str, epoch: int | None) -> str | None:
+def _memo_key(ns: Namespace, build_args: dict[str, str], network: str, epoch: int | None) -> str | None:
     """The `build.memo` key of this build, or None when it may not use the fast path."""
     if ns.no_cache or ns.secret or ns.ssh or ns.pull or ns.context == "-" or ns.file == "-":
         return None
@@ -207,7 +209,7 @@ def _memo_key(ns: argparse.Namespace, build_args: dict[str, str], network: str, 
     return memo.build_key(text, dfile, context, options, [f"{dfile}.dockerignore"] if ns.file else [])
 
 
-def _from_memo(eng: "Engine", ns: argparse.Namespace, key: str) -> bool:
+def _from_memo(eng: "Engine", ns: Namespace, key: str) -> bool:
     """Answer the build from its `build.memo` record, if that still holds."""
     from ..build import memo
 
@@ -244,7 +246,7 @@ def _from_memo(eng: "Engine", ns: argparse.Namespace, key: str) -> bool:
     return True
 
 
-def _finish(ns: argparse.Namespace, image_id: str, familiar: dict[str, str]) -> None:
+def _finish(ns: Namespace, image_id: str, familiar: dict[str, str]) -> None:
     """--iidfile, then the ID (-q) or Docker's closing lines; `familiar`: tag -> its
     familiar form."""
     if ns.iidfile:
@@ -258,7 +260,7 @@ def _finish(ns: argparse.Namespace, image_id: str, familiar: dict[str, str]) -> 
     sys.stdout.flush()
 
 
-def _build(eng: "Engine", ns: argparse.Namespace, build_args: dict[str, str], secrets: dict[str, str],
+def _build(eng: "Engine", ns: Namespace, build_args: dict[str, str], secrets: dict[str, str],
            ssh: dict[str, str], network: str, epoch: int | None, memo_key: str | None) -> int:
     from ..build.executor import BuildOptions
     from ..build.parser import parse

@@ -13,10 +13,13 @@ import stat
 import sys
 import tempfile
 import threading
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from ..errors import DockyardError, InvalidArgument, NotFound
 from .args import Parser, print_err
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable, Iterator
 
 if TYPE_CHECKING:
     from ..engine.core import Engine

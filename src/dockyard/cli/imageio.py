@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from .. import _util
 from ..errors import DockyardError, InvalidArgument
 from .args import Parser, confirm, engine
 from .formatting import print_rows, trunc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from ..engine.core import Engine

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Any
 
 from .. import _util
 from ..engine.mountspec import from_api, parse_bind, tmpfs_target
 from ..errors import InvalidArgument, Unsupported
 from .flags import Namespace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _bool(key: str, val: str) -> bool:

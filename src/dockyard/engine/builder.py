@@ -26,7 +26,6 @@ import socket
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
 
 from .. import _util
 from ..build.backend import (BaseImage, CopyEntry, CopyRequest, EntryKind, LayerResult, MountRequest,
@@ -39,6 +38,10 @@ from ..runtime.rootfs import secure_join
 from . import lifecycle, stream
 from .core import Engine
 from .files import _without_bind_mounted
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 
 def _is_image_id(engine: Engine, ref: str) -> bool:

@@ -8,10 +8,13 @@ tar body (`extract_context`). Both then call `ignore_matcher` and `build`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable
 
 from ..errors import InvalidArgument
 from .core import Engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, Callable
 
 if TYPE_CHECKING:
     from ..build.executor import BuildOptions

@@ -6,7 +6,6 @@ Split from lifecycle.py (create, start, exit handling, remove), which these buil
 from __future__ import annotations
 
 import signal
-from typing import Any
 
 from .. import _util
 from ..errors import Conflict, DockyardError, InvalidArgument, NotFound
@@ -15,6 +14,10 @@ from . import names as namegen
 from .core import Engine
 from .lifecycle import _wait_dead, handle_exit, refresh, remove, start
 from .records import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 # ---- stop / kill / restart / pause -----------------------------------------------

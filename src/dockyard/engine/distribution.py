@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, Unsupported
 from ..images._lock import store_lock
@@ -21,6 +20,10 @@ from ..images.refs import Reference, parse_reference
 from . import events
 from .core import Engine
 from .distmeta import DistributionStore, Event, Progress, parse_platform, registry_session
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: largest image config accepted (Docker: 8 MiB)
 MAX_CONFIG_SIZE = 8 << 20

@@ -29,7 +29,6 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, Iterator
 
 from .._record import dataclass, field
 from .._util import atomic_write
@@ -38,6 +37,10 @@ from ..images.layers import PreparedLayer, chain_ids
 from ..images.refs import Reference
 from .core import Engine
 from .distmeta import Cancelled, DistributionStore, Event, Progress, Throttled
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, Iterator
 
 #: downloads not continued for this long are dropped (an abandoned pull's left-overs)
 STALE_DOWNLOAD_SECONDS = 7 * 24 * 3600

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Callable
 
 from .._record import dataclass
 from .. import _util
@@ -13,6 +12,10 @@ from . import configs, lifecycle
 from .core import Engine
 from .records import Container
 from .specgen import resolve_user
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 
 @dataclass(frozen=True)

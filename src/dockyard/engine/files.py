@@ -24,7 +24,6 @@ import stat
 import tarfile
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Sequence
 
 from .._record import dataclass
 from ..errors import (AlreadyExists, Conflict, DockyardError, FailedPrecondition, InvalidArgument,
@@ -35,6 +34,10 @@ from ..runtime.rootfs import secure_join
 from . import control, lifecycle
 from .core import Engine
 from .records import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Iterator, Sequence
 
 #: relative to the rootfs; see the module docstring
 BIND_MOUNTED = ("etc/hostname", "etc/hosts", "etc/resolv.conf")

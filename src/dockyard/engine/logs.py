@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Iterator
 
 from .._record import dataclass
 from .. import _util
 from .core import Engine
 from .records import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 
 @dataclass(frozen=True)

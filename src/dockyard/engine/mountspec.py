@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import Any
 
 from .._record import dataclass, field
 from ..errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 _RW_MODES = ("rw", "ro")

@@ -9,13 +9,16 @@ import struct
 import subprocess
 import threading
 import time
-from typing import Any, Callable
 
 from .. import _util
 from ..errors import Conflict, InvalidArgument
 from . import lifecycle
 from .core import Engine
 from .records import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 
 def inspect(engine: Engine, c: Container) -> dict[str, Any]:

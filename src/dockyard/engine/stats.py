@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from . import query
 from .records import Container
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _system_cpu_ns() -> int:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import platform
 import time
-from typing import Any
 
 from .. import API_VERSION, __version__
 from .core import Engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MIN_API_VERSION = "1.24"
 

@@ -4,13 +4,16 @@ remove (refused while any container, running or not, uses the volume) and prune.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from .. import _util
 from ..errors import InvalidArgument, NotFound
 from . import events
 from .core import Engine
 from .mounts import check_unused, forget, local_mounts, users_of, volume_store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from ..volumes.store import Volume

@@ -16,7 +16,6 @@ import re
 import shutil
 import tarfile
 import tempfile
-from typing import IO, Any, BinaryIO, Callable
 
 from .._record import dataclass
 from ..errors import DockyardError, InvalidArgument, NotFound
@@ -25,6 +24,10 @@ from .layers import chain_id_of
 from .refs import Reference, parse_reference
 from .store import ImageStore
 from .tarsplit import register_recorded
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, BinaryIO, Callable
 
 _MANIFESTS = ("application/vnd.oci.image.manifest.v1+json",
               "application/vnd.docker.distribution.manifest.v2+json")

@@ -14,11 +14,14 @@ import json
 import posixpath
 import re
 import signal
-from typing import Any, Callable
 
 from .._record import dataclass, field
 from ..errors import InvalidArgument
 from ._shlex import env_map, expand, split_words
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 

@@ -10,9 +10,12 @@ expand against the given mapping; an unset variable expands to "".
 
 from __future__ import annotations
 
-from typing import Mapping
 
 from ..errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
 
 
 class _Lexer:

@@ -18,12 +18,15 @@ import stat
 import tarfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 from .._record import dataclass
 from ..errors import Conflict, DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from .tarfs_stream import _CorruptStream, _HashingReader, _open_stream
 from .tarfs_tree import _Tree, _lstat_at, _proc, _set_xattr, _times_ns, member_xattrs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."

@@ -16,12 +16,15 @@ import posixpath
 import stat
 import tarfile
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 from .._record import dataclass
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
 from .tarfs_apply import OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 from .tarfs_tree import OVERLAY_XATTR_PREFIX, PAX_XATTR_PREFIX
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable
 
 _NS = 1_000_000_000
 _COPY_CHUNK = 1 << 20

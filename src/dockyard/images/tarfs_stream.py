@@ -15,9 +15,12 @@ import hashlib
 import lzma
 import zlib
 from collections import deque
-from typing import Any, BinaryIO
 
 from ..errors import Unsupported
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 _CHUNK = 1 << 20
 #: bytes of decompressed stream kept to check the end-of-archive block: more than the reader

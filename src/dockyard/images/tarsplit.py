@@ -25,12 +25,15 @@ import json
 import lzma
 import os
 import posixpath
-from typing import Any, BinaryIO, Iterable, Iterator
 
 from .._util import atomic_write
 from ..errors import DockyardError
 from .layers import Layer, LayerStore
 from .tarfs_stream import _BZIP2_MAGIC, _GZIP_MAGIC, _XZ_MAGIC, _ZSTD_MAGIC, Gunzip, _Prefixed, read_head
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Iterable, Iterator
 
 SIDECAR = "tar-split.json.gz"
 _BLOCK = 512

@@ -18,9 +18,12 @@ import signal
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from ..errors import FailedPrecondition, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,10 +16,13 @@ import socket
 import struct
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from . import dnswire as w
 from .dnsd import MODULE, _canon_ip, _read_table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TTL = 600
 FORWARD_TIMEOUT = 2.0       # per query, over all upstreams

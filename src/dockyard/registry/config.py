@@ -9,11 +9,14 @@ gives mirrors to any registry, not only Docker Hub.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlsplit
 
 from .._record import dataclass, field
 from ..errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ORIGIN = "registry-1.docker.io"

@@ -11,7 +11,10 @@ the caller hands in a context when it wants TLS.
 from __future__ import annotations
 
 import socket
-from typing import Any, BinaryIO, Iterator, Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Iterator, Mapping
 
 BLOCK = 1 << 20
 _MAX_LINE = 65536

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os as _os
-from typing import Any
 
 from .._record import dataclass
 from ..errors import InvalidArgument, NotFound, Unsupported
 from .errors import DigestMismatch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

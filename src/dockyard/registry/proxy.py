@@ -11,12 +11,15 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
-from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 from .._record import dataclass
 from ..errors import InvalidArgument
 from .config import RegistryConfig, split_host_port
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import base64
 import json
 import threading
 import time
-from typing import Mapping
 from urllib.parse import urlencode
 
 from .._record import dataclass, field
@@ -19,6 +18,10 @@ from ..errors import Unauthorized
 from .auth import Credentials
 from .errors import RegistryUnavailable
 from .transport import ConnectionFailed, Transport
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
 
 _TCHAR = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 

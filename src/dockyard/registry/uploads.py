@@ -13,11 +13,14 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from urllib.parse import quote, urljoin
 
 from ..errors import DockyardError, InvalidArgument, NotFound
 from .errors import DigestMismatch, RegistryUnavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable
 
 UPLOAD_SESSIONS = 3
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
 
 from .. import _util
 from ..errors import FailedPrecondition
 from ..kernel import syscalls as k
 from .store import Volume
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 #: `o=` words that are mount flags rather than file system data
 _FLAGS = {

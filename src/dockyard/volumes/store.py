@@ -18,12 +18,15 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
 
 from .._record import dataclass
 from .. import _util
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..paths import Paths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 DRIVER = "local"
