@@ -22,13 +22,22 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 from .._record import dataclass
 from .._util import atomic_write
 from ..errors import FailedPrecondition, InvalidArgument
 from ..images._lock import store_lock
 from ..paths import Paths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Protocol, Sequence, TypeVar
+
+    T = TypeVar("T")
+    R = TypeVar("R")
+else:
+    Protocol = object  # Progress: a structural interface for type checkers
+
 
 #: Docker keeps at most this many v2metadata entries per diffID
 _MAX_V2METADATA = 50
@@ -118,10 +127,6 @@ class Throttled:
 
 class Cancelled(Exception):
     """Another layer failed: this worker stops."""
-
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def run_parallel(fn: Callable[[T], R], items: Sequence[T], limit: int, stop: threading.Event,

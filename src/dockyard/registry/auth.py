@@ -11,12 +11,18 @@ from __future__ import annotations
 import base64
 import json
 import os
-from typing import Any, Protocol
 
 from .._record import dataclass
 from .._util import atomic_write
 from ..errors import FailedPrecondition, InvalidArgument
 from .config import DOCKER_HUB, RegistryConfig, canonical_registry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # Credentials: a structural interface for type checkers
+
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _HELPER_NOT_FOUND = "credentials not found in native keychain"

@@ -10,9 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Protocol
 
 from .errors import DigestMismatch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable, Protocol
+else:
+    Protocol = object  # _Readable: a structural interface for type checkers
+
 
 CHUNK = 1 << 20
 

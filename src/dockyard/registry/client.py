@@ -12,7 +12,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import BinaryIO, Callable, TypeVar, cast
 from urllib.parse import quote, urljoin, urlsplit
 
 from ..errors import DockyardError, InvalidArgument, NotFound, Unauthorized
@@ -31,10 +30,19 @@ from .transport import (ConnectionFailed, Response, TLSSettings, Transport, has_
                         read_limited)
 from .uploads import UploadMixin
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable, TypeVar, cast
+
+    T = TypeVar("T")
+else:
+    def cast(_type: object, value: object) -> object:  # typing.cast, without importing typing
+        return value
+
+
 __all__ = ["RegistryClient", "Manifest", "ImageManifest", "Descriptor", "VerifyingReader",
            "ALL_MANIFEST_TYPES", "parse_image_manifest"]
 
-T = TypeVar("T")
 
 #: host → the scheme an insecure origin answered on last time (tried first next time)
 _SCHEME_HINTS: dict[str, str] = {}
@@ -333,7 +341,7 @@ class RegistryClient(UploadMixin):
                 if not chunk:
                     break
                 left -= len(chunk)
-        return cast(BinaryIO, resp)
+        return cast("BinaryIO", resp)
 
     def get_blob_bytes(self, digest: str, max_size: int) -> bytes:
         def op(ep: _Endpoint) -> bytes:

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 from .config import split_host_port
@@ -23,11 +22,16 @@ from .errors import RegistryUnavailable
 from .http11 import Connection, Headers, IncompleteRead, RawResponse, RemoteDisconnected
 from .proxy import Proxy
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable, Iterable, Mapping
+
+    Body = bytes | BinaryIO | None
+
+
 USER_AGENT = "dockyard/0.1 (registry client)"
 READ_TIMEOUT = 60.0
 BLOCK = 1 << 20
-
-Body = bytes | BinaryIO | None
 
 
 class ConnectionFailed(RegistryUnavailable):
