@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import threading
-from typing import Any, cast
 
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
 from ..images.layers import Layer
@@ -26,6 +25,11 @@ from .distmeta import (
     DistributionStore, Event, Progress, Throttled, registry_session, run_parallel,
 )
 from .._record import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -110,7 +114,7 @@ def _push_one(engine: Engine, client: Any, named: Reference, image: Image, compr
 
     # one more worker than uploads allowed: the config's HEAD never waits for a layer
     done = run_parallel(job, [*chain, None], limit + 1, stop, "push")
-    blobs = [cast(Pushed, b) for b in done[:-1]]
+    blobs: list[Pushed] = done[:-1]  # type: ignore[assignment]
     zstd = compression == "zstd"
     doc = {
         "schemaVersion": 2,

@@ -43,6 +43,8 @@ _HEX = frozenset("0123456789abcdef")
 _ALNUM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _TAG_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _TAG_REST = _TAG_FIRST | frozenset(".-")
+_DOMAIN_EDGE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_DOMAIN_CHARS = _DOMAIN_EDGE | frozenset("-")
 
 
 def _reference_re() -> re.Pattern[str]:
@@ -82,10 +84,21 @@ def _is_path_component(c: str) -> bool:
     return True
 
 
+def _is_domain(d: str) -> bool:
+    """`host[:port]` with host `label(.label)*`, label `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?`
+    (no IPv6 literal: those take the full grammar)."""
+    host, colon, port = d.partition(":")
+    if colon and not (port.isascii() and port.isdigit()):
+        return False
+    return all(label and label[0] in _DOMAIN_EDGE and label[-1] in _DOMAIN_EDGE and _DOMAIN_CHARS.issuperset(label)
+               for label in host.split("."))
+
+
 def _parse_simple(s: str) -> tuple[str, str | None] | None:
-    """(name, tag) of `docker.io/<path>[:tag]`, the usual shape, without the regex; None for
-    anything else (other domains, digests, invalid input), which the full grammar handles."""
-    if "@" in s or not s.startswith(DEFAULT_DOMAIN + "/"):
+    """(name, tag) of `<domain>/<path>[:tag]`, the usual shape, without the regex; None for
+    anything else (digests, IPv6 hosts, invalid input), which the full grammar handles."""
+    slash = s.find("/")
+    if "@" in s or slash <= 0 or "[" in s or not _is_domain(s[:slash]):
         return None
     name, tag = s, None
     colon = s.rfind(":")
@@ -93,7 +106,7 @@ def _parse_simple(s: str) -> tuple[str, str | None] | None:
         name, tag = s[:colon], s[colon + 1:]
         if not _is_tag(tag):
             return None
-    if not all(_is_path_component(c) for c in name[len(DEFAULT_DOMAIN) + 1:].split("/")):
+    if not all(_is_path_component(c) for c in name[slash + 1:].split("/")):
         return None
     return name, tag
 
