@@ -141,7 +141,9 @@ def test_fast_path_agrees_with_the_grammar() -> None:
                "docker.io/a:" + "x" * 128, "docker.io/a:" + "x" * 129, "docker.io/A", "docker.io/a___b", "docker.io//a"]
     samples += ["docker.io/" + "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 12))) for _ in range(5000)]
     samples += ["127.0.0.1:5000/a/b:1", "localhost:5000/x", "my-reg.example.com/team/app:v2", "a-/b", "-a/b", "a.-b/c",
-                "host:/x", "host:12a/x", "[::1]:5000/x", "UPPER.example/x", "a..b/c", "h:5/A"]
+                "host:/x", "host:12a/x", "[::1]:5000/x", "UPPER.example/x", "a..b/c", "h:5/A",
+                "h/x@sha256:" + "a" * 64, "h/x:t@sha256:" + "0" * 64, "h/x@sha256:" + "A" * 64, "h/x@sha256:" + "a" * 63,
+                "h/x@sha512:" + "a" * 128, "h/x@@sha256:" + "a" * 64]
     dom_alpha = "ab9.-:A"
     samples += ["".join(rnd.choice(dom_alpha) for _ in range(rnd.randint(1, 8))) + "/"
                 + "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 10))) for _ in range(5000)]
@@ -151,7 +153,7 @@ def test_fast_path_agrees_with_the_grammar() -> None:
         m = full.match(s)
         if fast is not None:
             answered += 1
-            assert m is not None and (m.group(1), m.group(2), m.group(3)) == (fast[0], fast[1], None), s
-        elif m is not None and m.group(3) is None and "[" not in s:
+            assert m is not None and (m.group(1), m.group(2), m.group(3)) == fast, s
+        elif m is not None and (m.group(3) is None or re.fullmatch("sha256:[0-9a-f]{64}", m.group(3))) and "[" not in s:
             raise AssertionError(f"the fast path declined a plain name: {s!r}")
     assert answered > 100

@@ -94,11 +94,17 @@ def _is_domain(d: str) -> bool:
                for label in host.split("."))
 
 
-def _parse_simple(s: str) -> tuple[str, str | None] | None:
-    """(name, tag) of `<domain>/<path>[:tag]`, the usual shape, without the regex; None for
-    anything else (digests, IPv6 hosts, invalid input), which the full grammar handles."""
+def _parse_simple(s: str) -> tuple[str, str | None, str | None] | None:
+    """(name, tag, digest) of `<domain>/<path>[:tag][@sha256:<hex>]`, the usual shapes,
+    without the regex; None for anything else (other digest algorithms, IPv6 hosts, invalid
+    input), which the full grammar handles."""
+    digest = None
+    if "@" in s:
+        s, _, digest = s.partition("@")
+        if not (digest.startswith("sha256:") and len(digest) == 71 and _HEX.issuperset(digest[7:])):
+            return None
     slash = s.find("/")
-    if "@" in s or slash <= 0 or "[" in s or not _is_domain(s[:slash]):
+    if slash <= 0 or "[" in s or not _is_domain(s[:slash]):
         return None
     name, tag = s, None
     colon = s.rfind(":")
@@ -108,7 +114,7 @@ def _parse_simple(s: str) -> tuple[str, str | None] | None:
             return None
     if not all(_is_path_component(c) for c in name[slash + 1:].split("/")):
         return None
-    return name, tag
+    return name, tag, digest
 
 _DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
@@ -210,7 +216,7 @@ def _parse_strict(s: str) -> Reference:
     """Docker's reference.Parse on an already-qualified string."""
     simple = _parse_simple(s)
     if simple is not None:
-        name, tag, digest = simple[0], simple[1], None
+        name, tag, digest = simple
     else:
         m = _reference_re().match(s)
         if m is None:
