@@ -122,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         import gc
 
         gc.disable()
-    import importlib
-
-    func: Callable[[list[str]], int] = getattr(importlib.import_module(f"dockyard.cli.{mod_name}"), func_name)
+    module = f"dockyard.cli.{mod_name}"
+    __import__(module)  # importlib.import_module without importing importlib (and warnings)
+    func: Callable[[list[str]], int] = getattr(sys.modules[module], func_name)
     return run_command(func, args, cmd)
 
 

@@ -45,6 +45,7 @@ def __getattr__(name: str) -> Any:
 __all__ = ["Layer", "LayerStore", "PreparedLayer", "RWLayer", "RWPaths", "chain_id_of", "chain_ids"]
 
 LINK_DIR = "l"
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _CHAIN_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
 #: unfinished layer directories older than this are left-overs of a crash
 _STALE_TMP_SECONDS = 24 * 3600
@@ -97,9 +98,9 @@ def _hex(chain_id: str) -> str:
 
 def new_link_id() -> str:
     """Docker's overlay2 short link name: 26 upper-case base32 characters."""
-    import base64
-
-    return base64.b32encode(os.urandom(20)).decode("ascii")[:26]
+    # base32 of 20 random bytes, as base64.b32encode (which imports binascii) would spell it
+    n = int.from_bytes(os.urandom(20), "big")
+    return "".join(_B32[(n >> (155 - 5 * i)) & 31] for i in range(26))
 
 
 def _rmtree(path: str | os.PathLike[str]) -> None:

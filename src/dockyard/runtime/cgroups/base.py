@@ -143,7 +143,7 @@ def relative_cgroup_path(cgroups_path: str) -> PurePosixPath:
 
 
 def read_text(path: Path) -> str:
-    with open(path, encoding="ascii", errors="replace") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # cgroup files are ASCII
         return f.read().strip()
 
 
