@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from ..errors import DockyardError, InvalidArgument
+from ..images.tarfs_stream import read_head
 from . import jsonstream
 from .router import HTTPError, Json, Request, Stream, route
 
@@ -123,16 +124,6 @@ def _cache_from(req: Request) -> list[str]:
     return value
 
 
-def _read_up_to(f: IO[bytes], n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = f.read(n - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def _is_archive(head: bytes) -> bool:
     if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
         return True
@@ -176,7 +167,7 @@ def build(req: Request) -> Stream:
     try:
         name = req.q("dockerfile", "") or "Dockerfile"
         body = cast(IO[bytes], req.rfile)
-        head = _read_up_to(body, 512)
+        head = read_head(body, 512)
         if _is_archive(head):
             buildrun.extract_context(cast(IO[bytes], _Prefixed(head, body)), tmp)
         else:  # `docker build - < Dockerfile`: the body is the Dockerfile, the context empty

@@ -15,7 +15,7 @@ from .specgen import resolve_user
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Any, Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -254,19 +254,8 @@ def ids_of(engine: Engine, container_id: str) -> list[str]:
     """Docker's ExecIDs of a container: its exec instances not finished yet (created, or
     started and still running), oldest first. Docker forgets an exec here when it exits (it
     stays inspectable by its ID); so does this."""
-    d = engine.paths.runroot / "execs"
-    try:
-        names = os.listdir(d)
-    except FileNotFoundError:
-        return []
     found = []
-    for n in names:
-        if not n.endswith(".json"):
-            continue
-        try:
-            rec = _util.read_json(d / n)
-        except (OSError, ValueError):
-            continue
+    for n, rec in _records(engine):
         if rec.get("ContainerID") != container_id or rec.get("ExitCode") is not None:
             continue
         if rec.get("Started"):
@@ -281,8 +270,8 @@ def ids_of(engine: Engine, container_id: str) -> list[str]:
     return [eid for _, eid in sorted(found)]
 
 
-def prune_records(engine: Engine, container_id: str | None = None) -> None:
-    """Drop the records of a removed container (or of every container that is gone)."""
+def _records(engine: Engine) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(file name, record) of every readable exec record."""
     d = engine.paths.runroot / "execs"
     try:
         names = os.listdir(d)
@@ -292,9 +281,15 @@ def prune_records(engine: Engine, container_id: str | None = None) -> None:
         if not n.endswith(".json"):
             continue
         try:
-            rec = _util.read_json(d / n)
+            yield n, _util.read_json(d / n)
         except (OSError, ValueError):
             continue
+
+
+def prune_records(engine: Engine, container_id: str | None = None) -> None:
+    """Drop the records of a removed container (or of every container that is gone)."""
+    d = engine.paths.runroot / "execs"
+    for n, rec in _records(engine):
         cid = rec.get("ContainerID")
         if (container_id is not None and cid == container_id) or \
                 (container_id is None and not engine.containers.path(cid).exists()):
