@@ -172,6 +172,9 @@ class EngineBackend:
                        stubs: "_Stubs", output: OutputSink, mtime_clamp: int | None,
                        on_start: Callable[[str], None]) -> LayerResult:
         eng = self.engine
+        from ..runtime.cgroups import warm
+
+        warm.start()  # the step's init then joins its cgroup without an RCU grace period
         c = lifecycle.create(eng, config, host_config, None)
         try:
             on_start(c.id)
@@ -181,7 +184,7 @@ class EngineBackend:
                 holder["sock"] = stream.connect(run_dir, stdin=False, stdout=True, stderr=True, cleanup=True)
 
             try:
-                c = lifecycle.start(eng, c, before_start=before_start)
+                c = lifecycle.start(eng, c, before_start=before_start, volatile=True)
             except BaseException:
                 if "sock" in holder:
                     holder["sock"].close()

@@ -137,9 +137,11 @@ def run_dir(engine: Engine, cid: str) -> str:
 
 
 def start(engine: Engine, c: Container, before_start: Callable[[str], None] | None = None,
-          console_size: tuple[int, int] | None = None) -> Container:
+          console_size: tuple[int, int] | None = None, volatile: bool | None = None) -> Container:
     """Start a created or exited container. `before_start(run_dir)` runs once the shim is up
-    and the init waits at the exec fifo (the CLI attaches there, so no output is lost)."""
+    and the init waits at the exec fifo (the CLI attaches there, so no output is lost).
+    `volatile`: mount its overlay without syncs (default: for --rm containers; the builder's
+    step containers too, whose upper dir becomes a layer synced once at the end of the build)."""
     from ..runtime.api import ShimSpec
     from .specgen import build_spec
 
@@ -162,7 +164,9 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
             from . import netattach
 
             sandbox = netattach.setup(engine, c)
-            rootfs = str(engine.layers.mount_rw(c.id, volatile=bool(c.host_config.get("AutoRemove"))))
+            if volatile is None:
+                volatile = bool(c.host_config.get("AutoRemove"))
+            rootfs = str(engine.layers.mount_rw(c.id, volatile=volatile))
             if c.doc.get("MountPoints"):  # volumes: device mounts, -v host dirs, copy-up
                 from .mounts import on_start as mounts_on_start
 
