@@ -61,6 +61,27 @@ def _shim_pids() -> list[int]:
     return out
 
 
+_SESSION_LOCK: list[int] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One test session per test root: the leak check below removes every container it finds
+    there, which would kill a concurrent session's containers (seen as exit 137 mid-test)."""
+    if not IS_ROOT or _SESSION_LOCK:
+        return
+    import fcntl
+
+    path = TEST_RUNROOT.rstrip("/") + ".session.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        pytest.exit(f"another test session is using {TEST_ROOT}: give this one its own DOCKYARD_TEST_ROOT "
+                    "and DOCKYARD_TEST_RUNROOT", returncode=3)
+    _SESSION_LOCK.append(fd)  # held until the process exits
+
+
 @pytest.fixture(scope="session", autouse=True)
 def leak_check():
     before = _cgroup_dirs() if IS_ROOT else set()
