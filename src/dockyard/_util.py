@@ -138,7 +138,10 @@ def spawn_detached(argv: list[str]) -> None:
 
 def rmtree(path: str | os.PathLike[str]) -> None:
     """`shutil.rmtree(path, ignore_errors=True)` without importing shutil (and with it bz2,
-    lzma and zlib): for the small trees on the start path (a container's run directory)."""
+    lzma and zlib): for the small trees on the start path (a container's run directory).
+    As shutil's, it never follows a symlink: one at `path` itself is left alone."""
+    if os.path.islink(path):
+        return
     try:
         entries = list(os.scandir(path))
     except NotADirectoryError:

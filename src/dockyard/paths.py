@@ -11,6 +11,10 @@ from pathlib import Path
 
 from ._record import dataclass
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULT_ROOT = "/var/lib/dockyard"
 DEFAULT_RUNROOT = "/run/dockyard"
 
@@ -81,13 +85,19 @@ def _default_runroot(root: Path) -> str:
     return f"{DEFAULT_RUNROOT}-{sha256_hex(str(root.absolute()))[:12]}"
 
 
-def sha256_hex(text: str) -> str:
-    """sha256 of a short string, without hashlib's OpenSSL start-up (~3 ms on every CLI call)."""
+def sha256(data: bytes = b"") -> Any:
+    """A SHA-256 hash object from CPython's own implementation: hashlib loads OpenSSL (~3 ms
+    on every CLI call), which pays off only for large inputs such as layer blobs."""
     try:
-        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
+        from _sha256 import sha256 as new  # type: ignore[import-not-found]  # CPython 3.11
     except ImportError:
         try:
-            from _sha2 import sha256  # type: ignore[import-not-found,no-redef]  # CPython 3.12+
+            from _sha2 import sha256 as new  # type: ignore[import-not-found,no-redef]  # CPython 3.12+
         except ImportError:
-            from hashlib import sha256  # type: ignore[assignment]
+            from hashlib import sha256 as new  # type: ignore[assignment]
+    return new(data)
+
+
+def sha256_hex(text: str) -> str:
+    """sha256 of a short string (see `sha256`)."""
     return str(sha256(text.encode()).hexdigest())

@@ -28,3 +28,16 @@ def test_trees_move_away_at_once_and_are_deleted_in_the_background(tmp_path: Pat
     assert list(trash.iterdir()) == []
     _util.spawn_detached(["true"])  # reaps the finished rm
     assert len(_util._detached) <= 1
+
+
+def test_rmtree_removes_a_tree_and_never_follows_a_symlink(tmp_path: Path) -> None:
+    keep = tmp_path / "keep"
+    (keep / "sub").mkdir(parents=True)
+    (keep / "sub" / "f").write_text("x")
+    tree = _tree(tmp_path / "tree", 3)
+    os.symlink(keep, tree / "a" / "to-keep")
+    link = tmp_path / "link"
+    os.symlink(keep, link)
+    _util.rmtree(link)  # a symlink given as the tree: left alone, as shutil.rmtree does
+    _util.rmtree(tree)
+    assert not tree.exists() and link.is_symlink() and (keep / "sub" / "f").read_text() == "x"

@@ -32,14 +32,11 @@ import re
 import stat
 from pathlib import Path
 
+from ..paths import sha256
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-try:  # CPython's own SHA-256: importing hashlib loads OpenSSL, a few ms this path can spare
-    from _sha256 import sha256 as _sha256
-except ImportError:  # pragma: no cover - other interpreters, or 3.12's _sha2
-    from hashlib import sha256 as _sha256
 
 VERSION = 2
 _HEXID = re.compile(r"^(sha256:)?[0-9a-f]{1,64}$")
@@ -47,7 +44,7 @@ _HEXID = re.compile(r"^(sha256:)?[0-9a-f]{1,64}$")
 
 def build_key(dockerfile: bytes, dockerfile_path: str, context: str, options: dict[str, Any],
               extra_files: list[str]) -> str:
-    h = _sha256()
+    h = sha256()
     h.update(json.dumps([VERSION, dockerfile_path, context, options], sort_keys=True).encode())
     h.update(b"\0")
     h.update(dockerfile)
@@ -69,7 +66,7 @@ RACY_NS = 100_000_000  # ten clock ticks at HZ=100; ctime comes from the coarse 
 def fingerprint(root: str) -> str:
     """A digest of the stat data of every entry under `root` (see the module doc); ""
     when an entry changed too recently to be told apart from a later change."""
-    h = _sha256()
+    h = sha256()
     newest = [0]
 
     def walk(d: str, rel: str) -> None:

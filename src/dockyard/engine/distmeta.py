@@ -233,9 +233,10 @@ def registry_session(domain: str, repository: str, actions: str) -> Any:
 
 
 def registry_config() -> Any:
-    from ..registry.config import RegistryConfig, read_daemon_json
+    from .._util import daemon_config
+    from ..registry.config import RegistryConfig
 
-    return RegistryConfig.from_daemon_json(read_daemon_json())
+    return RegistryConfig.from_daemon_json(daemon_config())
 
 
 def _hex(digest: str) -> str:

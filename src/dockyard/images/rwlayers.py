@@ -23,6 +23,7 @@ from .._util import atomic_write, new_id, rmtree
 from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ._lock import store_lock
 from ._mount import MNT_DETACH, PAGE_SIZE, mount, mount_from, umount2
+from .layers import _read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,20 +65,16 @@ class RWPaths:
     init_id: str
 
 
-def _read(path: Path) -> str:
-    return path.read_text().strip()
-
-
 def get_rw(store: LayerStore, container_id: str) -> RWLayer:
     d = store.mounts_db / container_id
     try:
-        mount_id = _read(d / "mount-id")
-        init_id = _read(d / "init-id")
+        mount_id = _read_text(d / "mount-id")
+        init_id = _read_text(d / "init-id")
     except (FileNotFoundError, NotADirectoryError):
         raise NotFound(f"no read-write layer for container {container_id}") from None
     parent: str | None
     try:
-        parent = _read(d / "parent") or None
+        parent = _read_text(d / "parent") or None
     except FileNotFoundError:
         parent = None
     return RWLayer(container_id, mount_id, init_id, parent)
@@ -228,7 +225,7 @@ def mount_rw(store: LayerStore, container_id: str, volatile: bool = False) -> Pa
             mount("overlay", p.merged, "overlay", 0, data)
             return p.merged
         # Too long for one page: relative short links from overlay2/, as Docker does.
-        rel_lower = _read(store.home / p.mount_id / "lower")
+        rel_lower = _read_text(store.home / p.mount_id / "lower")
         data = f"lowerdir={rel_lower},upperdir={p.mount_id}/diff,workdir={p.mount_id}/work{opt}"
         if len(data) >= PAGE_SIZE:
             raise FailedPrecondition(

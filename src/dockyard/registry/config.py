@@ -113,14 +113,6 @@ class RegistryConfig:
         return False
 
 
-def read_daemon_json() -> dict[str, Any]:
-    """The daemon.json settings (`_util.daemon_config`; not through `engine.networks`, whose
-    import loads the network stack: pull and push need none of it)."""
-    from .._util import daemon_config
-
-    return daemon_config()
-
-
 def split_host_port(host: str) -> tuple[str, int | None]:
     """`localhost:5000` → ("localhost", 5000); `[::1]:5000` → ("::1", 5000)."""
     if host.startswith("["):

@@ -42,11 +42,8 @@ def sha256_digest(data: bytes) -> str:
 
 
 def _sha256(data: bytes) -> Any:
-    # CPython's own sha256 for these few KiB: hashlib would load OpenSSL (~2 ms per command)
-    try:
-        from _sha256 import sha256  # type: ignore[import-not-found]  # Python < 3.12
-    except ImportError:
-        from hashlib import sha256
+    from ..paths import sha256  # CPython's own: these are a few KiB, OpenSSL does not pay off
+
     return sha256(data)
 
 
