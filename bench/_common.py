@@ -86,6 +86,20 @@ def timed(argv: list[str]) -> float | None:
     return dt
 
 
+def settle(quiet_ms: int = 5, limit_s: float = 1.0) -> None:
+    """Wait until nothing but this process is runnable for `quiet_ms` (polled each ms, at most
+    `limit_s`): the work an engine leaves running after its CLI returns (podman's `container
+    cleanup`, dockerd's and containerd's bookkeeping, Dockyard's detached `rm` of a layer)
+    otherwise lands in the next timed run, which in an A B A B series is the other engine's."""
+    deadline = time.perf_counter() + limit_s
+    quiet = 0
+    while quiet < quiet_ms and time.perf_counter() < deadline:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        quiet = quiet + 1 if running <= 1 else 0
+        time.sleep(0.001)
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 

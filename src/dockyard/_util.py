@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from pathlib import Path
+
+from . import _json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,12 +45,12 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, mode: int = 0o644, durable: bool = True) -> None:
-    atomic_write(path, json.dumps(obj, separators=(",", ":")), mode, durable)
+    atomic_write(path, _json.dumps(obj), mode, durable)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     with open(path, "rb") as f:
-        return json.loads(f.read())
+        return _json.loads(f.read())
 
 
 @contextlib.contextmanager
@@ -309,7 +310,7 @@ def daemon_config() -> dict[str, Any]:
     path = os.environ.get("DOCKYARD_CONFIG") or DAEMON_CONFIG
     try:
         with open(path) as f:
-            cfg = json.load(f)
+            cfg = _json.load(f)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
+import _signal as signal  # the C core: `signal` builds IntEnums (importing enum) at import
 import sys
 
 from ..engine import lifecycle, stream

@@ -7,8 +7,6 @@ Config.ExposedPorts, as the docker CLI builds them.
 
 from __future__ import annotations
 
-import ipaddress
-
 from ..errors import InvalidArgument
 
 TYPE_CHECKING = False
@@ -48,6 +46,8 @@ def parse_publish(spec: str) -> list[tuple[str, str, str]]:
     else:
         raise InvalidArgument(f"invalid port spec {spec!r}: too many colons")
     if host_ip:
+        import ipaddress  # not at module level: ~1 ms of every `run`, needed only here
+
         try:
             ipaddress.IPv4Address(host_ip)
         except ValueError:
@@ -104,6 +104,8 @@ def endpoints_config(network: str, ip: str, aliases: list[str], mac: str) -> dic
     name = "bridge" if network == "default" else network
     cfg: dict[str, Any] = {}
     if ip:
+        import ipaddress
+
         try:
             ipaddress.IPv4Address(ip)
         except ValueError:

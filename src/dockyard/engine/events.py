@@ -8,11 +8,11 @@ Emitting never fails the operation that emits: the journal is best effort.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
+from .. import _json
 from .._record import dataclass
 from .core import Engine
 
@@ -37,7 +37,7 @@ def emit(engine: Engine, type_: str, action: str, actor_id: str,
                               "scope": "local", "time": now // 1_000_000_000, "timeNano": now}
         if type_ == "container":  # the deprecated fields docker CLI < 1.22 printed; still sent
             ev = {"status": action, "id": actor_id, "from": attrs.get("image", ""), **ev}
-        line = json.dumps(ev, separators=(",", ":")).encode() + b"\n"
+        line = _json.dumps(ev).encode() + b"\n"
         path = journal(engine)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -73,7 +73,7 @@ class Event:
 
 def _parse(line: bytes) -> Event | None:
     try:
-        doc = json.loads(line)
+        doc = _json.loads(line)
     except ValueError:
         return None
     return Event(doc) if isinstance(doc, dict) else None

@@ -14,7 +14,7 @@ from .. import _util
 from ..errors import Conflict, DockyardError, ExecFailed, InvalidArgument, NotFound
 from . import names as namegen
 from .configs import HOSTS, merge_image_config, read_or_default_hosts, resolv_conf
-from . import events, stream
+from . import events, netmodes, stream
 from .core import Engine
 from .records import Container, new_state
 
@@ -29,8 +29,6 @@ DEFAULT_LOG_MAX_FILES = 5
 
 def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], name: str | None,
            networking: dict[str, Any] | None = None) -> Container:
-    from . import netattach
-
     image = engine.images.resolve(config["Image"])
     engine.runtime_named(host_config.get("Runtime"))  # unknown runtime: fail before creating
     from .specgen import validate_sysctls
@@ -42,7 +40,13 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
     if not (merged.get("Entrypoint") or merged.get("Cmd")):
         raise InvalidArgument("no command specified")
     cid = _util.new_id()
-    net_settings = netattach.prepare(engine, host_config, (networking or {}).get("EndpointsConfig"))
+    endpoints = (networking or {}).get("EndpointsConfig")
+    net_settings = netmodes.quick_prepare(engine, host_config, endpoints)
+    netattach = None
+    if net_settings is None:
+        from . import netattach
+
+        net_settings = netattach.prepare(engine, host_config, endpoints)
     mode = host_config.get("NetworkMode") or "default"
     if mode == "host":
         hostname = os.uname().nodename  # socket.gethostname()
@@ -69,11 +73,12 @@ def create(engine: Engine, config: dict[str, Any], host_config: dict[str, Any], 
     }
     c = Container(doc, host_config)
     hosts = HOSTS if mode != "host" else read_or_default_hosts("/etc/hosts")
-    netattach.resolve_host_gateway(engine, host_config)
+    if netattach is not None:
+        netattach.resolve_host_gateway(engine, host_config)
     for extra in host_config.get("ExtraHosts") or []:
         h, _, ip = extra.rpartition(":")
         hosts += f"{ip}\t{h}\n"
-    resolv = resolv_conf(host_config, netattach.resolv_nameservers(engine, net_settings))
+    resolv = resolv_conf(host_config, netattach and netattach.resolv_nameservers(engine, net_settings))
     store = engine.containers
     with _util.locked(engine.paths.lock):
         if name is None:
@@ -161,9 +166,12 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
         sandbox = None
         try:
             _stale_runtime_cleanup(engine, c)
-            from . import netattach
+            if netmodes.runtime_owned(c.host_config) and not netmodes.mode_of(c.host_config).startswith("container:"):
+                sandbox = netmodes.Sandbox()  # none, host: the runtime's (netattach.setup's answer)
+            else:
+                from . import netattach
 
-            sandbox = netattach.setup(engine, c)
+                sandbox = netattach.setup(engine, c)
             if volatile is None:
                 volatile = bool(c.host_config.get("AutoRemove"))
             rootfs = str(engine.layers.mount_rw(c.id, volatile=volatile))
@@ -233,6 +241,8 @@ def _abort_start(engine: Engine, c: Container, err: BaseException) -> None:
 
 def _release_network(engine: Engine, c: Container) -> None:
     """Tear down the container's network sandbox; a failure is reported, never fatal here."""
+    if netmodes.runtime_owned(c.host_config):
+        return  # nothing of ours (netattach.teardown's answer)
     from . import netattach
 
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 
 from ..errors import InvalidArgument
 
@@ -41,7 +40,15 @@ _NAMES = (
     "wiles williams williamson wilson wing wozniak wright wu yalow yonath zhukovsky"
 ).split()
 
-_VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_NAME_CHARS = _ALNUM + "_.-"
+
+
+def _valid(name: str) -> bool:
+    """Docker's `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$` (without `re`: not imported by `run`)."""
+    if name.startswith("/"):
+        name = name[1:]
+    return len(name) >= 2 and name[0] in _ALNUM and not name.strip(_NAME_CHARS)
 
 
 def _pick(seq: tuple[str, ...] | list[str]) -> str:
@@ -57,6 +64,6 @@ def generate(retry: int = 0) -> str:
 
 def validate(name: str) -> str:
     """Return the name without a leading '/', or raise Docker's error for an invalid one."""
-    if not _VALID.match(name):
+    if not _valid(name):
         raise InvalidArgument(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
     return name.lstrip("/")

@@ -13,42 +13,22 @@ from __future__ import annotations
 import os
 import sys
 
-from .._record import dataclass, field
 from .. import _util
 from ..errors import Conflict, DockyardError, InvalidArgument, NotFound
 from ..network.store import Network
 from . import networks
 from .core import Engine
+from .netmodes import BRIDGE_MODES, Sandbox, empty_settings, endpoint_of, mode_of  # noqa: F401 (re-exported)
 from .records import Container
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
     from typing import Any
-
-BRIDGE_MODES = ("bridge", "default")
-
-
-def mode_of(hc: dict[str, Any]) -> str:
-    mode = hc.get("NetworkMode") or "default"
-    return "bridge" if mode == "default" else mode
-
 
 def endpoint(net: Network, ipam_config: dict[str, Any] | None = None, aliases: list[str] | None = None,
              mac: str = "") -> dict[str, Any]:
     """Docker's EndpointSettings of a container that is not running (no address yet)."""
-    return {"IPAMConfig": ipam_config or None, "Links": None, "Aliases": aliases or None, "MacAddress": mac,
-            "DriverOpts": None, "NetworkID": net.id, "EndpointID": "", "Gateway": "", "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "DNSNames": None}
-
-
-def empty_settings() -> dict[str, Any]:
-    return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0,
-            "IPv6Gateway": "", "MacAddress": "", "Networks": {}}
+    return endpoint_of(net.id, ipam_config, aliases, mac)
 
 
 def prepare(engine: Engine, hc: dict[str, Any], endpoints_config: dict[str, Any] | None) -> dict[str, Any]:
@@ -121,17 +101,6 @@ def resolve_host_gateway(engine: Engine, hc: dict[str, Any]) -> None:
 
 
 # ---- start / stop -------------------------------------------------------------------
-
-@dataclass
-class Sandbox:
-    netns: str | None = None  # path to join; None = the runtime makes a fresh one (or host)
-    hold: list[socket.socket] = field(default_factory=list)  # socket: for type checkers only
-
-    def close(self) -> None:
-        for s in self.hold:
-            s.close()
-        self.hold = []
-
 
 def netns_path(engine: Engine, cid: str) -> str:
     return str(engine.paths.runroot / "netns" / cid)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from pathlib import Path
 
@@ -46,7 +45,14 @@ __all__ = ["Layer", "LayerStore", "PreparedLayer", "RWLayer", "RWPaths", "chain_
 
 LINK_DIR = "l"
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_CHAIN_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
+_HEX_DIGITS = "0123456789abcdef"
+
+
+def _chain_hex(chain_id: str) -> str | None:
+    """The hex of `sha256:<64 lowercase hex>`, else None."""
+    if len(chain_id) == 71 and chain_id.startswith("sha256:") and not chain_id[7:].strip(_HEX_DIGITS):
+        return chain_id[7:]
+    return None
 #: unfinished layer directories older than this are left-overs of a crash
 _STALE_TMP_SECONDS = 24 * 3600
 
@@ -90,10 +96,10 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
 
 
 def _hex(chain_id: str) -> str:
-    m = _CHAIN_RE.match(chain_id)
-    if m is None:
+    h = _chain_hex(chain_id)
+    if h is None:
         raise InvalidArgument(f"invalid layer chain ID: {chain_id!r}")
-    return m.group(1)
+    return h
 
 
 def new_link_id() -> str:
@@ -131,8 +137,8 @@ class LayerStore:
     # ---- queries ---------------------------------------------------------------------
 
     def exists(self, chain_id: str) -> bool:
-        m = _CHAIN_RE.match(chain_id)
-        return m is not None and (self.db / m.group(1)).is_dir()
+        h = _chain_hex(chain_id)
+        return h is not None and (self.db / h).is_dir()
 
     def get(self, chain_id: str) -> Layer:
         d = f"{self._db_s}/{_hex(chain_id)}/"

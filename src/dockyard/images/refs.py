@@ -15,10 +15,12 @@ and its normalisation: no domain means ``docker.io``; a one-component path on
 
 from __future__ import annotations
 
-import re
-
 from .._record import dataclass
 from ..errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -51,6 +53,8 @@ def _reference_re() -> re.Pattern[str]:
     """The full grammar, compiled on first use (~1.5 ms: not on `run busybox`'s path)."""
     global _REFERENCE_RE
     if _REFERENCE_RE is None:
+        import re  # only for references outside the plain grammar: `run busybox` does not load it
+
         _REFERENCE_RE = re.compile(_REFERENCE, re.ASCII)
     return _REFERENCE_RE
 
@@ -255,8 +259,8 @@ def parse_any(s: str) -> Reference | str:
         return "sha256:" + s
     if ":" in s and "/" not in s and "@" not in s:
         alg, _, hexpart = s.partition(":")
-        if alg in _DIGEST_LENGTHS and len(hexpart) == _DIGEST_LENGTHS[alg] and re.fullmatch(
-            r"[a-f0-9]+", hexpart
+        if alg in _DIGEST_LENGTHS and len(hexpart) == _DIGEST_LENGTHS[alg] and not hexpart.strip(
+            "0123456789abcdef"
         ):
             return s
     return parse_reference(s)

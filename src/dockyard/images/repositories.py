@@ -11,8 +11,8 @@ atomically, so concurrent processes never lose each other's tags.
 
 from __future__ import annotations
 
-import json
 
+from .. import _json
 from .._util import atomic_write, read_json
 from ..errors import Conflict, InvalidArgument
 from ..paths import Paths
@@ -36,7 +36,7 @@ class ReferenceStore:
         return repos if isinstance(repos, dict) else {}
 
     def _save(self, repos: Repos) -> None:
-        text = json.dumps({"Repositories": repos}, sort_keys=True, separators=(",", ":"))
+        text = _json.dumps({"Repositories": repos}, sort_keys=True)
         atomic_write(self.path, text, mode=0o600)
 
     def get(self, ref: Reference) -> str | None:

@@ -15,9 +15,9 @@ passed in (``containers_using``) run under it too and must not take ``paths.lock
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
+from .. import _json
 from .._record import dataclass, field
 from .._util import ZERO_TIME, atomic_write, now_rfc3339, parse_rfc3339, rmtree
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
@@ -80,7 +80,7 @@ class ImageStore:
     def create_image(self, config: dict[str, Any], durable: bool = True) -> str:
         """Store an image config (serialised compactly, in the dict's order); return its ID.
         `durable=False` skips the fsync (the builder syncs the file system once at the end)."""
-        return self.create_image_raw(json.dumps(config, separators=(",", ":")).encode(), durable)
+        return self.create_image_raw(_json.dumps(config).encode(), durable)
 
     def create_image_raw(self, data: bytes, durable: bool = True) -> str:
         """Store image config bytes exactly as given (pull/load); return "sha256:<hex>".
@@ -88,7 +88,7 @@ class ImageStore:
         The layers named by rootfs.diff_ids must already be registered.
         """
         try:
-            config = json.loads(data)
+            config = _json.loads(data)
         except ValueError as e:
             raise InvalidArgument(f"invalid image config: {e}") from None
         if not isinstance(config, dict):
@@ -122,7 +122,7 @@ class ImageStore:
 
     def get(self, image_id: str) -> Image:
         """The image with this exact ID (NotFound otherwise)."""
-        config = json.loads(self.raw_config(image_id))
+        config = _json.loads(self.raw_config(image_id))
         image_id = "sha256:" + _hex(image_id)
         refs = self.refs.references(image_id)
         diff_ids = _diff_ids(config)
@@ -361,7 +361,7 @@ class ImageStore:
         in_use = set()
         for image_id in self.ids():
             with contextlib.suppress(NotFound, ValueError, AttributeError):
-                diff_ids = _diff_ids(json.loads(self.raw_config(image_id)))  # not `get`: no sizes, no refs
+                diff_ids = _diff_ids(_json.loads(self.raw_config(image_id)))  # not `get`: no sizes, no refs
                 if diff_ids:
                     in_use.add(chain_ids(diff_ids)[-1])
         return [l.chain_id for l in self.layers.release(chain_id, in_use)]

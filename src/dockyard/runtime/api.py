@@ -8,14 +8,13 @@ the shim, making the container's init the shim's child (the engine's path). With
 
 from __future__ import annotations
 
-import json
 import os
-import signal
+import _signal as signal  # the C core: `signal` builds IntEnums (importing enum) at import
 import sys
 from pathlib import Path
 
 from .._record import dataclass, field
-from .. import _util
+from .. import _json, _util
 from ..errors import AlreadyExists, Conflict, ExecFailed, FailedPrecondition, InvalidArgument, NotFound
 from ..kernel import usock
 from . import spawn
@@ -28,7 +27,7 @@ SHIM_PATH = str(Path(__file__).with_name("shim_entry.py"))
 #: the C shim (scripts/build-shim), used when built, unless DOCKYARD_SHIM=python
 SHIM_BINARY = str(Path(__file__).with_name("bin") / "dockyard-shim")
 
-_ID_RE = __import__("re").compile(r"^[A-Za-z0-9_+.-]+$")
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-"
 
 #: forks the container's process: (stdio fds for the child, fds the child must close) -> handle
 if TYPE_CHECKING:
@@ -90,7 +89,7 @@ class Runtime:
         self.root = Path(root)
 
     def _dir(self, cid: str) -> Path:
-        if not _ID_RE.match(cid) or cid in (".", ".."):
+        if not cid or cid.strip(_ID_CHARS) or cid in (".", ".."):
             raise InvalidArgument(f"invalid container id {cid!r}: use letters, digits, '_', '+', '.' and '-'")
         return self.root / cid
 
@@ -105,7 +104,7 @@ class Runtime:
         cg = None
         try:
             with open(os.path.join(bundle, "config.json"), "rb") as f:
-                spec = json.loads(f.read())
+                spec = _json.loads(f.read())
             root = spec["root"]["path"]
             if not os.path.isabs(root):
                 spec["root"]["path"] = os.path.join(bundle, root)
@@ -163,14 +162,14 @@ class Runtime:
                 try:
                     master = spawn.wait_ready(h)
                 except spawn.CreateFailed as e:
-                    os.write(w, json.dumps({"error": str(e), "code": e.code}).encode())
+                    os.write(w, _json.dumps({"error": str(e), "code": e.code}).encode())
                     os._exit(1)
                 if master is not None and console_socket:
                     s = usock.socket(usock.AF_UNIX, usock.SOCK_STREAM)
                     s.connect(console_socket)
                     usock.send_fds(s, [b"/dev/ptmx"], [master])
                     s.close()
-                os.write(w, json.dumps({"pid": h.pid}).encode())
+                os.write(w, _json.dumps({"pid": h.pid}).encode())
                 os._exit(0)
             except BaseException as e:
                 if h is not None:
@@ -179,7 +178,7 @@ class Runtime:
                     except OSError:
                         pass
                 try:
-                    os.write(w, json.dumps({"error": str(e) or type(e).__name__, "code": 125}).encode())
+                    os.write(w, _json.dumps({"error": str(e) or type(e).__name__, "code": 125}).encode())
                 except OSError:
                     pass
             finally:
@@ -260,7 +259,7 @@ class Runtime:
                 os.execv(argv[0], argv)
             except BaseException as e:  # report, never return into the caller's code
                 try:
-                    os.write(w, json.dumps({"error": f"shim: {e}", "code": 125}).encode())
+                    os.write(w, _json.dumps({"error": f"shim: {e}", "code": 125}).encode())
                 except OSError:
                     pass
             finally:
@@ -448,7 +447,7 @@ def _read_all(fd: int) -> bytes:
 def _pid_or_raise(msg: bytes) -> int:
     if not msg:
         raise FailedPrecondition("container init exited before reporting its state")
-    data = json.loads(msg)
+    data = _json.loads(msg)
     if "error" in data:
         code = int(data.get("code", 125))
         if code in (126, 127):

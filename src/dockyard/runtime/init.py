@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import signal
+import _signal as signal  # the C core: `signal` builds IntEnums (importing enum) at import
 import stat
 import struct
 import sys

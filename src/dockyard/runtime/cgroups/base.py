@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # the C core: `signal` builds IntEnums (importing enum) at import
 import time
 from pathlib import Path, PurePosixPath
 

@@ -13,7 +13,6 @@ names are listed in `Resources.ignored` so the caller can warn, as Docker does.
 
 from __future__ import annotations
 
-import re
 
 from ..._record import dataclass, field
 from dockyard.errors import InvalidArgument
@@ -33,7 +32,6 @@ MIN_CFS_QUOTA = 1000
 MIN_BLKIO_WEIGHT = 10
 MAX_BLKIO_WEIGHT = 1000
 
-_CPU_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 _PREFIX = "linux.resources"
 
 #: keys we read; anything else that is set is reported in `ignored`
@@ -239,7 +237,9 @@ def blkio_weight_to_io_weight(weight: int) -> int:
 
 def valid_cpu_list(text: str) -> bool:
     """A kernel list like `0-3,5`: ascending ranges of non-negative integers."""
-    if not _CPU_LIST.match(text):
+    import re  # not at module level: `run` without --cpuset-* does not need it
+
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text, re.ASCII):
         return False
     for part in text.split(","):
         lo, _, hi = part.partition("-")

@@ -14,7 +14,7 @@ here, so `Resources.devices` is ignored on v2 (the container's mount namespace a
 from __future__ import annotations
 
 import os
-import signal
+import _signal as signal  # the C core: `signal` builds IntEnums (importing enum) at import
 from pathlib import Path
 
 from dockyard.errors import FailedPrecondition, InvalidArgument, Unsupported
