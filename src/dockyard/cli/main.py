@@ -122,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         import gc
 
         gc.disable()
+    if cmd == "run":
+        # First thing: the first no-op migration waits an RCU grace period while holding the
+        # kernel's cgroup mutex, which the container's cgroup mkdirs need; begun here, its
+        # wait overlaps the imports (runtime/cgroups/warm.py).
+        from dockyard.runtime.cgroups import warm
+
+        warm.start()
     module = f"dockyard.cli.{mod_name}"
     __import__(module)  # importlib.import_module without importing importlib (and warnings)
     func: Callable[[list[str]], int] = getattr(sys.modules[module], func_name)
