@@ -5,10 +5,10 @@ Tier 0: imports nothing from dockyard but `errors`.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
-from pathlib import Path
+from ._lean import contextmanager, suppress
+from ._path import Path
 
 from . import _json
 
@@ -39,7 +39,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
@@ -53,7 +53,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return _json.loads(f.read())
 
 
-@contextlib.contextmanager
+@contextmanager
 def locked(path: str | os.PathLike[str], shared: bool = False) -> Iterator[None]:
     """Hold an flock on `path` (created if missing) for the duration of the block."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ def rmtree(path: str | os.PathLike[str]) -> None:
     except OSError:
         return
     if entries is None:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(path)
         return
     for e in entries:
@@ -161,9 +161,9 @@ def rmtree(path: str | os.PathLike[str]) -> None:
         if is_dir:
             rmtree(e.path)
         else:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.unlink(e.path)
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         os.rmdir(path)
 
 

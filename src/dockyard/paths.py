@@ -7,7 +7,7 @@ runtime state that dies with a reboot lives under /run/dockyard (DOCKYARD_RUNROO
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from ._path import Path
 
 from ._record import dataclass
 

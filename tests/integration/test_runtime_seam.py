@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard import _tarsafe
 from dockyard.kernel.caps import DEFAULT_CAPS
 from dockyard.oci import defaults
 
@@ -174,7 +175,7 @@ def rootfs(workdir: Path) -> str:
     root = workdir / "bundle" / "rootfs"  # runc wants the real directory, not a symlink
     root.mkdir(parents=True)
     with tarfile.open(_busybox_tar()) as tf:
-        tf.extractall(root, filter="tar")
+        _tarsafe.extract_all(tf, str(root))
     return str(root)
 
 

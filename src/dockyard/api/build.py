@@ -19,7 +19,7 @@ import io
 import json
 import shutil
 import tempfile
-from pathlib import Path
+from .._path import Path
 from typing import IO, Any, cast
 
 from ..errors import DockyardError, InvalidArgument

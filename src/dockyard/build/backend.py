@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from .._record import dataclass
-from pathlib import Path
+from .._path import Path
 from typing import Any, Callable, ContextManager, Protocol
 
 

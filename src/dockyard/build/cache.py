@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
-from pathlib import Path
+from .._path import Path
 
 from .._record import asdict, dataclass, field
 from .._util import atomic_write, locked

@@ -22,7 +22,7 @@ import os
 import posixpath
 import stat
 import time
-from pathlib import Path
+from .._path import Path
 
 from .._record import dataclass, field
 from ..errors import InvalidArgument, NotFound

@@ -14,7 +14,7 @@ import contextlib
 import copy
 import os
 import time
-from pathlib import Path
+from .._path import Path
 
 import dockerfile as _bk
 

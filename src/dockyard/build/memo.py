@@ -30,7 +30,7 @@ import json
 import os
 import re
 import stat
-from pathlib import Path
+from .._path import Path
 
 from ..paths import sha256
 

@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import urllib.parse
-from pathlib import Path
+from .._path import Path
 
 from .._record import dataclass, field
 from .._util import locked

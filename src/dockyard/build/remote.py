@@ -24,7 +24,7 @@ import posixpath
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
+from .._path import Path
 
 from ..errors import InvalidArgument
 from .context import SourceRoot

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import _signal as signal  # the C core: `signal` builds IntEnums (importing enum) at import
 import sys
 
+from .._lean import contextmanager, suppress
 from ..engine import lifecycle, stream
 from ..engine.core import Engine
 from ..engine.records import Container
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import Iterator
 
 
-@contextlib.contextmanager
+@contextmanager
 def raw_terminal(fd: int) -> Iterator[None]:
     import termios
     import tty
@@ -89,7 +89,7 @@ def attach_and_start(eng: Engine, c: Container, detach_keys: str | None, sig_pro
         c = lifecycle.start(eng, c, before_start=before_start, console_size=size)
     except BaseException:
         if c.host_config.get("AutoRemove"):
-            with contextlib.suppress(Exception):
+            with suppress(Exception):
                 lifecycle.remove(eng, eng.containers.load(c.id), force=True)
         raise
     return _finish(eng, c, holder, sig_proxy)

@@ -11,7 +11,7 @@ import contextlib
 import os
 import stat
 import sys
-from pathlib import Path
+from .._path import Path
 
 from .. import _util
 from ..errors import InvalidArgument
@@ -62,6 +62,8 @@ def _context(ctx: str, dfile: str | None) -> Iterator[tuple[Path, str]]:
         import tarfile
         import tempfile
 
+        from .. import _tarsafe
+
         data = sys.stdin.buffer.read()
         with tempfile.TemporaryDirectory(prefix="dockyard-build-") as tmp:
             if _is_tar(data):
@@ -69,7 +71,7 @@ def _context(ctx: str, dfile: str | None) -> Iterator[tuple[Path, str]]:
 
                 try:
                     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
-                        tf.extractall(tmp, filter="data")
+                        _tarsafe.extract_all(tf, tmp, data=True)
                 except (tarfile.TarError, OSError) as e:
                     raise InvalidArgument(f"the build context on stdin is not a valid tar archive: {e}") from None
                 name = dfile or "Dockerfile"

@@ -240,7 +240,7 @@ def _bare(path: str) -> str:
 
 
 def _copy_out(ref: str, src: str, dst: str, follow: bool, keep_owners: bool, quiet: bool) -> int:
-    from pathlib import Path
+    from .._path import Path
 
     from ..engine import files
     from ..images.tarfs import extract_tree_tar
@@ -391,7 +391,7 @@ def _copy_in(src: str, ref: str, dst: str, follow: bool, copy_uid_gid: bool, qui
         into, name = _destination(cdst, src_is_dir, name, exists, is_dir)
         rel = fs.extraction_dir(into)
         arc = posixpath.join(rel, name) if rel else name
-        from pathlib import Path
+        from .._path import Path
 
         from ..images.tarfs import write_tree_tar
 

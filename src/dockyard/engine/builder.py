@@ -25,7 +25,7 @@ import shutil
 import socket
 import stat
 import tempfile
-from pathlib import Path
+from .._path import Path
 
 from .. import _util
 from ..build.backend import (BaseImage, CopyEntry, CopyRequest, EntryKind, LayerResult, MountRequest,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from pathlib import Path
+from .._path import Path
 
 from .._util import new_id
 from ..images.layers import LayerStore, PreparedLayer

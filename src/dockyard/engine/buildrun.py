@@ -7,7 +7,7 @@ tar body (`extract_context`). Both then call `ignore_matcher` and `build`.
 
 from __future__ import annotations
 
-from pathlib import Path
+from .._path import Path
 
 from ..errors import InvalidArgument
 from .core import Engine
@@ -42,6 +42,8 @@ def extract_context(stream: IO[bytes], dest: Path) -> None:
     does this. A member whose data is cut short is still an error."""
     import tarfile
 
+    from .. import _tarsafe
+
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tf:
             count = 0
@@ -54,7 +56,7 @@ def extract_context(stream: IO[bytes], dest: Path) -> None:
                     raise
                 if member is None:
                     break
-                tf.extract(member, dest, filter="tar")
+                _tarsafe.extract(tf, member, str(dest))
                 count += 1
     except (tarfile.TarError, OSError, EOFError) as e:
         raise InvalidArgument(f"the build context is not a valid tar archive: {e}") from None

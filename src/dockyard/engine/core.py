@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 
+from .._lean import cached_property
 from ..paths import Paths
 from .records import Container, ContainerStore
 
@@ -21,23 +21,23 @@ class Engine:
         self.paths = paths or Paths.from_env()
         self._external: dict[str, "Runtime"] = {}
 
-    @functools.cached_property
+    @cached_property
     def containers(self) -> ContainerStore:
         return ContainerStore(self.paths)
 
-    @functools.cached_property
+    @cached_property
     def layers(self) -> "LayerStore":
         from ..images.layers import LayerStore
 
         return LayerStore(self.paths)
 
-    @functools.cached_property
+    @cached_property
     def images(self) -> "ImageStore":
         from ..images.store import ImageStore
 
         return ImageStore(self.paths, self.layers)
 
-    @functools.cached_property
+    @cached_property
     def runtime(self) -> "Runtime":
         from ..runtime.api import Runtime
 

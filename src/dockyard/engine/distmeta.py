@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
+from .._path import Path
 
 from .._record import dataclass
 from .._util import atomic_write

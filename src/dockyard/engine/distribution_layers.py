@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from .._path import Path
 
 from .._record import dataclass, field
 from .._util import atomic_write

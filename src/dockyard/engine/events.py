@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
+from .._path import Path
 
 from .. import _json
 from .._record import dataclass

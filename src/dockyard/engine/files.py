@@ -23,7 +23,7 @@ import shutil
 import stat
 import tarfile
 import threading
-from pathlib import Path
+from .._path import Path
 
 from .._record import dataclass
 from ..errors import (AlreadyExists, Conflict, DockyardError, FailedPrecondition, InvalidArgument,

@@ -14,10 +14,10 @@ A volume's users are the containers whose MountPoints name it (`users_of`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 
+from .._lean import contextmanager, suppress
 from .. import _util
 from ..errors import Conflict, DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from .core import Engine
@@ -55,7 +55,7 @@ def local_mounts(engine: Engine) -> "LocalMounts":
 
 # ---- create --------------------------------------------------------------------------
 
-@contextlib.contextmanager
+@contextmanager
 def creating(engine: Engine, c: Container) -> Iterator[None]:
     """Resolve `c`'s mount points into c.doc["MountPoints"] and hold the volume store's lock
     until the block (saving the record) is done, so no `volume rm` can slip in between.
@@ -72,7 +72,7 @@ def creating(engine: Engine, c: Container) -> Iterator[None]:
             yield
         except BaseException:
             for name in created:
-                with contextlib.suppress(DockyardError, OSError):
+                with suppress(DockyardError, OSError):
                     store.remove(name)
             raise
 
@@ -186,7 +186,7 @@ def on_start(engine: Engine, c: Container, rootfs: str) -> None:
                 _copy_up(store, v.name, rootfs, dest)
     except BaseException:
         for v in acquired:
-            with contextlib.suppress(DockyardError, OSError):
+            with suppress(DockyardError, OSError):
                 lm.release(v, c.id)
         raise
 
@@ -214,7 +214,7 @@ def on_stop(engine: Engine, c: Container) -> None:
         return
     store, lm = volume_store(engine), local_mounts(engine)
     for mp in vols:
-        with contextlib.suppress(DockyardError, OSError):
+        with suppress(DockyardError, OSError):
             lm.release(store.get(mp["Name"]), c.id)
 
 
@@ -235,14 +235,14 @@ def on_remove(engine: Engine, c: Container, anonymous: bool) -> None:
             except NotFound:
                 continue
             if v.anonymous and not [u for u in users_of(engine, v.name) if u != c.id]:
-                with contextlib.suppress(DockyardError, OSError):
+                with suppress(DockyardError, OSError):
                     store.remove(v.name)
                     forget(engine, v.name)
 
 
 def forget(engine: Engine, name: str) -> None:
     """A removed volume's run-root files (its device-mount lock) go too."""
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.unlink(engine.paths.runroot / "volumes" / f"{name}.lock")
 
 

@@ -8,7 +8,7 @@ Containers attach to networks in engine/netattach.py.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from .._path import Path
 
 from .. import _util
 from ..errors import Conflict, InvalidArgument

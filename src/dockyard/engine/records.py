@@ -7,9 +7,9 @@ changes happen under the container's lock (`ContainerStore.lock(id)`).
 
 from __future__ import annotations
 
-import contextlib
 import os
-from pathlib import Path
+from .._lean import contextmanager
+from .._path import Path
 
 from .. import _util
 from ..errors import Conflict, NotFound
@@ -86,7 +86,7 @@ class ContainerStore:
     def path(self, cid: str) -> Path:
         return self.dir / cid
 
-    @contextlib.contextmanager
+    @contextmanager
     def lock(self, cid: str) -> Iterator[None]:
         """The container's lock. For a container that does not exist (any more) no lock
         file is created: there is nothing to protect, and the file would never be removed."""

@@ -11,9 +11,9 @@ calling into the image or layer store (use `store_lock` instead, which nests).
 
 from __future__ import annotations
 
-import contextlib
 from _thread import _local  # threading.local, without importing threading
 
+from .._lean import contextmanager
 from .._util import locked
 from ..paths import Paths
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _held = _local()
 
 
-@contextlib.contextmanager
+@contextmanager
 def store_lock(paths: Paths) -> Iterator[None]:
     held: dict[str, int] = _held.__dict__.setdefault("held", {})
     key = str(paths.lock)

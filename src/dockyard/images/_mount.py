@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from pathlib import Path
+from .._path import Path
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,

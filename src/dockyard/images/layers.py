@@ -14,10 +14,10 @@ Container read-write layers live in `rwlayers`; this class is their entry point 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from pathlib import Path
+from .._lean import suppress
+from .._path import Path
 
 from .._record import dataclass
 from .._util import atomic_write, new_id
@@ -170,7 +170,7 @@ class LayerStore:
             return out
         for entry in sorted(self.db.iterdir()):
             if len(entry.name) == 64 and not entry.name.startswith("."):
-                with contextlib.suppress(NotFound):
+                with suppress(NotFound):
                     out.append(self.get("sha256:" + entry.name))
         return out
 
@@ -260,7 +260,7 @@ class LayerStore:
         ``l/<parent link>:l/<grandparent link>…`` (Docker's getLower)."""
         parent_dir = self.home / self.get(chain_id).cache_id
         lowers = [f"{LINK_DIR}/{(parent_dir / 'link').read_text().strip()}"]
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             above = (parent_dir / "lower").read_text().strip()
             if above:
                 lowers.extend(above.split(":"))
@@ -297,7 +297,7 @@ class LayerStore:
             self._write_db(layer)
         except BaseException:
             if link is not None:
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     link.unlink()
             _rmtree(final)
             raise
@@ -354,10 +354,10 @@ class LayerStore:
         directories are renamed away now and deleted by one detached process)."""
         names = [name] if isinstance(name, str) else name
         for n in names:
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            with suppress(FileNotFoundError, NotADirectoryError):
                 short = (self.home / n / "link").read_text().strip()
                 if short:
-                    with contextlib.suppress(FileNotFoundError):
+                    with suppress(FileNotFoundError):
                         (self.home / LINK_DIR / short).unlink()
         if later:
             from .._util import remove_later

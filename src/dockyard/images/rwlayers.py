@@ -12,11 +12,11 @@ These functions are reached through `LayerStore` methods of the same names.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-from pathlib import Path, PurePosixPath
+from .._lean import suppress
+from .._path import Path, PurePosixPath
 
 from .._record import dataclass
 from .._util import atomic_write, new_id, rmtree
@@ -85,7 +85,7 @@ def list_rw(store: LayerStore) -> list[RWLayer]:
     if store.mounts_db.is_dir():
         for entry in sorted(store.mounts_db.iterdir()):
             if not entry.name.startswith("."):
-                with contextlib.suppress(NotFound):
+                with suppress(NotFound):
                     out.append(get_rw(store, entry.name))
     return out
 

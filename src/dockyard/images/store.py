@@ -14,8 +14,8 @@ passed in (``containers_using``) run under it too and must not take ``paths.lock
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
+from .._lean import suppress
+from .._path import Path
 
 from .. import _json
 from .._record import dataclass, field
@@ -161,14 +161,14 @@ class ImageStore:
             return []
         out = []
         for d in self.metadata.iterdir():
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            with suppress(FileNotFoundError, NotADirectoryError):
                 if (d / "parent").read_text().strip() == image_id and self.exists(d.name):
                     out.append("sha256:" + d.name)
         return out
 
     def delete_image(self, image_id: str) -> None:
         """Remove the config and metadata of `image_id` (not its tags or layers)."""
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             (self.content / _hex(image_id)).unlink()
         rmtree(self.metadata / _hex(image_id))
 
@@ -201,7 +201,7 @@ class ImageStore:
         """All images, newest first."""
         images = []
         for image_id in self.ids():
-            with contextlib.suppress(NotFound, ValueError):
+            with suppress(NotFound, ValueError):
                 images.append(self.get(image_id))
         images.sort(key=lambda i: (_timestamp(i.created), i.id), reverse=True)
         return images
@@ -360,7 +360,7 @@ class ImageStore:
         """Release `chain_id` unless an image uses it; returns deleted chain IDs."""
         in_use = set()
         for image_id in self.ids():
-            with contextlib.suppress(NotFound, ValueError, AttributeError):
+            with suppress(NotFound, ValueError, AttributeError):
                 diff_ids = _diff_ids(_json.loads(self.raw_config(image_id)))  # not `get`: no sizes, no refs
                 if diff_ids:
                     in_use.add(chain_ids(diff_ids)[-1])

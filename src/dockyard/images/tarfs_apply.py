@@ -17,7 +17,7 @@ import shutil
 import stat
 import tarfile
 import zlib
-from pathlib import Path
+from .._path import Path
 
 from .._record import dataclass
 from ..errors import Conflict, DockyardError, FailedPrecondition, InvalidArgument, NotFound

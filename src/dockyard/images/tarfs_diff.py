@@ -15,7 +15,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from pathlib import Path
+from .._path import Path
 
 from .._record import dataclass
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported

@@ -12,7 +12,7 @@ import stat
 import tarfile
 from collections import deque
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
+from .._path import Path
 
 from ..errors import InvalidArgument, NotFound
 

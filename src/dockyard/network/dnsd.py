@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from .._path import Path
 
 MODULE = "dockyard.network.dnsd"
 READY_TIMEOUT = 5.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from .._path import Path
 
 from .._record import asdict, dataclass, field, fields, replace
 from .. import _util

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import _signal as signal  # the C core: `signal` builds IntEnums (importing enum) at import
 import sys
-from pathlib import Path
+from .._path import Path
 
 from .._record import dataclass, field
 from .. import _json, _util

@@ -12,7 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
-from pathlib import Path
+from .._path import Path
 
 from .. import _util
 from ..errors import Conflict, FailedPrecondition, InvalidArgument, NotFound

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
+from .._path import Path
 
 from .. import _util
 from ..errors import FailedPrecondition

@@ -17,7 +17,7 @@ import contextlib
 import os
 import re
 import shutil
-from pathlib import Path
+from .._path import Path
 
 from .._record import dataclass
 from .. import _util

@@ -9,7 +9,7 @@ import errno
 import os
 import _signal as signal  # the C core: `signal` builds IntEnums (importing enum) at import
 import time
-from pathlib import Path, PurePosixPath
+from ..._path import Path, PurePosixPath
 
 from ..._record import dataclass, field
 from ...errors import InvalidArgument, Unsupported

@@ -7,7 +7,7 @@ is a cgroup2 mount. A hybrid host (v1 controllers plus a cgroup2 at
 
 from __future__ import annotations
 
-from pathlib import Path
+from ..._path import Path
 
 from ..._record import dataclass
 from dockyard.errors import Unsupported

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from pathlib import Path
+from ..._path import Path
 
 from dockyard.errors import FailedPrecondition, Unsupported
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import _signal as signal  # the C core: `signal` builds IntEnums (importing enum) at import
-from pathlib import Path
+from ..._path import Path
 
 from dockyard.errors import FailedPrecondition, InvalidArgument, Unsupported
 
