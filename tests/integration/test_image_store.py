@@ -547,10 +547,22 @@ def test_rmi_refused_while_in_use(store: ImageStore, layers: LayerStore) -> None
         assert layers.exists(img.top_chain_id)  # the container still needs its layers
     finally:
         # removing the container's layer releases the force-removed image's layers
-        released = store.remove_container_layer(cid)
+        released = store.remove_container_layer(cid, image_id)  # the image is gone: not a hint
     assert released == [img.top_chain_id, chain_ids([img.diff_ids[0]])[0]]
     assert layers.list_layers() == [] and layers.list_rw() == []
     assert store.remove_container_layer(cid) == []
+
+
+def test_container_layer_removal_keeps_its_existing_images_layers(store: ImageStore, layers: LayerStore) -> None:
+    image_id = two_layer_image(store, tag="app:2")
+    img = store.resolve(image_id)
+    cid = "4567cdef" * 8
+    layers.create_rw(cid, img.top_chain_id, {})
+    assert store.remove_container_layer(cid, image_id) == []  # the hint: no other image is read
+    assert layers.exists(img.top_chain_id) and layers.list_rw() == []
+    layers.create_rw(cid, img.top_chain_id, {})
+    assert store.remove_container_layer(cid) == []  # without it: every image is read
+    assert layers.exists(img.top_chain_id)
 
 
 def test_rmi_by_id_with_several_repositories_needs_force(store: ImageStore) -> None:

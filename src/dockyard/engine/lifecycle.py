@@ -476,7 +476,7 @@ def _remove_locked(engine: Engine, c: Container, volumes: bool = False) -> None:
         pass
     if c.running:
         _release_network(engine, c)
-    engine.images.remove_container_layer(c.id)
+    engine.images.remove_container_layer(c.id, c.doc.get("Image"))
     _util.rmtree(run_dir(engine, c.id))
     with _util.locked(engine.paths.lock):
         engine.containers.release_name(c.name, c.id)

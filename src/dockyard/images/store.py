@@ -344,17 +344,28 @@ class ImageStore:
                 self.set_parent(image_id, parent_image.id)
         return image_id
 
-    def remove_container_layer(self, container_id: str) -> list[str]:
+    def remove_container_layer(self, container_id: str, image_id: str | None = None) -> list[str]:
         """`LayerStore.remove_rw`, then release the image layers under it if no image uses
         them any more (an image force-removed while the container existed). Returns the
-        deleted layers' chain IDs; a container without a layer is not an error."""
+        deleted layers' chain IDs; a container without a layer is not an error. `image_id`,
+        the container's image: while it exists and ends in that layer, no other image needs
+        to be read (the usual case, and O(1) instead of O(images))."""
         with store_lock(self.paths):
             try:
                 parent = self.layers.get_rw(container_id).parent
             except NotFound:
                 return []
             self.layers.remove_rw(container_id)
-            return self.release_unused(parent) if parent else []
+            if not parent or (image_id and self._top_chain(image_id) == parent):
+                return []
+            return self.release_unused(parent)
+
+    def _top_chain(self, image_id: str) -> str | None:
+        try:
+            diff_ids = _diff_ids(_json.loads(self.raw_config(image_id)))
+        except (NotFound, ValueError, AttributeError, OSError):
+            return None
+        return chain_ids(diff_ids)[-1] if diff_ids else None
 
     def release_unused(self, chain_id: str) -> list[str]:
         """Release `chain_id` unless an image uses it; returns deleted chain IDs."""
