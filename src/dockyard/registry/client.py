@@ -8,11 +8,8 @@ of `dockyard.errors`' kinds with a one-line message naming the registry, reposit
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
-from urllib.parse import quote, urljoin, urlsplit
 
 from ..errors import DockyardError, InvalidArgument, NotFound, Unauthorized
 from ..images.refs import Reference
@@ -29,9 +26,13 @@ from .tokens import Authenticator
 from .transport import (ConnectionFailed, Response, TLSSettings, Transport, has_certs_dir,
                         read_limited)
 from .uploads import UploadMixin
+from .urls import quote
+from .urls import scheme as url_scheme
+from .urls import netloc as url_netloc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import BinaryIO, Callable, TypeVar, cast
 
     T = TypeVar("T")
@@ -49,13 +50,16 @@ _SCHEME_HINTS: dict[str, str] = {}
 
 
 class _Endpoint:
-    __slots__ = ("base", "host", "mirror", "dead")
+    __slots__ = ("base", "host", "mirror", "dead", "guessed")
 
     def __init__(self, base: str | None, host: str, mirror: bool) -> None:
         self.base = base  # scheme://host[/prefix]; None until the origin's scheme is known
         self.host = host
         self.mirror = mirror
         self.dead = False
+        #: `base` is used without a ping (its scheme is known or remembered) and no answer
+        #: has come from it yet: a failure of the first request pings it and tries again
+        self.guessed = False
 
 
 class RegistryClient(UploadMixin):
@@ -77,7 +81,7 @@ class RegistryClient(UploadMixin):
         self.auth = Authenticator(self.transport, creds)
         self.scopes: tuple[str, ...] = (f"repository:{repository}:{actions}",)
         mirrors = config.mirrors_for(self.domain) if actions == "pull" else ()
-        self._endpoints = [_Endpoint(m, urlsplit(m).netloc, True) for m in mirrors]
+        self._endpoints = [_Endpoint(m, url_netloc(m), True) for m in mirrors]
         self._origin = _Endpoint(None, self.host, False)
         self._endpoints.append(self._origin)
         self._retries = retries
@@ -110,10 +114,34 @@ class RegistryClient(UploadMixin):
         return self.transport.request("GET", base + "/v2/", {}, retry_refused=False)
 
     def _ensure(self, ep: _Endpoint) -> str:
-        """The endpoint's base URL, pinging it once (to learn its auth challenge and, for an
-        insecure origin, whether it speaks https or plain http)."""
-        if ep.base is not None and self.auth.known(ep.host):
+        """The endpoint's base URL. When its scheme is certain (a mirror's URL, an origin
+        reached by https only) or remembered (an insecure origin's hint), no ping: the first
+        request's 401, if any, brings the auth challenge (Docker pings first, one round trip
+        more). Otherwise it is pinged once, to learn its auth challenge and, for an insecure
+        origin, whether it speaks https or plain http."""
+        if ep.base is not None and (ep.guessed or self.auth.known(ep.host)):
             return ep.base
+        if ep.base is not None or not self.config.is_insecure(ep.host):
+            ep.base = ep.base or f"https://{ep.host}"
+            ep.guessed = True
+            return ep.base
+        hint = self._scheme_hint(ep.host)
+        if hint in ("http", "https"):
+            ep.base = f"{hint}://{ep.host}"
+            ep.guessed = True
+            return ep.base
+        return self._probe(ep)
+
+    def _may_switch(self, ep: _Endpoint) -> bool:
+        """Whether the endpoint may answer on another scheme than the one used (an insecure
+        origin: its remembered scheme may be stale)."""
+        return not ep.mirror and self.config.is_insecure(ep.host)
+
+    def _probe(self, ep: _Endpoint) -> str:
+        """Ping the endpoint (both schemes for an insecure origin, the remembered one first)."""
+        ep.guessed = False
+        if not ep.mirror:
+            ep.base = None
         candidates = [ep.base] if ep.base else [f"https://{ep.host}"]
         if ep.base is None and self.config.is_insecure(ep.host):
             candidates.append(f"http://{ep.host}")
@@ -135,7 +163,7 @@ class RegistryClient(UploadMixin):
             self.auth.learn(ep.host, resp.header("WWW-Authenticate") if resp.status == 401 else None)
             ep.base = base
             if not ep.mirror and len(candidates) > 1:
-                self._keep_scheme_hint(ep.host, urlsplit(base).scheme)
+                self._keep_scheme_hint(ep.host, url_scheme(base))
             return base
         if first_error is not None:
             raise self._unreachable(ep.host, first_error)
@@ -176,26 +204,44 @@ class RegistryClient(UploadMixin):
               scopes: tuple[str, ...] | None = None, follow: bool = True) -> Response:
         """One authenticated request; a 401 renews the token (or learns the challenge) once."""
         base = self._ensure(ep)
-        url = path if path.startswith(("http://", "https://")) else urljoin(base + "/", path.lstrip("/"))
         sc = scopes if scopes is not None else self.scopes
         seekable = body is not None and not isinstance(body, bytes) and body.seekable()
         start = body.tell() if seekable and body is not None and not isinstance(body, bytes) else 0
-        for attempt in (0, 1):
-            hdrs = dict(self.auth.headers(ep.host, sc, refresh=attempt == 1))
+        rewindable = body is None or isinstance(body, bytes) or seekable
+        renewed = False
+        while True:
+            url = path if path.startswith(("http://", "https://")) else \
+                base + "/" + path.lstrip("/")
+            guessed = ep.guessed
+            hdrs = dict(self.auth.headers(ep.host, sc, refresh=renewed))
             hdrs.update(headers or {})
             try:
-                resp = self.transport.request(method, url, hdrs, body, stream, follow)
+                resp = self.transport.request(method, url, hdrs, body, stream, follow,
+                                              retry_refused=not guessed)
             except ConnectionFailed as e:
-                raise self._unreachable(ep.host, e) from None
-            if resp.status == 401 and attempt == 0 and (body is None or isinstance(body, bytes)
-                                                        or seekable):
+                if not (guessed and rewindable and self._may_switch(ep)):
+                    raise self._unreachable(ep.host, e) from None
+                resp = None
+            if guessed and (resp is None or resp.status == 400) and self._may_switch(ep):
+                if resp is not None:
+                    resp.close()
+                base = self._probe(ep)  # raises what a ping raised before
+                if body is not None and not isinstance(body, bytes):
+                    body.seek(start)
+                continue
+            assert resp is not None
+            if guessed:
+                ep.guessed = False
+                if resp.status != 401 and not self.auth.known(ep.host):
+                    self.auth.learn(ep.host, None)
+            if resp.status == 401 and not renewed and rewindable:
                 resp.close()
                 self.auth.learn(ep.host, resp.header("WWW-Authenticate"))
                 if body is not None and not isinstance(body, bytes):
                     body.seek(start)
+                renewed = True
                 continue
             return resp
-        return resp
 
     def _fallback(self, op: Callable[[_Endpoint], T]) -> T:
         """Run `op` on each mirror in turn, then on the origin; a mirror's failure is skipped."""
@@ -308,6 +354,8 @@ class RegistryClient(UploadMixin):
         while path:
             resp = self._fallback(op)
             try:
+                import json
+
                 out.extend(str(t) for t in json.loads(resp.body).get("tags") or [])
             except (ValueError, AttributeError):
                 raise InvalidArgument(f"tags of {self.name}: the registry sent invalid JSON") from None
@@ -368,6 +416,8 @@ class RegistryClient(UploadMixin):
                    on_progress: Callable[[int], None] | None = None) -> Path:
         """Download into `partial_path`, resuming from what it holds; verified and fsynced.
         `on_progress` gets the cumulative number of bytes held so far."""
+        from pathlib import Path  # the download path; an up-to-date pull does not come here
+
         partial_path = Path(partial_path)
         return self._fallback(lambda ep: self._fetch_from(ep, digest, size, partial_path, on_progress))
 
