@@ -1,34 +1,25 @@
 """`RegistryClient`: one repository on one registry, over the OCI distribution API.
 
-Pulls try the configured mirrors first and fall back to the origin; the origin is reached by
-https, or plain http only when the host is insecure (loopback always is). Every answer goes
-through the authenticator (Basic, or Bearer tokens per scope) and every failure becomes one
-of `dockyard.errors`' kinds with a one-line message naming the registry, repository or digest.
+Pulls try the configured mirrors first and fall back to the origin (how endpoints are reached
+and authenticated is `session.Session`'s); every failure becomes one of `dockyard.errors`'
+kinds with a one-line message naming the registry, repository or digest.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
-from ..errors import DockyardError, InvalidArgument, NotFound, Unauthorized
-from ..images.refs import Reference
-from .auth import Credentials
+from ..errors import InvalidArgument, NotFound, Unauthorized
 from .blobs import VerifyingReader, copy_verified, discard, finish_file, hash_prefix, new_hasher
-from .config import RegistryConfig, canonical_registry, origin_host
-from .errors import DigestMismatch, RegistryUnavailable, describe, error_for_status
+from .errors import DigestMismatch, RegistryUnavailable, describe
 from .manifest import (ALL_MANIFEST_TYPES, IMAGE_TYPES, MAX_MANIFEST_SIZE, Descriptor, ImageManifest,
                        Manifest, Platform, check_supported, choose_platform, detect_media_type,
                        host_platform, parse_image_manifest, parse_index, sha256_digest,
                        verified_manifest)
-from .proxy import ProxySettings
-from .tokens import Authenticator
-from .transport import (ConnectionFailed, Response, TLSSettings, Transport, has_certs_dir,
-                        read_limited)
+from .session import Session, _Endpoint
+from .transport import ConnectionFailed, Response, read_limited
 from .uploads import UploadMixin
 from .urls import quote
-from .urls import scheme as url_scheme
-from .urls import netloc as url_netloc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,203 +36,27 @@ __all__ = ["RegistryClient", "Manifest", "ImageManifest", "Descriptor", "Verifyi
            "ALL_MANIFEST_TYPES", "parse_image_manifest"]
 
 
-#: host → the scheme an insecure origin answered on last time (tried first next time)
-_SCHEME_HINTS: dict[str, str] = {}
-
-
-class _Endpoint:
-    __slots__ = ("base", "host", "mirror", "dead", "guessed")
-
-    def __init__(self, base: str | None, host: str, mirror: bool) -> None:
-        self.base = base  # scheme://host[/prefix]; None until the origin's scheme is known
-        self.host = host
-        self.mirror = mirror
-        self.dead = False
-        #: `base` is used without a ping (its scheme is known or remembered) and no answer
-        #: has come from it yet: a failure of the first request pings it and tries again
-        self.guessed = False
-
-
-class RegistryClient(UploadMixin):
+class RegistryClient(Session, UploadMixin):
     """A client for `ref_domain/repository`; thread-safe for parallel blob transfers."""
 
-    def __init__(self, ref_domain: str, repository: str, config: RegistryConfig,
-                 creds: Credentials | None, actions: str = "pull", *, retries: int = 4,
-                 backoff: float = 0.25, timeout: float = 60.0, hints_dir: str | None = None) -> None:
-        self.domain = canonical_registry(ref_domain)
-        self.repository = repository
-        # the name as Docker shows it: `busybox`, `me/app`, `localhost:5000/x`
-        self.name = Reference(self.domain, repository).familiar_name()
-        self.config = config
-        self.actions = actions
-        self.host = origin_host(ref_domain)
-        proxies = ProxySettings.resolve(config)
-        self.transport = Transport(self._tls_for, retries, backoff, timeout,
-                                   proxies.proxy_for if proxies.http or proxies.https else None)
-        self.auth = Authenticator(self.transport, creds)
-        self.scopes: tuple[str, ...] = (f"repository:{repository}:{actions}",)
-        mirrors = config.mirrors_for(self.domain) if actions == "pull" else ()
-        self._endpoints = [_Endpoint(m, url_netloc(m), True) for m in mirrors]
-        self._origin = _Endpoint(None, self.host, False)
-        self._endpoints.append(self._origin)
-        self._retries = retries
-        self._backoff = backoff
-        self._hints_dir = hints_dir
-
-    # --- plumbing ---------------------------------------------------------------------------
-    def close(self) -> None:
-        self.transport.close()
-
-    def __enter__(self) -> "RegistryClient":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _tls_for(self, netloc: str) -> TLSSettings:
-        verify = not self.config.is_insecure(netloc) or has_certs_dir(self.config.certs_dirs, netloc)
-        return TLSSettings(verify=verify, certs_dirs=self.config.certs_dirs)
-
-    def _unreachable(self, host: str, e: ConnectionFailed) -> RegistryUnavailable:
-        msg = f"cannot reach registry {host}: {e}"
-        if e.tls:
-            msg += (f"; if the registry uses its own CA, put it in "
-                    f"{self.config.certs_dirs[0]}/{host}/ca.crt (or list {host} in "
-                    f"insecure-registries)")
-        return RegistryUnavailable(msg)
-
-    def _ping(self, ep: _Endpoint, base: str) -> Response:
-        return self.transport.request("GET", base + "/v2/", {}, retry_refused=False)
-
-    def _ensure(self, ep: _Endpoint) -> str:
-        """The endpoint's base URL. When its scheme is certain (a mirror's URL, an origin
-        reached by https only) or remembered (an insecure origin's hint), no ping: the first
-        request's 401, if any, brings the auth challenge (Docker pings first, one round trip
-        more). Otherwise it is pinged once, to learn its auth challenge and, for an insecure
-        origin, whether it speaks https or plain http."""
-        if ep.base is not None and (ep.guessed or self.auth.known(ep.host)):
-            return ep.base
-        if ep.base is not None or not self.config.is_insecure(ep.host):
-            ep.base = ep.base or f"https://{ep.host}"
-            ep.guessed = True
-            return ep.base
-        hint = self._scheme_hint(ep.host)
-        if hint in ("http", "https"):
-            ep.base = f"{hint}://{ep.host}"
-            ep.guessed = True
-            return ep.base
-        return self._probe(ep)
-
-    def _may_switch(self, ep: _Endpoint) -> bool:
-        """Whether the endpoint may answer on another scheme than the one used (an insecure
-        origin: its remembered scheme may be stale)."""
-        return not ep.mirror and self.config.is_insecure(ep.host)
-
-    def _probe(self, ep: _Endpoint) -> str:
-        """Ping the endpoint (both schemes for an insecure origin, the remembered one first)."""
-        ep.guessed = False
-        if not ep.mirror:
-            ep.base = None
-        candidates = [ep.base] if ep.base else [f"https://{ep.host}"]
-        if ep.base is None and self.config.is_insecure(ep.host):
-            candidates.append(f"http://{ep.host}")
-            if self._scheme_hint(ep.host) == "http":
-                candidates.reverse()
-        first_error: ConnectionFailed | None = None
-        bad: Response | None = None
-        for base in candidates:
-            try:
-                resp = self._ping(ep, base)
-            except ConnectionFailed as e:
-                first_error = first_error or e
-                continue
-            if resp.status == 400 and len(candidates) > 1:
-                bad = bad or resp  # e.g. plain http to a TLS server: try the other scheme
-                continue
-            if resp.status >= 500:
-                raise error_for_status(resp.status, resp.body, f"registry {ep.host}", self.name)
-            self.auth.learn(ep.host, resp.header("WWW-Authenticate") if resp.status == 401 else None)
-            ep.base = base
-            if not ep.mirror and len(candidates) > 1:
-                self._keep_scheme_hint(ep.host, url_scheme(base))
-            return base
-        if first_error is not None:
-            raise self._unreachable(ep.host, first_error)
-        assert bad is not None
-        raise error_for_status(bad.status, bad.body, f"registry {ep.host}", self.name)
-
-    def _scheme_hint(self, host: str) -> str | None:
-        """The scheme an insecure origin answered on last time: in this process, else in
-        `hints_dir` (kept by an earlier process, so a plain-http registry is not probed with
-        a TLS handshake first on every command)."""
-        got = _SCHEME_HINTS.get(host)
-        if got is None and self._hints_dir:
-            try:
-                with open(os.path.join(self._hints_dir, _hint_name(host)), "rb") as f:
-                    got = f.read(16).decode("ascii", "replace").strip()
-            except OSError:
-                return None
-            _SCHEME_HINTS[host] = got
-        return got
-
-    def _keep_scheme_hint(self, host: str, scheme: str) -> None:
-        old = self._scheme_hint(host)
-        _SCHEME_HINTS[host] = scheme
-        if old == scheme or not self._hints_dir:
-            return
-        try:
-            os.makedirs(self._hints_dir, mode=0o700, exist_ok=True)
-            path = os.path.join(self._hints_dir, _hint_name(host))
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                f.write(scheme + "\n")
-            os.replace(tmp, path)
-        except OSError:
-            pass  # only a hint
-
-    def _call(self, ep: _Endpoint, method: str, path: str, headers: dict[str, str] | None = None,
-              body: bytes | BinaryIO | None = None, stream: bool = False,
-              scopes: tuple[str, ...] | None = None, follow: bool = True) -> Response:
-        """One authenticated request; a 401 renews the token (or learns the challenge) once."""
-        base = self._ensure(ep)
-        sc = scopes if scopes is not None else self.scopes
-        seekable = body is not None and not isinstance(body, bytes) and body.seekable()
-        start = body.tell() if seekable and body is not None and not isinstance(body, bytes) else 0
-        rewindable = body is None or isinstance(body, bytes) or seekable
-        renewed = False
-        while True:
-            url = path if path.startswith(("http://", "https://")) else \
-                base + "/" + path.lstrip("/")
-            guessed = ep.guessed
-            hdrs = dict(self.auth.headers(ep.host, sc, refresh=renewed))
-            hdrs.update(headers or {})
-            try:
-                resp = self.transport.request(method, url, hdrs, body, stream, follow,
-                                              retry_refused=not guessed)
-            except ConnectionFailed as e:
-                if not (guessed and rewindable and self._may_switch(ep)):
-                    raise self._unreachable(ep.host, e) from None
-                resp = None
-            if guessed and (resp is None or resp.status == 400) and self._may_switch(ep):
-                if resp is not None:
-                    resp.close()
-                base = self._probe(ep)  # raises what a ping raised before
-                if body is not None and not isinstance(body, bytes):
-                    body.seek(start)
-                continue
-            assert resp is not None
-            if guessed:
-                ep.guessed = False
-                if resp.status != 401 and not self.auth.known(ep.host):
-                    self.auth.learn(ep.host, None)
-            if resp.status == 401 and not renewed and rewindable:
-                resp.close()
-                self.auth.learn(ep.host, resp.header("WWW-Authenticate"))
-                if body is not None and not isinstance(body, bytes):
-                    body.seek(start)
-                renewed = True
-                continue
-            return resp
+    def check_push(self, digests: list[str], tag: str, media_type: str) -> tuple[dict[str, int | None], str | None]:
+        """Before a push, in one round trip (pipelined HEADs): which blobs the repository has
+        (digest → size, None when missing) and the digest of the manifest `tag` points to
+        (None when there is none, or the registry does not say)."""
+        blobs = list(dict.fromkeys(digests))
+        paths = [self._path("blobs", d) for d in blobs] + [self._path("manifests", tag)]
+        resps = self._call_many(self._origin, "HEAD", paths, {"Accept": media_type})
+        sizes: dict[str, int | None] = {}
+        for digest, resp in zip(blobs, resps):
+            if resp.status == 200:
+                sizes[digest] = int(resp.header("Content-Length") or 0)
+            elif resp.status == 404:
+                sizes[digest] = None
+            else:
+                raise self._fail(resp, self._blob_what(digest))
+        top = resps[-1]
+        current = top.header("Docker-Content-Digest") if top.status == 200 else None
+        return sizes, current
 
     def _fallback(self, op: Callable[[_Endpoint], T]) -> T:
         """Run `op` on each mirror in turn, then on the origin; a mirror's failure is skipped."""
@@ -257,9 +72,6 @@ class RegistryClient(UploadMixin):
                     ep.dead = True
                 continue
         raise AssertionError("the origin is always the last endpoint")
-
-    def _fail(self, resp: Response, what: str) -> DockyardError:
-        return error_for_status(resp.status, resp.body, what, self.name)
 
     def _path(self, kind: str, ref: str) -> str:
         return f"/v2/{self.repository}/{kind}/{quote(ref, safe=':')}"
@@ -489,10 +301,6 @@ class RegistryClient(UploadMixin):
             raise Unauthorized(f"login to {ep.host} failed: unauthorized: {detail}")
         if resp.status != 200:
             raise self._fail(resp, f"registry {ep.host}")
-
-
-def _hint_name(host: str) -> str:
-    return "scheme-" + quote(host, safe="")
 
 
 def _after_host(msg: str, host: str) -> str:

@@ -241,7 +241,8 @@ class Transport:
                 hdrs["Proxy-Authorization"] = proxy.authorization
         return scheme, netloc, path, hdrs
 
-    def pipeline(self, method: str, targets: list[str], headers: Mapping[str, str]) -> list[Response]:
+    def pipeline(self, method: str, targets: list[str], headers: Mapping[str, str],
+                 retry_refused: bool = True) -> list[Response]:
         """Bodiless requests to one origin (`targets`: URLs) sent at once on one connection,
         the answers read in order (one round trip for many HEADs). Those left unanswered (the
         server closed the connection, or it broke) and 5xx answers go again through
@@ -267,7 +268,8 @@ class Transport:
                     break
                 out.append(Response(url, raw.status, raw.headers, None, raw.read()))
         for url in targets[len(out):]:
-            out.append(self.request(method, url, headers, follow=False))
+            out.append(self.request(method, url, headers, follow=False,
+                                    retry_refused=retry_refused))
         return out
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: Body = None,

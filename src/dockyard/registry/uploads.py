@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 UPLOAD_SESSIONS = 3
 
 if TYPE_CHECKING:
-    from .client import _Endpoint
+    from .session import _Endpoint
     from .transport import Response
 
 
