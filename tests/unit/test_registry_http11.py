@@ -235,11 +235,25 @@ def test_transport_pipeline_sends_again_what_a_closing_server_left(serve) -> Non
     srv = serve(handler)
     t = _transport()
     base = f"http://127.0.0.1:{srv.port}"
-    got = t.pipeline("HEAD", [f"{base}/a", f"{base}/b", f"{base}/c"], {})
+    got = t.pipeline("HEAD", [f"{base}/a", f"{base}/b", f"{base}/c"], {}, connections=1)
     assert [r.status for r in got] == [200, 200, 200]
     paths = [h.split(b" ")[1] for h, _ in srv.requests]
     assert paths.count(b"/a") == 1 and b"/b" in paths and b"/c" in paths
     assert srv.connections == 3  # the first answer closed the pipelined connection
+    t.close()
+
+
+def test_transport_pipeline_deals_requests_to_several_connections(serve) -> None:
+    srv = serve(lambda h, b: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-P: %s\r\n\r\n"
+                % h.split(b" ")[1])
+    t = _transport()
+    base = f"http://127.0.0.1:{srv.port}"
+    got = t.pipeline("HEAD", [f"{base}/{i}" for i in range(7)], {}, connections=3)
+    assert [r.header("X-P") for r in got] == [f"/{i}" for i in range(7)]
+    assert srv.connections == 3 and len(srv.requests) == 7
+    got = t.pipeline("HEAD", [f"{base}/{i}" for i in range(2)], {}, connections=3)
+    assert [r.header("X-P") for r in got] == ["/0", "/1"]
+    assert srv.connections == 3  # the kept-alive connections served again
     t.close()
 
 

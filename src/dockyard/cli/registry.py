@@ -7,8 +7,6 @@ left out, as Docker does).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sys
 from _thread import allocate_lock  # threading.Lock without importing threading
@@ -65,9 +63,9 @@ class Display:
 def _columns() -> int:
     """shutil.get_terminal_size's width (COLUMNS, else the terminal's, else 200), without
     importing shutil and the compression modules it loads."""
-    with contextlib.suppress(ValueError):
-        if int(os.environ.get("COLUMNS", "")) > 0:
-            return int(os.environ["COLUMNS"])
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
     try:
         return os.get_terminal_size(sys.__stdout__.fileno()).columns or 200  # type: ignore[union-attr]
     except (OSError, AttributeError, ValueError):
@@ -212,6 +210,8 @@ def cmd_manifest_inspect(argv: list[str]) -> int:
     from ..engine.distribution import manifest_json
 
     raw = manifest_json(engine(), ns.names[-1])
+    import json
+
     try:
         doc = json.loads(raw)
     except ValueError:

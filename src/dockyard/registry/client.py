@@ -44,8 +44,10 @@ class RegistryClient(Session, UploadMixin):
         (digest → size, None when missing) and the digest of the manifest `tag` points to
         (None when there is none, or the registry does not say)."""
         blobs = list(dict.fromkeys(digests))
-        paths = [self._path("blobs", d) for d in blobs] + [self._path("manifests", tag)]
-        resps = self._call_many(self._origin, "HEAD", paths, {"Accept": media_type})
+        # the manifest first: its HEAD takes the registry longest, on a connection of its own
+        paths = [self._path("manifests", tag)] + [self._path("blobs", d) for d in blobs]
+        top, *resps = self._call_many(self._origin, "HEAD", paths, {"Accept": media_type},
+                                      connections=3)
         sizes: dict[str, int | None] = {}
         for digest, resp in zip(blobs, resps):
             if resp.status == 200:
@@ -54,7 +56,6 @@ class RegistryClient(Session, UploadMixin):
                 sizes[digest] = None
             else:
                 raise self._fail(resp, self._blob_what(digest))
-        top = resps[-1]
         current = top.header("Docker-Content-Digest") if top.status == 200 else None
         return sizes, current
 

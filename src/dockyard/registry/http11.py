@@ -385,11 +385,19 @@ class Connection:
         """Send bodiless requests (method, target, headers) at once, then read their answers
         in order, each body read whole (`read()` gives it). The answers stop early at one
         that closes the connection; the caller sends the rest again."""
+        self.send_pipelined(requests)
+        return self.read_pipelined([m for m, _t, _h in requests])
+
+    def send_pipelined(self, requests: list[tuple[str, str, Mapping[str, str]]]) -> None:
+        """The sending half of `pipeline` (answers are then read with `read_pipelined`)."""
         if self.sock is None:
             self.connect()
         self.sock.sendall(b"".join(self._head(m, t, h, None)[0] for m, t, h in requests))
+
+    def read_pipelined(self, methods: list[str]) -> list[RawResponse]:
+        """The answers to what `send_pipelined` sent, in order (see `pipeline`)."""
         out: list[RawResponse] = []
-        for method, _target, _headers in requests:
+        for method in methods:
             raw = self._response(method)
             raw.buffer()
             out.append(raw)

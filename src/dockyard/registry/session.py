@@ -229,8 +229,8 @@ class Session:
                 continue
             return resp
 
-    def _call_many(self, ep: _Endpoint, method: str, paths: list[str],
-                   headers: dict[str, str]) -> list[Response]:
+    def _call_many(self, ep: _Endpoint, method: str, paths: list[str], headers: dict[str, str],
+                   connections: int = 3) -> list[Response]:
         """`_call` for bodiless requests pipelined on one connection (`Transport.pipeline`);
         a 401 among the answers renews the token (or learns the challenge) once for all."""
         base = self._ensure(ep)
@@ -242,7 +242,7 @@ class Session:
             resps: list[Response] | None
             try:
                 resps = self.transport.pipeline(method, [base + p for p in paths], hdrs,
-                                                retry_refused=not guessed)
+                                                retry_refused=not guessed, connections=connections)
             except ConnectionFailed as e:
                 if not (guessed and self._may_switch(ep)):
                     raise self._unreachable(ep.host, e) from None

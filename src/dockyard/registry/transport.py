@@ -242,35 +242,47 @@ class Transport:
         return scheme, netloc, path, hdrs
 
     def pipeline(self, method: str, targets: list[str], headers: Mapping[str, str],
-                 retry_refused: bool = True) -> list[Response]:
-        """Bodiless requests to one origin (`targets`: URLs) sent at once on one connection,
-        the answers read in order (one round trip for many HEADs). Those left unanswered (the
-        server closed the connection, or it broke) and 5xx answers go again through
-        `request`, with its retries; redirects are not followed (HEAD/GET of a registry's
-        blobs and manifests answer without)."""
-        out: list[Response] = []
+                 retry_refused: bool = True, connections: int = 3) -> list[Response]:
+        """Bodiless requests to one origin (`targets`: URLs), pipelined: dealt in turn to up
+        to `connections` connections, all sent before any answer is read (one round trip for
+        many HEADs; a server that answers each connection's requests one after the other
+        still works on the connections at once). Answers come back in the targets' order.
+        Those left unanswered (the server closed a connection, or it broke) and 5xx answers
+        go again through `request`, with its retries; redirects are not followed (HEAD/GET
+        of a registry's blobs and manifests answer without)."""
+        got: dict[int, Response] = {}
         if len(targets) > 1:
             prepared = [self._prepare(u, headers) for u in targets]
             scheme, netloc = prepared[0][0], prepared[0][1]
-            conn, _reused = self._get_conn(scheme, netloc)
-            raws: list[RawResponse] = []
-            try:
-                raws = conn.pipeline([(method, p[2], p[3]) for p in prepared])
-            except OSError:
-                conn.close()
-            else:
-                if raws and len(raws) == len(targets) and not raws[-1].will_close:
-                    self._put_conn(scheme, netloc, conn)
-                else:
+            groups = [list(range(len(targets)))[k::max(connections, 1)]
+                      for k in range(min(max(connections, 1), len(targets)))]
+            sent: list[tuple[list[int], Connection]] = []
+            for group in groups:
+                conn, _reused = self._get_conn(scheme, netloc)
+                try:
+                    conn.send_pipelined([(method, prepared[i][2], prepared[i][3]) for i in group])
+                except OSError:
                     conn.close()
-            for url, raw in zip(targets, raws):
-                if raw.status >= 500:
-                    break
-                out.append(Response(url, raw.status, raw.headers, None, raw.read()))
-        for url in targets[len(out):]:
-            out.append(self.request(method, url, headers, follow=False,
-                                    retry_refused=retry_refused))
-        return out
+                    continue
+                sent.append((group, conn))
+            for group, conn in sent:
+                raws: list[RawResponse] = []
+                try:
+                    raws = conn.read_pipelined([method] * len(group))
+                except OSError:
+                    conn.close()
+                else:
+                    if len(raws) == len(group) and not raws[-1].will_close:
+                        self._put_conn(scheme, netloc, conn)
+                    else:
+                        conn.close()
+                for i, raw in zip(group, raws):
+                    if raw.status >= 500:
+                        break
+                    got[i] = Response(targets[i], raw.status, raw.headers, None, raw.read())
+        return [got[i] if i in got else self.request(method, url, headers, follow=False,
+                                                     retry_refused=retry_refused)
+                for i, url in enumerate(targets)]
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: Body = None,
              stream: bool = False) -> Response:
