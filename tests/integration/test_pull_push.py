@@ -628,16 +628,30 @@ _HEAVY = ("ssl", "http.client", "email", "concurrent.futures", "tarfile", "gzip"
           "dockyard.network.store")
 
 
-def _cli_modules(*args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """Run the CLI in a fresh interpreter; returns it and the heavy modules it imported."""
+def _cli_modules(*args: str, env: dict[str, str] | None = None,
+                 gc_on: bool = False) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the CLI in a fresh interpreter; returns it and the heavy modules it imported.
+    Checks the cyclic garbage collector ended on (`gc_on`: layers moved) or off."""
     import sys
 
-    code = ("import sys\nfrom dockyard.cli.main import main\nrc = main(sys.argv[1:])\n"
+    code = ("import gc, sys\nfrom dockyard.cli.main import main\nrc = main(sys.argv[1:])\n"
+            "print('GC', gc.isenabled())\n"
             f"print('MODULES', sorted(m for m in {_HEAVY!r} if m in sys.modules))\nsys.exit(rc)\n")
-    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, **(env or {})})
     line = [x for x in p.stdout.splitlines() if x.startswith("MODULES ")]
     assert line, (p.stdout, p.stderr)
+    assert f"GC {gc_on}" in p.stdout.splitlines(), p.stdout
     return p, eval(line[-1][len("MODULES "):])
+
+
+def test_a_pull_that_moves_layers_turns_the_garbage_collector_on(registry, pushed, clean_root):
+    """pull/push start without the cyclic GC (as short commands do) and turn it on once
+    layers move; an up-to-date one never does (test_up_to_date_pull_and_push_stay_light)."""
+    ref, _, _ = pushed
+    p, heavy = _cli_modules("pull", ref, env=clean_root.env, gc_on=True)
+    assert p.returncode == 0, p.stderr
+    assert "dockyard.engine.distribution_layers" in heavy
 
 
 def test_up_to_date_pull_and_push_stay_light(registry, pushed):

@@ -89,6 +89,7 @@ def cmd_pull(argv: list[str]) -> int:
         named = named.with_tag("latest")
     pull(engine(), ns.name, ns.platform, ns.all_tags, Display(sys.stdout, quiet=ns.quiet))
     print(str(named))
+    _exiting()
     return 0
 
 
@@ -118,7 +119,16 @@ def cmd_push(argv: list[str]) -> int:
         from ..images.refs import parse_reference
 
         print(str(parse_reference(ns.name, default_tag=False)))
+    _exiting()
     return 0
+
+
+def _exiting() -> None:
+    """The command is done and the process about to exit: what is alive now is left out of
+    the interpreter's last garbage collection (an up-to-date pull spent ~1.5 ms on it)."""
+    import gc
+
+    gc.freeze()
 
 
 def _server_key(server: str | None) -> str:

@@ -128,6 +128,15 @@ class Cancelled(Exception):
     """Another layer failed: this worker stops."""
 
 
+def moving_data() -> None:
+    """Pull and push start with the cyclic garbage collector off, as short CLI commands do (an
+    up-to-date one is over in tens of ms, and the collector's passes over what the imports
+    made cost it several); it is turned back on here, once layers move."""
+    import gc
+
+    gc.enable()
+
+
 def run_parallel(fn: Callable[[T], R], items: Sequence[T], limit: int, stop: threading.Event,
                  name: str = "worker") -> list[R]:
     """`fn` on every item, on up to `limit` threads; the results in the items' order. The

@@ -20,7 +20,7 @@ from ..images.refs import Reference, parse_reference
 from ..images.store import Image
 from .core import Engine
 from .distmeta import (
-    DistributionStore, Event, Progress, Throttled, registry_session, run_parallel,
+    DistributionStore, Event, Progress, Throttled, moving_data, registry_session, run_parallel,
 )
 from .._record import dataclass
 from ..registry.manifest import sha256_digest
@@ -127,6 +127,7 @@ def _push_one(engine: Engine, client: Any, named: Reference, image: Image, compr
     if todo or sizes.get(image.id) is None:
         import threading
 
+        moving_data()
         stop = threading.Event()
 
         def job(plan: _Plan | None) -> Pushed | None:
