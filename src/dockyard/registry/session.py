@@ -231,8 +231,9 @@ class Session:
 
     def _call_many(self, ep: _Endpoint, method: str, paths: list[str], headers: dict[str, str],
                    connections: int = 3) -> list[Response]:
-        """`_call` for bodiless requests pipelined on one connection (`Transport.pipeline`);
-        a 401 among the answers renews the token (or learns the challenge) once for all."""
+        """`_call` for bodiless requests, pipelined on up to `connections` connections
+        (`Transport.pipeline`); a 401 among the answers renews the token (or learns the
+        challenge) once, and they all go again."""
         base = self._ensure(ep)
         renewed = False
         while True:
