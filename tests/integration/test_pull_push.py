@@ -623,25 +623,42 @@ def test_pull_through_a_mirror(registry, registry2, clean_root, tmp_path):
 
 
 _HEAVY = ("ssl", "http.client", "email", "concurrent.futures", "tarfile", "gzip", "subprocess",
+          "socket", "selectors", "threading", "base64", "hashlib",
           "dockyard.engine.distribution_layers", "dockyard.engine.distribution_compress",
           "dockyard.network.store")
 
 
-def _cli_modules(*args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """Run the CLI in a fresh interpreter; returns it and the heavy modules it imported."""
+def _cli_modules(*args: str, env: dict[str, str] | None = None,
+                 gc_on: bool = False) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the CLI in a fresh interpreter; returns it and the heavy modules it imported.
+    Checks the cyclic garbage collector ended on (`gc_on`: layers moved) or off."""
     import sys
 
-    code = ("import sys\nfrom dockyard.cli.main import main\nrc = main(sys.argv[1:])\n"
+    code = ("import gc, sys\nfrom dockyard.cli.main import main\nrc = main(sys.argv[1:])\n"
+            "print('GC', gc.isenabled())\n"
             f"print('MODULES', sorted(m for m in {_HEAVY!r} if m in sys.modules))\nsys.exit(rc)\n")
-    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, **(env or {})})
     line = [x for x in p.stdout.splitlines() if x.startswith("MODULES ")]
     assert line, (p.stdout, p.stderr)
+    assert f"GC {gc_on}" in p.stdout.splitlines(), p.stdout
     return p, eval(line[-1][len("MODULES "):])
+
+
+def test_a_pull_that_moves_layers_turns_the_garbage_collector_on(registry, pushed, clean_root):
+    """pull/push start without the cyclic GC (as short commands do) and turn it on once
+    layers move; an up-to-date one never does (test_up_to_date_pull_and_push_stay_light)."""
+    ref, _, _ = pushed
+    p, heavy = _cli_modules("pull", ref, env=clean_root.env, gc_on=True)
+    assert p.returncode == 0, p.stderr
+    assert "dockyard.engine.distribution_layers" in heavy
 
 
 def test_up_to_date_pull_and_push_stay_light(registry, pushed):
     """An up-to-date pull/push: no TLS probe of the plain-http registry once its scheme is
-    known, none of the download/compression machinery, the same requests Docker sends."""
+    known, and no ping either; none of the download/compression machinery, no thread; the
+    pull sends Docker's manifest GET, the push HEADs and no manifest PUT (the tag already
+    points to the very manifest it would send)."""
     ref, digest, _ = pushed
     dy("pull", ref, check=True)  # learns (and keeps) that the registry speaks plain http
     before = _access_log(registry)
@@ -654,5 +671,32 @@ def test_up_to_date_pull_and_push_stay_light(registry, pushed):
     log = _access_log(registry)[len(before):]
     manifest_gets = re.findall(r'"GET /v2/qa/bb/manifests/v1 HTTP/1.1" 200', log)
     assert len(manifest_gets) == 1, log  # one manifest request for the pull, as Docker
+    assert '"GET /v2/ ' not in log, log  # the scheme is remembered: no ping
+    assert len(re.findall(r'"HEAD /v2/qa/bb/manifests/v1 HTTP/1.1" 200', log)) == 1, log
+    assert len(re.findall(r'"HEAD /v2/qa/bb/blobs/sha256:[0-9a-f]{64} HTTP/1.1" 200', log)) >= 2, log
+    assert not re.search(r'"(POST|PATCH|PUT) ', log), log  # nothing uploaded, the tag left as is
+    assert f"v1: digest: {digest} " in p.stdout
+
+
+def test_push_moves_a_tag_that_points_elsewhere(registry, pushed):
+    """The push's up-to-date check compares the tag's manifest digest with the one it would
+    send: a tag moved to another manifest (here the same content, spelt compactly) is put back."""
+    import urllib.request
+
+    ref, digest, _ = pushed
+    url = f"http://{registry.host}/v2/qa/bb/manifests/v1"
+    media = "application/vnd.docker.distribution.manifest.v2+json"
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": media})) as r:
+        compact = json.dumps(json.loads(r.read()), separators=(",", ":")).encode()
+    put = urllib.request.Request(url, data=compact, method="PUT", headers={"Content-Type": media})
+    with urllib.request.urlopen(put) as r:
+        other = r.headers["Docker-Content-Digest"]
+    assert other != digest
+    before = _access_log(registry)
+    p = dy("push", ref, check=True)
+    assert f"v1: digest: {digest} " in p.stdout
+    log = _access_log(registry)[len(before):]
     assert len(re.findall(r'"PUT /v2/qa/bb/manifests/v1 HTTP/1.1" 201', log)) == 1, log
-    assert not re.search(r'"(POST|PATCH) ', log), log  # nothing uploaded
+    head = urllib.request.Request(url, method="HEAD", headers={"Accept": media})
+    with urllib.request.urlopen(head) as r:
+        assert r.headers["Docker-Content-Digest"] == digest

@@ -328,6 +328,65 @@ def test_token_auth_caches_tokens_per_scope(registry_dir: Path, tmp_path: Path) 
         ts.close()
 
 
+def test_check_push_answers_blobs_and_the_tag_in_one_go(plain: Registry, registry_dir: Path,
+                                                        tmp_path: Path) -> None:
+    layer = os.urandom(3000)
+    conf = cfg(tmp_path)
+    with client(plain, "check/app", conf) as c:
+        digest = push_image(c, "v1", layer)
+        config = c.parse_image_manifest(c.get_manifest("v1")).config.digest
+    hints = str(tmp_path / "hints")
+    with RegistryClient(plain.host, "check/app", conf, None, "pull,push", hints_dir=hints) as c:
+        c.check_login()  # learns (and keeps) the scheme
+    before = len(plain.access_lines())
+    missing = sha256(b"never pushed")
+    with RegistryClient(plain.host, "check/app", conf, None, "pull,push", hints_dir=hints) as c:
+        sizes, current = c.check_push([config, sha256(layer), missing, sha256(layer)], "v1",
+                                      OCI_MANIFEST)
+        assert sizes[sha256(layer)] == len(layer) and sizes[missing] is None and sizes[config]
+        assert current == digest
+        assert c.check_push([missing], "nope", OCI_MANIFEST) == ({missing: None}, None)
+    lines = plain.access_lines()[before:]
+    assert not any('"GET /v2/ ' in line for line in lines), lines  # no ping: scheme remembered
+    assert len([line for line in lines if '"HEAD /v2/check/app/blobs/' in line]) == 4, lines
+    # with token auth the first HEADs' 401 brings the challenge; all go again with a token
+    ts = TokenServer(registry_dir / "token", {"bob": "hunter2"})
+    reg = Registry.start(registry_dir / "tokreg", token=ts)
+    try:
+        creds = StaticCredentials("bob", "hunter2")
+        with client(reg, "tok/app", conf, creds) as c:
+            digest = push_image(c, "v1", layer)
+        with client(reg, "tok/app", conf, creds) as c:
+            sizes, current = c.check_push([sha256(layer), missing], "v1", OCI_MANIFEST)
+        assert sizes == {sha256(layer): len(layer), missing: None} and current == digest
+        with client(reg, "tok/app", conf, None) as c:
+            with pytest.raises(Unauthorized):
+                c.check_push([sha256(layer)], "v1", OCI_MANIFEST)
+    finally:
+        reg.stop()
+        ts.close()
+
+
+def test_a_remembered_scheme_that_went_stale_is_probed_again(registry_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """The scheme hint says plain http, the registry now speaks TLS only: the first request
+    fails, a ping finds https, and the hint is kept for next time."""
+    ca = make_ca(registry_dir / "ca")
+    reg = Registry.start(registry_dir / "tlsnow", tls=make_cert(ca, registry_dir / "ca"))
+    try:
+        hints = tmp_path / "hints"
+        hints.mkdir()
+        (hints / ("scheme-" + reg.host.replace(":", "%3A"))).write_text("http\n")
+        conf = cfg(tmp_path, certs_dirs=())  # loopback: insecure, either scheme allowed
+        with RegistryClient(reg.host, "stale/app", conf, None, "pull,push", backoff=0.01,
+                            hints_dir=str(hints)) as c:
+            digest = push_image(c, "v1", b"over tls")
+            assert c.get_manifest("v1").digest == digest
+        assert (hints / ("scheme-" + reg.host.replace(":", "%3A"))).read_text().strip() == "https"
+    finally:
+        reg.stop()
+
+
 def test_mirror_falls_back_to_the_origin_and_serves_when_up(plain: Registry, registry_dir: Path,
                                                             tmp_path: Path) -> None:
     with client(plain, "mirrored/app", cfg(tmp_path)) as c:

@@ -197,3 +197,108 @@ def test_transport_reports_a_refused_connection(serve) -> None:
     s.close()
     with pytest.raises(ConnectionFailed, match="connection refused"):
         _transport().request("GET", f"http://127.0.0.1:{port}/v2/", retry_refused=False)
+
+
+def test_pipelined_heads_share_one_connection_and_one_write(serve) -> None:
+    def handler(head: bytes, body: bytes) -> bytes:
+        n = head.split(b" ")[1].rsplit(b"/", 1)[1]
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-N: %s\r\n\r\n" % (int(n) * 10, n)
+
+    srv = serve(handler)
+    c = Connection("127.0.0.1", srv.port, 10)
+    answers = c.pipeline([("HEAD", f"/b/{i}", {"Accept": "x"}) for i in range(1, 6)])
+    assert [(r.status, r.headers.get("X-N"), r.headers.get("Content-Length")) for r in answers] == \
+        [(200, str(i), str(i * 10)) for i in range(1, 6)]
+    assert all(r.read() == b"" and r.isclosed() for r in answers)
+    r = c.request("HEAD", "/b/7", {})  # still in step for a plain request
+    assert r.status == 200 and r.headers.get("X-N") == "7"
+    c.close()
+    assert srv.connections == 1 and len(srv.requests) == 6
+
+
+def test_pipelined_bodies_are_read_whole(serve) -> None:
+    srv = serve(lambda h, b: (b"HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\nmissing"
+                              if b"/gone" in h else
+                              b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"))
+    c = Connection("127.0.0.1", srv.port, 10)
+    a, b, d = c.pipeline([("GET", "/gone", {}), ("GET", "/here", {}), ("GET", "/gone", {})])
+    assert (a.status, a.read()) == (404, b"missing")
+    assert (b.status, b.read(1), b.read()) == (200, b"o", b"k")
+    assert (d.status, d.read()) == (404, b"missing")
+    c.close()
+
+
+def test_transport_pipeline_sends_again_what_a_closing_server_left(serve) -> None:
+    def handler(head: bytes, body: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+    srv = serve(handler)
+    t = _transport()
+    base = f"http://127.0.0.1:{srv.port}"
+    got = t.pipeline("HEAD", [f"{base}/a", f"{base}/b", f"{base}/c"], {}, connections=1)
+    assert [r.status for r in got] == [200, 200, 200]
+    paths = [h.split(b" ")[1] for h, _ in srv.requests]
+    assert paths.count(b"/a") == 1 and b"/b" in paths and b"/c" in paths
+    assert srv.connections == 3  # the first answer closed the pipelined connection
+    t.close()
+
+
+def test_transport_pipeline_deals_requests_to_several_connections(serve) -> None:
+    srv = serve(lambda h, b: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-P: %s\r\n\r\n"
+                % h.split(b" ")[1])
+    t = _transport()
+    base = f"http://127.0.0.1:{srv.port}"
+    got = t.pipeline("HEAD", [f"{base}/{i}" for i in range(7)], {}, connections=3)
+    assert [r.header("X-P") for r in got] == [f"/{i}" for i in range(7)]
+    assert srv.connections == 3 and len(srv.requests) == 7
+    got = t.pipeline("HEAD", [f"{base}/{i}" for i in range(2)], {}, connections=3)
+    assert [r.header("X-P") for r in got] == ["/0", "/1"]
+    assert srv.connections == 3  # the kept-alive connections served again
+    t.close()
+
+
+def test_transport_pipeline_retries_5xx_answers_one_by_one(serve) -> None:
+    seen: list[bytes] = []
+
+    def handler(head: bytes, body: bytes) -> bytes:
+        path = head.split(b" ")[1]
+        seen.append(path)
+        if path == b"/b" and seen.count(b"/b") == 1:
+            return b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+    srv = serve(handler)
+    t = _transport()
+    base = f"http://127.0.0.1:{srv.port}"
+    got = t.pipeline("HEAD", [f"{base}/a", f"{base}/b", f"{base}/c"], {})
+    assert [r.status for r in got] == [200, 200, 200]
+    assert seen.count(b"/b") == 2 and seen.count(b"/a") == 1
+    t.close()
+
+
+def test_reader_lines_and_exact_reads_across_receives() -> None:
+    from dockyard.registry.http11 import _Reader
+
+    class Drip:
+        """A socket that hands out its data a few bytes per recv."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def recv(self, n: int) -> bytes:
+            out, self.data = self.data[:min(n, 3)], self.data[min(n, 3):]
+            return out
+
+        def recv_into(self, view) -> int:
+            out = self.recv(len(view))
+            view[:len(out)] = out
+            return len(out)
+
+    r = _Reader(Drip(b"line one\r\nline two\nrest of it" + b"x" * 100))
+    assert r.readline(100) == b"line one\r\n" and r.readline(100) == b"line two\n"
+    assert r.readline(4) == b"rest"  # the limit
+    assert r.read(3) == b" of"
+    first = r.read1(100)  # what is buffered, or one recv
+    assert first and (b" it" + b"x" * 100).startswith(first)
+    assert first + r.read(1000) == b" it" + b"x" * 100  # fewer only at the end
+    assert r.read(10) == b"" and r.readline(10) == b""

@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(func, args, cmd)
 
 
-#: commands that may run for long or move much data keep the cyclic garbage collector
-_KEEP_GC = frozenset(("serve", "build", "pull", "push", "load", "save", "import", "export", "commit", "logs",
+#: commands that may run for long or move much data keep the cyclic garbage collector (pull
+#: and push turn it on once layers move: `engine.distmeta.moving_data`)
+_KEEP_GC = frozenset(("serve", "build", "load", "save", "import", "export", "commit", "logs",
                       "attach", "stats", "cp", "events"))
 
 #: commands whose engine errors exit 125 (Docker: `run` and `create`); the others exit 1

@@ -7,8 +7,6 @@ left out, as Docker does).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sys
 from _thread import allocate_lock  # threading.Lock without importing threading
@@ -65,9 +63,9 @@ class Display:
 def _columns() -> int:
     """shutil.get_terminal_size's width (COLUMNS, else the terminal's, else 200), without
     importing shutil and the compression modules it loads."""
-    with contextlib.suppress(ValueError):
-        if int(os.environ.get("COLUMNS", "")) > 0:
-            return int(os.environ["COLUMNS"])
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
     try:
         return os.get_terminal_size(sys.__stdout__.fileno()).columns or 200  # type: ignore[union-attr]
     except (OSError, AttributeError, ValueError):
@@ -91,6 +89,7 @@ def cmd_pull(argv: list[str]) -> int:
         named = named.with_tag("latest")
     pull(engine(), ns.name, ns.platform, ns.all_tags, Display(sys.stdout, quiet=ns.quiet))
     print(str(named))
+    _exiting()
     return 0
 
 
@@ -120,7 +119,16 @@ def cmd_push(argv: list[str]) -> int:
         from ..images.refs import parse_reference
 
         print(str(parse_reference(ns.name, default_tag=False)))
+    _exiting()
     return 0
+
+
+def _exiting() -> None:
+    """The command is done and the process about to exit: what is alive now is left out of
+    the interpreter's last garbage collection (an up-to-date pull spent ~1.5 ms on it)."""
+    import gc
+
+    gc.freeze()
 
 
 def _server_key(server: str | None) -> str:
@@ -212,6 +220,8 @@ def cmd_manifest_inspect(argv: list[str]) -> int:
     from ..engine.distribution import manifest_json
 
     raw = manifest_json(engine(), ns.names[-1])
+    import json
+
     try:
         doc = json.loads(raw)
     except ValueError:

@@ -15,11 +15,9 @@ plus Dockyard's compressed-layer cache, so a layer is compressed once for every 
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 import os
-import threading
 import time
 from .._path import Path
 
@@ -31,7 +29,8 @@ from ..paths import Paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Protocol, Sequence, TypeVar
+    import threading
+    from typing import Any, Callable, Collection, Protocol, Sequence, TypeVar
 
     T = TypeVar("T")
     R = TypeVar("R")
@@ -129,12 +128,23 @@ class Cancelled(Exception):
     """Another layer failed: this worker stops."""
 
 
+def moving_data() -> None:
+    """Pull and push start with the cyclic garbage collector off, as short CLI commands do (an
+    up-to-date one is over in tens of ms, and the collector's passes over what the imports
+    made cost it several); it is turned back on here, once layers move."""
+    import gc
+
+    gc.enable()
+
+
 def run_parallel(fn: Callable[[T], R], items: Sequence[T], limit: int, stop: threading.Event,
                  name: str = "worker") -> list[R]:
     """`fn` on every item, on up to `limit` threads; the results in the items' order. The
     first failure sets `stop` (workers take no new item; running ones may look at it) and,
     once every thread has ended, the failure of the earliest item is raised. (Plain threads:
     concurrent.futures costs more to import than a warm push takes.)"""
+    import threading  # here: an up-to-date push runs nothing in parallel
+
     results: list[Any] = [None] * len(items)
     errors: dict[int, BaseException] = {}
     lock = threading.Lock()
@@ -268,9 +278,10 @@ class DistributionStore:
         self.blobs = self.root / "blobs" / "sha256"
 
     def diff_id_of(self, blob_digest: str) -> str | None:
-        with contextlib.suppress(OSError):
+        try:
             return (self.root / "diffid-by-digest" / "sha256" / _hex(blob_digest)).read_text().strip()
-        return None
+        except OSError:
+            return None
 
     def v2metadata(self, diff_id: str) -> list[V2Metadata]:
         try:
@@ -317,22 +328,41 @@ class DistributionStore:
         atomic_write(self._map(diff_id, compression),
                      json.dumps({"Digest": digest, "Size": size}), durable=False)
 
-    def prune_compressed(self, live_diff_ids: Callable[[], set[str]]) -> int:
+    def prune_compressed(self, live_diff_ids: Callable[[], set[str]],
+                         known_live: Collection[str] = ()) -> int:
         """Drop cached compressed blobs whose layer is gone from the store; returns how many.
-        `live_diff_ids` (the store's layers: a read of each) is called only if there is a cache."""
+        `live_diff_ids` (the store's layers: a read of each) is called only if the cache has
+        an entry that is not for one of `known_live` (the layers being pushed, say)."""
         removed = 0
-        maps = self.root / "compressed-by-diffid"
-        entries = list(maps.glob("*/sha256/*")) if maps.is_dir() else []
-        live = live_diff_ids() if entries else set()
-        for entry in entries:
-            if "sha256:" + entry.name in live:
+        maps = os.path.join(self.root, "compressed-by-diffid")
+        entries: list[tuple[str, str]] = []  # (path, diff ID)
+        try:
+            kinds = os.listdir(maps)
+        except OSError:
+            kinds = []
+        for kind in kinds:
+            d = os.path.join(maps, kind, "sha256")
+            try:
+                entries.extend((os.path.join(d, n), "sha256:" + n) for n in os.listdir(d))
+            except OSError:
                 continue
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, InvalidArgument):
-                digest = str(json.loads(entry.read_bytes())["Digest"])
-                (self.blobs / _hex(digest)).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                entry.unlink()
+        if all(diff_id in known_live for _p, diff_id in entries):
+            return 0
+        live = live_diff_ids()
+        for path, diff_id in entries:
+            if diff_id in live:
+                continue
+            try:
+                with open(path, "rb") as f:
+                    digest = str(json.loads(f.read())["Digest"])
+                os.unlink(os.path.join(self.blobs, _hex(digest)))
+            except (OSError, ValueError, KeyError, TypeError, InvalidArgument):
+                pass
+            try:
+                os.unlink(path)
                 removed += 1
+            except OSError:
+                pass
         return removed
 
     def _map(self, diff_id: str, compression: str) -> Path:

@@ -19,7 +19,7 @@ from ..images._lock import store_lock
 from ..images.refs import Reference, parse_reference
 from . import events
 from .core import Engine
-from .distmeta import DistributionStore, Event, Progress, parse_platform, registry_session
+from .distmeta import DistributionStore, Event, Progress, moving_data, parse_platform, registry_session
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -140,6 +140,7 @@ def _fetch_layers(engine: Engine, client: Any, named: Reference, layers: tuple[A
     if not all(engine.layers.exists(c) for c in chains):
         from .distribution_layers import fetch_layers
 
+        moving_data()
         fetch_layers(engine, client, named, layers, diff_ids, progress)
         return
     dist = DistributionStore(engine.paths)

@@ -11,10 +11,8 @@ config blob and a Docker schema 2 manifest (an OCI manifest for zstd layers).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import threading
 
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
 from ..images.layers import Layer
@@ -22,12 +20,14 @@ from ..images.refs import Reference, parse_reference
 from ..images.store import Image
 from .core import Engine
 from .distmeta import (
-    DistributionStore, Event, Progress, Throttled, registry_session, run_parallel,
+    DistributionStore, Event, Progress, Throttled, moving_data, registry_session, run_parallel,
 )
 from .._record import dataclass
+from ..registry.manifest import sha256_digest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Any
 
 
@@ -77,9 +77,12 @@ def push(engine: Engine, ref: str, all_tags: bool, progress: Progress, compressi
         if image_id is None or not engine.images.exists(image_id):
             raise NotFound(f"An image does not exist locally with the tag: {t.familiar_name()}")
         images.append((t, engine.images.get(image_id)))
-    with contextlib.suppress(OSError):  # the cache follows the layer store
+    try:  # the cache follows the layer store
         DistributionStore(engine.paths).prune_compressed(
-            lambda: {l.diff_id for l in engine.layers.list_layers()})
+            lambda: {l.diff_id for l in engine.layers.list_layers()},
+            {d for _t, image in images for d in image.diff_ids})
+    except OSError:
+        pass
     progress.emit(Event(f"The push refers to repository [{named.name}]"))
     client = registry_session(named.domain, named.path, "pull,push")
     digest = ""
@@ -93,7 +96,7 @@ def _short(digest: str) -> str:
 
 
 def _push_one(engine: Engine, client: Any, named: Reference, image: Image, compression: str,
-              progress: Progress) -> str:
+               progress: Progress) -> str:
     chain = engine.layers.chain(image.top_chain_id) if image.top_chain_id else []
     dist = DistributionStore(engine.paths)
     limit = max(1, int(getattr(client.config, "max_concurrent_uploads", 5) or 5))
@@ -102,59 +105,101 @@ def _push_one(engine: Engine, client: Any, named: Reference, image: Image, compr
     for n, layer in enumerate(chain):
         if n >= limit:
             progress.emit(Event("Waiting", _short(layer.diff_id)))
-    stop = threading.Event()
     config = engine.images.raw_config(image.id)
-
-    def job(layer: Layer | None) -> Pushed | None:
-        if layer is not None:
-            return _push_layer(engine, client, dist, named, layer, compression, progress, stop)
-        if client.blob_exists(image.id) is None:  # the config, checked beside the layers
-            client.upload_blob(image.id, len(config), io.BytesIO(config))
-        return None
-
-    # one more worker than uploads allowed: the config's HEAD never waits for a layer
-    done = run_parallel(job, [*chain, None], limit + 1, stop, "push")
-    blobs: list[Pushed] = done[:-1]  # type: ignore[assignment]
     zstd = compression == "zstd"
+    media_type = MEDIA_OCI_MANIFEST if zstd else MEDIA_DOCKER_MANIFEST
+    here = named.name
+    plans = [_Plan(dist, named, layer, compression) for layer in chain]
+    # one round trip tells what the registry has: every blob a layer may already be there
+    # as, the config, and the manifest the tag points to (Docker asks blob by blob)
+    sizes, current = client.check_push([image.id] + [d for p in plans for d in p.candidates],
+                                       named.tag or "latest", media_type)
+    blobs: list[Pushed | None] = []
+    for plan in plans:
+        found = next(((d, sizes[d]) for d in plan.candidates if sizes.get(d) is not None), None)
+        if found is None:
+            blobs.append(None)
+            continue
+        progress.emit(Event("Layer already exists", _short(plan.layer.diff_id)))
+        dist.record(plan.layer.diff_id, found[0], here)
+        blobs.append(Pushed(found[0], int(found[1] or 0)))
+    todo = [plan for plan, got in zip(plans, blobs) if got is None]
+    if todo or sizes.get(image.id) is None:
+        import threading
+
+        moving_data()
+        stop = threading.Event()
+
+        def job(plan: _Plan | None) -> Pushed | None:
+            if plan is not None:
+                return _push_layer(engine, client, dist, named, plan, compression, progress, stop)
+            client.upload_blob(image.id, len(config), io.BytesIO(config))
+            return None
+
+        jobs: list[_Plan | None] = list(todo)
+        if sizes.get(image.id) is None:
+            jobs.append(None)  # the config, uploaded beside the layers
+        done = iter(run_parallel(job, jobs, limit + 1, stop, "push"))
+        blobs = [got if got is not None else next(done) for got in blobs]
+    layers = [b for b in blobs if b is not None]
+    raw = _manifest(config, image.id, layers, zstd)
+    digest = sha256_digest(raw)
+    if current != digest:  # else the tag already points to this very manifest
+        pushed = str(client.put_manifest(named.tag or "latest", media_type, raw))
+        assert pushed == digest
+    progress.emit(Event(f"{named.tag}: digest: {digest} size: {len(raw)}"))
+    by_digest = named.with_digest(digest)
+    if engine.images.refs.get(by_digest) != image.id:
+        engine.images.add_digest(by_digest, image.id)
+    return digest
+
+
+def _manifest(config: bytes, config_digest: str, layers: list[Pushed], zstd: bool) -> bytes:
+    """The image's manifest, spelt as Docker's json.MarshalIndent(m, "", "   ")."""
     doc = {
         "schemaVersion": 2,
         "mediaType": MEDIA_OCI_MANIFEST if zstd else MEDIA_DOCKER_MANIFEST,
         "config": {"mediaType": MEDIA_OCI_CONFIG if zstd else MEDIA_DOCKER_CONFIG,
-                   "size": len(config), "digest": image.id},
+                   "size": len(config), "digest": config_digest},
         "layers": [{"mediaType": MEDIA_OCI_LAYER_ZSTD if zstd else MEDIA_DOCKER_LAYER_GZIP,
-                    "size": b.size, "digest": b.digest} for b in blobs],
+                    "size": b.size, "digest": b.digest} for b in layers],
     }
-    raw = json.dumps(doc, indent=3).encode()  # Docker: json.MarshalIndent(m, "", "   ")
-    digest = str(client.put_manifest(named.tag or "latest", doc["mediaType"], raw))
-    progress.emit(Event(f"{named.tag}: digest: {digest} size: {len(raw)}"))
-    engine.images.add_digest(named.with_digest(digest), image.id)
-    return digest
+    return json.dumps(doc, indent=3).encode()
+
+
+class _Plan:
+    """One layer to push: the blobs it may already be in the registry as (those recorded for
+    this repository, then the cached compressed blob), and the other repositories of the
+    registry recorded as holding it (to mount from)."""
+
+    __slots__ = ("layer", "meta", "cached", "candidates")
+
+    def __init__(self, dist: DistributionStore, named: Reference, layer: Layer, compression: str) -> None:
+        self.layer = layer
+        meta = [m for m in dist.v2metadata(layer.diff_id) if _domain(m.source_repository) == named.domain]
+        if compression != "gzip":
+            meta = []  # recorded blobs are gzip (Docker's and most registries')
+        self.meta = meta
+        self.cached = dist.compressed(layer.diff_id, compression)
+        candidates = [m.digest for m in meta if m.source_repository == named.name]
+        if self.cached is not None:
+            candidates.append(self.cached.digest)
+        self.candidates = list(dict.fromkeys(candidates))
 
 
 def _domain(name: str) -> str:
     return name.split("/", 1)[0]
 
 
-def _push_layer(engine: Engine, client: Any, dist: DistributionStore, named: Reference, layer: Layer,
+def _push_layer(engine: Engine, client: Any, dist: DistributionStore, named: Reference, plan: _Plan,
                 compression: str, progress: Progress, stop: threading.Event) -> Pushed:
+    """A layer the registry lacks under every candidate digest: mounted, else uploaded."""
+    layer = plan.layer
     lid = _short(layer.diff_id)
     if stop.is_set():
         raise InterruptedError("push cancelled")
     here = named.name
-    meta = [m for m in dist.v2metadata(layer.diff_id) if _domain(m.source_repository) == named.domain]
-    if compression != "gzip":
-        meta = []  # recorded blobs are gzip (Docker's and most registries')
-    cached = dist.compressed(layer.diff_id, compression)
-    candidates = [m.digest for m in meta if m.source_repository == here]
-    if cached is not None:
-        candidates.append(cached.digest)
-    for digest in dict.fromkeys(candidates):
-        size = client.blob_exists(digest)
-        if size is not None:
-            progress.emit(Event("Layer already exists", lid))
-            dist.record(layer.diff_id, digest, here)
-            return Pushed(digest, int(size))
-    for m in reversed(meta):
+    for m in reversed(plan.meta):
         if m.source_repository == here:
             continue
         source = m.source_repository.split("/", 1)[1]
@@ -168,6 +213,7 @@ def _push_layer(engine: Engine, client: Any, dist: DistributionStore, named: Ref
                 progress.emit(Event(f"Mounted from {source}", lid))
                 dist.record(layer.diff_id, m.digest, here)
                 return Pushed(m.digest, int(size))
+    cached = plan.cached
     if cached is None:
         from .distribution_compress import compress_layer
     blob = cached or compress_layer(engine, dist, layer, compression)

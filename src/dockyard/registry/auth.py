@@ -8,8 +8,6 @@ Docker Hub's key is `https://index.docker.io/v1/`.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 
 from .._record import dataclass
@@ -96,6 +94,8 @@ class CredentialStore:
         if helper:
             got = _run_helper(helper, "get", key)
             if got is not None:
+                import json
+
                 try:
                     doc = json.loads(got)
                     user, secret = str(doc.get("Username", "")), str(doc.get("Secret", ""))
@@ -110,6 +110,8 @@ class CredentialStore:
             return None
         entry = found[1] or {}
         if entry.get("auth"):
+            import base64
+
             try:
                 user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
@@ -128,11 +130,15 @@ class CredentialStore:
         old = self._auth_entry(key)
         if old is not None and old[0] != key:
             del auths[old[0]]
+        import json
+
         if helper:
             payload = json.dumps({"ServerURL": key, "Username": user, "Secret": password})
             _run_helper(helper, "store", payload)
             auths[key] = {}
         else:
+            import base64
+
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             auths[key] = {"auth": token}
         self._write()
@@ -158,6 +164,8 @@ class CredentialStore:
         self._data = _read_file(self.path)
 
     def _write(self) -> None:
+        import json
+
         text = json.dumps(self._data, indent="\t") + "\n"
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
         atomic_write(self.path, text, mode=0o600)
@@ -177,6 +185,8 @@ def _read_file(path: str) -> dict[str, Any]:
         raise FailedPrecondition(f"cannot read {path}: {e.strerror}") from None
     if not raw.strip():
         return {}
+    import json  # here: most users of a local registry have no credentials file
+
     try:
         doc = json.loads(raw)
     except ValueError as e:

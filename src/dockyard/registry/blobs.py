@@ -7,14 +7,13 @@ partial file, resuming from the bytes already there (their hash is computed firs
 
 from __future__ import annotations
 
-import contextlib
 import os
-from pathlib import Path
 
 from .errors import DigestMismatch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, BinaryIO, Callable, Protocol
 else:
     Protocol = object  # _Readable: a structural interface for type checkers
@@ -138,5 +137,7 @@ def finish_file(out: BinaryIO) -> None:
 
 
 def discard(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

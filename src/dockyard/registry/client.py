@@ -1,37 +1,29 @@
 """`RegistryClient`: one repository on one registry, over the OCI distribution API.
 
-Pulls try the configured mirrors first and fall back to the origin; the origin is reached by
-https, or plain http only when the host is insecure (loopback always is). Every answer goes
-through the authenticator (Basic, or Bearer tokens per scope) and every failure becomes one
-of `dockyard.errors`' kinds with a one-line message naming the registry, repository or digest.
+Pulls try the configured mirrors first and fall back to the origin (how endpoints are reached
+and authenticated is `session.Session`'s); every failure becomes one of `dockyard.errors`'
+kinds with a one-line message naming the registry, repository or digest.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from pathlib import Path
-from urllib.parse import quote, urljoin, urlsplit
 
-from ..errors import DockyardError, InvalidArgument, NotFound, Unauthorized
-from ..images.refs import Reference
-from .auth import Credentials
+from ..errors import InvalidArgument, NotFound, Unauthorized
 from .blobs import VerifyingReader, copy_verified, discard, finish_file, hash_prefix, new_hasher
-from .config import RegistryConfig, canonical_registry, origin_host
-from .errors import DigestMismatch, RegistryUnavailable, describe, error_for_status
+from .errors import DigestMismatch, RegistryUnavailable, describe
 from .manifest import (ALL_MANIFEST_TYPES, IMAGE_TYPES, MAX_MANIFEST_SIZE, Descriptor, ImageManifest,
                        Manifest, Platform, check_supported, choose_platform, detect_media_type,
                        host_platform, parse_image_manifest, parse_index, sha256_digest,
                        verified_manifest)
-from .proxy import ProxySettings
-from .tokens import Authenticator
-from .transport import (ConnectionFailed, Response, TLSSettings, Transport, has_certs_dir,
-                        read_limited)
+from .session import Session, _Endpoint
+from .transport import ConnectionFailed, Response, read_limited
 from .uploads import UploadMixin
+from .urls import quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import BinaryIO, Callable, TypeVar, cast
 
     T = TypeVar("T")
@@ -44,158 +36,28 @@ __all__ = ["RegistryClient", "Manifest", "ImageManifest", "Descriptor", "Verifyi
            "ALL_MANIFEST_TYPES", "parse_image_manifest"]
 
 
-#: host → the scheme an insecure origin answered on last time (tried first next time)
-_SCHEME_HINTS: dict[str, str] = {}
-
-
-class _Endpoint:
-    __slots__ = ("base", "host", "mirror", "dead")
-
-    def __init__(self, base: str | None, host: str, mirror: bool) -> None:
-        self.base = base  # scheme://host[/prefix]; None until the origin's scheme is known
-        self.host = host
-        self.mirror = mirror
-        self.dead = False
-
-
-class RegistryClient(UploadMixin):
+class RegistryClient(Session, UploadMixin):
     """A client for `ref_domain/repository`; thread-safe for parallel blob transfers."""
 
-    def __init__(self, ref_domain: str, repository: str, config: RegistryConfig,
-                 creds: Credentials | None, actions: str = "pull", *, retries: int = 4,
-                 backoff: float = 0.25, timeout: float = 60.0, hints_dir: str | None = None) -> None:
-        self.domain = canonical_registry(ref_domain)
-        self.repository = repository
-        # the name as Docker shows it: `busybox`, `me/app`, `localhost:5000/x`
-        self.name = Reference(self.domain, repository).familiar_name()
-        self.config = config
-        self.actions = actions
-        self.host = origin_host(ref_domain)
-        proxies = ProxySettings.resolve(config)
-        self.transport = Transport(self._tls_for, retries, backoff, timeout,
-                                   proxies.proxy_for if proxies.http or proxies.https else None)
-        self.auth = Authenticator(self.transport, creds)
-        self.scopes: tuple[str, ...] = (f"repository:{repository}:{actions}",)
-        mirrors = config.mirrors_for(self.domain) if actions == "pull" else ()
-        self._endpoints = [_Endpoint(m, urlsplit(m).netloc, True) for m in mirrors]
-        self._origin = _Endpoint(None, self.host, False)
-        self._endpoints.append(self._origin)
-        self._retries = retries
-        self._backoff = backoff
-        self._hints_dir = hints_dir
-
-    # --- plumbing ---------------------------------------------------------------------------
-    def close(self) -> None:
-        self.transport.close()
-
-    def __enter__(self) -> "RegistryClient":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _tls_for(self, netloc: str) -> TLSSettings:
-        verify = not self.config.is_insecure(netloc) or has_certs_dir(self.config.certs_dirs, netloc)
-        return TLSSettings(verify=verify, certs_dirs=self.config.certs_dirs)
-
-    def _unreachable(self, host: str, e: ConnectionFailed) -> RegistryUnavailable:
-        msg = f"cannot reach registry {host}: {e}"
-        if e.tls:
-            msg += (f"; if the registry uses its own CA, put it in "
-                    f"{self.config.certs_dirs[0]}/{host}/ca.crt (or list {host} in "
-                    f"insecure-registries)")
-        return RegistryUnavailable(msg)
-
-    def _ping(self, ep: _Endpoint, base: str) -> Response:
-        return self.transport.request("GET", base + "/v2/", {}, retry_refused=False)
-
-    def _ensure(self, ep: _Endpoint) -> str:
-        """The endpoint's base URL, pinging it once (to learn its auth challenge and, for an
-        insecure origin, whether it speaks https or plain http)."""
-        if ep.base is not None and self.auth.known(ep.host):
-            return ep.base
-        candidates = [ep.base] if ep.base else [f"https://{ep.host}"]
-        if ep.base is None and self.config.is_insecure(ep.host):
-            candidates.append(f"http://{ep.host}")
-            if self._scheme_hint(ep.host) == "http":
-                candidates.reverse()
-        first_error: ConnectionFailed | None = None
-        bad: Response | None = None
-        for base in candidates:
-            try:
-                resp = self._ping(ep, base)
-            except ConnectionFailed as e:
-                first_error = first_error or e
-                continue
-            if resp.status == 400 and len(candidates) > 1:
-                bad = bad or resp  # e.g. plain http to a TLS server: try the other scheme
-                continue
-            if resp.status >= 500:
-                raise error_for_status(resp.status, resp.body, f"registry {ep.host}", self.name)
-            self.auth.learn(ep.host, resp.header("WWW-Authenticate") if resp.status == 401 else None)
-            ep.base = base
-            if not ep.mirror and len(candidates) > 1:
-                self._keep_scheme_hint(ep.host, urlsplit(base).scheme)
-            return base
-        if first_error is not None:
-            raise self._unreachable(ep.host, first_error)
-        assert bad is not None
-        raise error_for_status(bad.status, bad.body, f"registry {ep.host}", self.name)
-
-    def _scheme_hint(self, host: str) -> str | None:
-        """The scheme an insecure origin answered on last time: in this process, else in
-        `hints_dir` (kept by an earlier process, so a plain-http registry is not probed with
-        a TLS handshake first on every command)."""
-        got = _SCHEME_HINTS.get(host)
-        if got is None and self._hints_dir:
-            try:
-                with open(os.path.join(self._hints_dir, _hint_name(host)), "rb") as f:
-                    got = f.read(16).decode("ascii", "replace").strip()
-            except OSError:
-                return None
-            _SCHEME_HINTS[host] = got
-        return got
-
-    def _keep_scheme_hint(self, host: str, scheme: str) -> None:
-        old = self._scheme_hint(host)
-        _SCHEME_HINTS[host] = scheme
-        if old == scheme or not self._hints_dir:
-            return
-        try:
-            os.makedirs(self._hints_dir, mode=0o700, exist_ok=True)
-            path = os.path.join(self._hints_dir, _hint_name(host))
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                f.write(scheme + "\n")
-            os.replace(tmp, path)
-        except OSError:
-            pass  # only a hint
-
-    def _call(self, ep: _Endpoint, method: str, path: str, headers: dict[str, str] | None = None,
-              body: bytes | BinaryIO | None = None, stream: bool = False,
-              scopes: tuple[str, ...] | None = None, follow: bool = True) -> Response:
-        """One authenticated request; a 401 renews the token (or learns the challenge) once."""
-        base = self._ensure(ep)
-        url = path if path.startswith(("http://", "https://")) else urljoin(base + "/", path.lstrip("/"))
-        sc = scopes if scopes is not None else self.scopes
-        seekable = body is not None and not isinstance(body, bytes) and body.seekable()
-        start = body.tell() if seekable and body is not None and not isinstance(body, bytes) else 0
-        for attempt in (0, 1):
-            hdrs = dict(self.auth.headers(ep.host, sc, refresh=attempt == 1))
-            hdrs.update(headers or {})
-            try:
-                resp = self.transport.request(method, url, hdrs, body, stream, follow)
-            except ConnectionFailed as e:
-                raise self._unreachable(ep.host, e) from None
-            if resp.status == 401 and attempt == 0 and (body is None or isinstance(body, bytes)
-                                                        or seekable):
-                resp.close()
-                self.auth.learn(ep.host, resp.header("WWW-Authenticate"))
-                if body is not None and not isinstance(body, bytes):
-                    body.seek(start)
-                continue
-            return resp
-        return resp
+    def check_push(self, digests: list[str], tag: str, media_type: str) -> tuple[dict[str, int | None], str | None]:
+        """Before a push, in one round trip (pipelined HEADs): which blobs the repository has
+        (digest → size, None when missing) and the digest of the manifest `tag` points to
+        (None when there is none, or the registry does not say)."""
+        blobs = list(dict.fromkeys(digests))
+        # the manifest first: its HEAD takes the registry longest, on a connection of its own
+        paths = [self._path("manifests", tag)] + [self._path("blobs", d) for d in blobs]
+        top, *resps = self._call_many(self._origin, "HEAD", paths, {"Accept": media_type},
+                                      connections=3)
+        sizes: dict[str, int | None] = {}
+        for digest, resp in zip(blobs, resps):
+            if resp.status == 200:
+                sizes[digest] = int(resp.header("Content-Length") or 0)
+            elif resp.status == 404:
+                sizes[digest] = None
+            else:
+                raise self._fail(resp, self._blob_what(digest))
+        current = top.header("Docker-Content-Digest") if top.status == 200 else None
+        return sizes, current
 
     def _fallback(self, op: Callable[[_Endpoint], T]) -> T:
         """Run `op` on each mirror in turn, then on the origin; a mirror's failure is skipped."""
@@ -211,9 +73,6 @@ class RegistryClient(UploadMixin):
                     ep.dead = True
                 continue
         raise AssertionError("the origin is always the last endpoint")
-
-    def _fail(self, resp: Response, what: str) -> DockyardError:
-        return error_for_status(resp.status, resp.body, what, self.name)
 
     def _path(self, kind: str, ref: str) -> str:
         return f"/v2/{self.repository}/{kind}/{quote(ref, safe=':')}"
@@ -308,6 +167,8 @@ class RegistryClient(UploadMixin):
         while path:
             resp = self._fallback(op)
             try:
+                import json
+
                 out.extend(str(t) for t in json.loads(resp.body).get("tags") or [])
             except (ValueError, AttributeError):
                 raise InvalidArgument(f"tags of {self.name}: the registry sent invalid JSON") from None
@@ -368,6 +229,8 @@ class RegistryClient(UploadMixin):
                    on_progress: Callable[[int], None] | None = None) -> Path:
         """Download into `partial_path`, resuming from what it holds; verified and fsynced.
         `on_progress` gets the cumulative number of bytes held so far."""
+        from pathlib import Path  # the download path; an up-to-date pull does not come here
+
         partial_path = Path(partial_path)
         return self._fallback(lambda ep: self._fetch_from(ep, digest, size, partial_path, on_progress))
 
@@ -439,10 +302,6 @@ class RegistryClient(UploadMixin):
             raise Unauthorized(f"login to {ep.host} failed: unauthorized: {detail}")
         if resp.status != 200:
             raise self._fail(resp, f"registry {ep.host}")
-
-
-def _hint_name(host: str) -> str:
-    return "scheme-" + quote(host, safe="")
 
 
 def _after_host(msg: str, host: str) -> str:

@@ -9,7 +9,6 @@ gives mirrors to any registry, not only Docker Hub.
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
 
 from .._record import dataclass, field
 from ..errors import InvalidArgument
@@ -100,6 +99,10 @@ class RegistryConfig:
         name, _port = split_host_port(host)
         if host in self.insecure or name in self.insecure:
             return True
+        if not any("/" in e for e in self.insecure):  # only loopback to check: no ipaddress
+            quick = _loopback_literal(name)
+            if quick is not None:
+                return quick and self.loopback_insecure
         import ipaddress  # here: not every command needs it
 
         nets = [ipaddress.ip_network(e, strict=False) for e in self.insecure if "/" in e]
@@ -111,6 +114,18 @@ class RegistryConfig:
             if any(ip.version == n.version and ip in n for n in nets):
                 return True
         return False
+
+
+def _loopback_literal(name: str) -> bool | None:
+    """Whether `name` is a loopback address, for `localhost` and IP literals (None: a name
+    to resolve, or a literal ipaddress should judge)."""
+    if name == "localhost" or name == "::1":
+        return True
+    parts = name.split(".")
+    if len(parts) == 4 and all(p.isdigit() and p.isascii() and len(p) <= 3 and int(p) <= 255
+                               for p in parts):
+        return parts[0] == "127"
+    return None
 
 
 def split_host_port(host: str) -> tuple[str, int | None]:
@@ -140,6 +155,8 @@ def origin_host(domain: str) -> str:
 
 def normalize_mirror(url: str) -> str:
     """Check a mirror URL (http or https, no query) and drop its trailing slash."""
+    from urllib.parse import urlsplit  # here: only when mirrors are configured
+
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidArgument(f"invalid mirror: {url!r} (an http:// or https:// URL is needed)")

@@ -7,8 +7,6 @@ garbage); authentication failures are `dockyard.errors.Unauthorized`.
 
 from __future__ import annotations
 
-import json
-
 from ..errors import (DockyardError, FailedPrecondition, InvalidArgument, NotFound, Unauthorized,
                       Unsupported)
 
@@ -29,6 +27,8 @@ class RegistryUnavailable(FailedPrecondition):
 
 def _first_error(body: bytes) -> tuple[str, str]:
     """(CODE, message) of a distribution error document, or ("", text)."""
+    import json  # here: only for a failed answer
+
     try:
         doc = json.loads(body)
     except ValueError:

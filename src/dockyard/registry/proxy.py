@@ -8,10 +8,7 @@ https goes through a CONNECT tunnel; plain http is sent to the proxy in absolute
 
 from __future__ import annotations
 
-import base64
-import ipaddress
 import os
-from urllib.parse import unquote, urlsplit
 
 from .._record import dataclass
 from ..errors import InvalidArgument
@@ -19,6 +16,7 @@ from .config import RegistryConfig, split_host_port
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ipaddress
     from typing import Mapping
 
 
@@ -29,6 +27,8 @@ class Proxy:
 
     @classmethod
     def parse(cls, url: str) -> "Proxy":
+        from urllib.parse import unquote, urlsplit  # here: only when a proxy is set
+
         if "://" not in url:
             url = "http://" + url
         parts = urlsplit(url)
@@ -38,6 +38,8 @@ class Proxy:
         auth = None
         if parts.username is not None:
             cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            import base64
+
             auth = "Basic " + base64.b64encode(cred.encode()).decode()
         return cls(f"{host}:{parts.port or 80}", auth)
 
@@ -83,6 +85,8 @@ class ProxySettings:
 
 
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    import ipaddress  # here: only when a proxy is set
+
     try:
         return ipaddress.ip_address(host)
     except ValueError:
@@ -94,6 +98,8 @@ def _matches(entry: str, host: str, port: int,
     if entry == "*":
         return True
     if "/" in entry:
+        import ipaddress
+
         try:
             return ip is not None and ip in ipaddress.ip_network(entry, strict=False)
         except ValueError:

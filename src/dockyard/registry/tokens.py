@@ -7,11 +7,8 @@ A challenge `Bearer realm=…,service=…,scope=…` sends the client to `GET re
 
 from __future__ import annotations
 
-import base64
-import json
-import threading
 import time
-from urllib.parse import urlencode
+from _thread import allocate_lock  # threading.Lock without importing threading
 
 from .._record import dataclass, field
 from ..errors import Unauthorized
@@ -91,6 +88,8 @@ def pick_challenge(challenges: list[Challenge]) -> Challenge | None:
 
 
 def basic_header(user: str, password: str) -> str:
+    import base64  # here: only with credentials
+
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
@@ -103,8 +102,8 @@ class Authenticator:
         self._challenges: dict[str, Challenge | None] = {}
         self._tokens: dict[tuple[str, str, tuple[str, ...]], tuple[str, float]] = {}
         self._cred_cache: dict[str, tuple[str, str] | None] = {}
-        self._lock = threading.Lock()
-        self._fetch_lock = threading.Lock()  # one token request at a time: parallel blob
+        self._lock = allocate_lock()
+        self._fetch_lock = allocate_lock()  # one token request at a time: parallel blob
         self._skew = skew                    # downloads share the first one's token
         self.token_requests = 0
 
@@ -168,6 +167,8 @@ class Authenticator:
         if cred is not None:
             query.append(("account", cred[0]))
             hdrs["Authorization"] = basic_header(*cred)
+        from urllib.parse import urlencode  # here: only for a token
+
         url = realm + ("&" if "?" in realm else "?") + urlencode(query)
         with self._lock:
             self.token_requests += 1
@@ -183,6 +184,8 @@ class Authenticator:
         if resp.status != 200:
             raise RegistryUnavailable(
                 f"token server for {host} answered {resp.status}: {_error_detail(resp.body)}")
+        import json
+
         try:
             doc = json.loads(resp.body)
             tok = str(doc.get("token") or doc.get("access_token") or "")
@@ -198,6 +201,8 @@ class Authenticator:
 
 def _error_detail(body: bytes) -> str:
     """The message of a registry/token-server error document, if it has one."""
+    import json
+
     try:
         doc = json.loads(body)
     except ValueError:

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import sys
-import threading
 import time
-from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from _socket import gaierror
+from _thread import allocate_lock  # threading.Lock without importing threading
 
+from . import urls
 from .config import split_host_port
 from .errors import RegistryUnavailable
 from .http11 import Connection, Headers, IncompleteRead, RawResponse, RemoteDisconnected
-from .proxy import Proxy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, BinaryIO, Callable, Iterable, Mapping
+
+    from .proxy import Proxy
 
     Body = bytes | BinaryIO | None
 
@@ -59,7 +59,7 @@ def describe_oserror(e: BaseException) -> str:
         if isinstance(e, ssl.SSLCertVerificationError):
             return f"tls: certificate verify failed: {e.verify_message or e.reason}"
         return f"tls: {e.reason or e}"
-    if isinstance(e, (socket.timeout, TimeoutError)):
+    if isinstance(e, TimeoutError):
         return "i/o timeout"
     if isinstance(e, ConnectionResetError):
         return "connection reset by peer"
@@ -67,7 +67,7 @@ def describe_oserror(e: BaseException) -> str:
         return "server closed the connection"
     if isinstance(e, IncompleteRead):
         return str(e)
-    if isinstance(e, socket.gaierror):
+    if isinstance(e, gaierror):
         return f"no such host ({e.strerror})"
     if isinstance(e, OSError) and e.strerror:
         return e.strerror.lower()
@@ -160,7 +160,7 @@ class Transport:
         self._proxy_for = proxy_for
         self._contexts: dict[str, Any] = {}
         self._idle: dict[tuple[str, str], list[Connection]] = {}
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
@@ -181,7 +181,7 @@ class Transport:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         for d in settings.certs_dirs:
-            _load_certs_dir(ctx, Path(d) / netloc)
+            _load_certs_dir(ctx, os.path.join(d, netloc))
         with self._lock:
             self._contexts[netloc] = ctx
         return ctx
@@ -230,20 +230,64 @@ class Transport:
                 c.close()
 
     # --- one exchange ---------------------------------------------------------------------
-    def send(self, method: str, url: str, headers: Mapping[str, str], body: Body = None,
-             stream: bool = False) -> Response:
-        """One request on a pooled connection (a stale kept-alive one is retried once)."""
-        parts = urlsplit(url)
-        scheme, netloc = parts.scheme, parts.netloc
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
+    def _prepare(self, url: str, headers: Mapping[str, str]) -> tuple[str, str, str, dict[str, str]]:
+        """(scheme, netloc, request target, headers) of a request to `url`."""
+        scheme, netloc, path = urls.split(url)
         hdrs = {"Host": netloc, "User-Agent": USER_AGENT, **headers}
         proxy = self._absolute_form(scheme, netloc)
         if proxy is not None:
             path = f"http://{netloc}{path}"
             if proxy.authorization:
                 hdrs["Proxy-Authorization"] = proxy.authorization
+        return scheme, netloc, path, hdrs
+
+    def pipeline(self, method: str, targets: list[str], headers: Mapping[str, str],
+                 retry_refused: bool = True, connections: int = 3) -> list[Response]:
+        """Bodiless requests to one origin (`targets`: URLs), pipelined: dealt in turn to up
+        to `connections` connections, all sent before any answer is read (one round trip for
+        many HEADs; a server that answers each connection's requests one after the other
+        still works on the connections at once). Answers come back in the targets' order.
+        Those left unanswered (the server closed a connection, or it broke) and 5xx answers
+        go again through `request`, with its retries; redirects are not followed (HEAD/GET
+        of a registry's blobs and manifests answer without)."""
+        got: dict[int, Response] = {}
+        if len(targets) > 1:
+            prepared = [self._prepare(u, headers) for u in targets]
+            scheme, netloc = prepared[0][0], prepared[0][1]
+            groups = [list(range(len(targets)))[k::max(connections, 1)]
+                      for k in range(min(max(connections, 1), len(targets)))]
+            sent: list[tuple[list[int], Connection]] = []
+            for group in groups:
+                conn, _reused = self._get_conn(scheme, netloc)
+                try:
+                    conn.send_pipelined([(method, prepared[i][2], prepared[i][3]) for i in group])
+                except OSError:
+                    conn.close()
+                    continue
+                sent.append((group, conn))
+            for group, conn in sent:
+                raws: list[RawResponse] = []
+                try:
+                    raws = conn.read_pipelined([method] * len(group))
+                except OSError:
+                    conn.close()
+                else:
+                    if len(raws) == len(group) and not raws[-1].will_close:
+                        self._put_conn(scheme, netloc, conn)
+                    else:
+                        conn.close()
+                for i, raw in zip(group, raws):
+                    if raw.status >= 500:
+                        break
+                    got[i] = Response(targets[i], raw.status, raw.headers, None, raw.read())
+        return [got[i] if i in got else self.request(method, url, headers, follow=False,
+                                                     retry_refused=retry_refused)
+                for i, url in enumerate(targets)]
+
+    def send(self, method: str, url: str, headers: Mapping[str, str], body: Body = None,
+             stream: bool = False) -> Response:
+        """One request on a pooled connection (a stale kept-alive one is retried once)."""
+        scheme, netloc, path, hdrs = self._prepare(url, headers)
         if body is None and method in ("POST", "PUT", "PATCH"):
             hdrs.setdefault("Content-Length", "0")
         elif isinstance(body, bytes):
@@ -291,7 +335,7 @@ class Transport:
         only with `retry_refused`: a first contact fails at once on a closed port)."""
         hdrs = dict(headers or {})
         attempts = self.retries if retry else 1
-        origin = urlsplit(url).netloc
+        origin = urls.netloc(url)
         for attempt in range(attempts):
             try:
                 cur = url
@@ -303,8 +347,8 @@ class Transport:
                             and method in ("GET", "HEAD")):
                         break
                     resp.close()
-                    cur = urljoin(cur, loc)
-                    if urlsplit(cur).netloc != origin:
+                    cur = urls.join(cur, loc)
+                    if urls.netloc(cur) != origin:
                         cur_hdrs = {k: v for k, v in hdrs.items() if k.lower() != "authorization"}
                 else:
                     raise RegistryUnavailable(f"{url}: too many redirects")
@@ -346,23 +390,23 @@ def _rewind(body: Body) -> None:
         body.seek(0)
 
 
-def _load_certs_dir(ctx: Any, d: Path) -> None:
+def _load_certs_dir(ctx: Any, d: str) -> None:
     """Docker's certs.d convention: *.crt are CA roots, *.cert + *.key client pairs."""
     try:
         names = sorted(os.listdir(d))
     except OSError:
         return
     for name in names:
-        p = d / name
+        p = os.path.join(d, name)
         if name.endswith(".crt"):
-            ctx.load_verify_locations(cafile=str(p))
+            ctx.load_verify_locations(cafile=p)
         elif name.endswith(".cert"):
-            key = d / (name[: -len(".cert")] + ".key")
-            ctx.load_cert_chain(str(p), str(key) if key.exists() else None)
+            key = os.path.join(d, name[: -len(".cert")] + ".key")
+            ctx.load_cert_chain(p, key if os.path.exists(key) else None)
 
 
 def has_certs_dir(certs_dirs: Iterable[str], netloc: str) -> bool:
-    return any((Path(d) / netloc).is_dir() for d in certs_dirs)
+    return any(os.path.isdir(os.path.join(d, netloc)) for d in certs_dirs)
 
 
 def read_limited(resp: Response, limit: int) -> bytes:

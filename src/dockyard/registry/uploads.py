@@ -12,20 +12,20 @@ from __future__ import annotations
 import io
 import os
 import time
-from pathlib import Path
-from urllib.parse import quote, urljoin
 
 from ..errors import DockyardError, InvalidArgument, NotFound
 from .errors import DigestMismatch, RegistryUnavailable
+from .urls import join, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, BinaryIO, Callable
 
 UPLOAD_SESSIONS = 3
 
 if TYPE_CHECKING:
-    from .client import _Endpoint
+    from .session import _Endpoint
     from .transport import Response
 
 
@@ -108,7 +108,7 @@ class UploadMixin:
         return self._absolute(resp.header("Location") or "")
 
     def _absolute(self, location: str) -> str:
-        return urljoin(self._ensure(self._origin) + "/", location)
+        return join(self._ensure(self._origin) + "/", location)
 
     def upload_blob(self, digest: str, size: int, reader: BinaryIO | Path,
                     chunk_size: int | None = None,
