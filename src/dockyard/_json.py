@@ -4,7 +4,8 @@
 every `dockyard` command, whose metadata reads and writes need only what `_json` does in C
 anyway (the scanner and the encoder `json.loads`/`json.dumps` use). The output is byte for
 byte `json.dumps(obj, separators=(",", ":"))` (with `sort_keys` if asked): image IDs are the
-sha256 of such bytes. Errors are `json.JSONDecodeError` (a ValueError), as `json.loads` raises;
+sha256 of such bytes; `dumps_indented` is `json.dumps(obj, indent=N)` (a pushed manifest's
+spelling). Errors are `json.JSONDecodeError` (a ValueError), as `json.loads` raises;
 the `json` package is imported only then. Commands that print indented JSON use `json`.
 """
 
@@ -70,3 +71,43 @@ def dumps(obj: Any, sort_keys: bool = False) -> str:
     # a fresh encoder per call, as json's: its circular-reference markers start empty
     encode = make_encoder({}, _default, encode_basestring_ascii, None, ":", ",", sort_keys, False, True)
     return "".join(encode(obj, 0))
+
+
+def dumps_indented(obj: Any, indent: int) -> str:
+    """`json.dumps(obj, indent=indent)`, byte for byte."""
+    out: list[str] = []
+    _pretty(obj, " " * indent, "\n", out)
+    return "".join(out)
+
+
+def _pretty(o: Any, step: str, nl: str, out: list[str]) -> None:
+    if isinstance(o, dict):
+        if not o:
+            out.append("{}")
+            return
+        inner = nl + step
+        out.append("{")
+        for i, (k, v) in enumerate(o.items()):
+            out.append(("," if i else "") + inner + _key(k) + ": ")
+            _pretty(v, step, inner, out)
+        out.append(nl + "}")
+    elif isinstance(o, (list, tuple)):
+        if not o:
+            out.append("[]")
+            return
+        inner = nl + step
+        out.append("[")
+        for i, v in enumerate(o):
+            out.append(("," if i else "") + inner)
+            _pretty(v, step, inner, out)
+        out.append(nl + "]")
+    else:
+        out.append(dumps(o))
+
+
+def _key(k: Any) -> str:
+    if isinstance(k, str):
+        return encode_basestring_ascii(k)
+    if k is True or k is False or k is None or isinstance(k, (int, float)):
+        return encode_basestring_ascii(dumps(k))  # json's: keys become strings
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")

@@ -37,6 +37,8 @@ def test_same_bytes_and_values_as_json(seed):
         text = _json.dumps(v, sort_keys=sort_keys)
         assert text == json.dumps(v, separators=(",", ":"), sort_keys=sort_keys)
     assert _json.loads(text) == json.loads(text)
+    for indent in (1, 3):
+        assert _json.dumps_indented(v, indent) == json.dumps(v, indent=indent)
     pretty = json.dumps(v, indent=2, ensure_ascii=False)
     assert _json.loads(pretty) == v
     assert _json.loads(pretty.encode()) == v

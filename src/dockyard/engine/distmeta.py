@@ -16,9 +16,9 @@ plus Dockyard's compressed-layer cache, so a layer is compressed once for every 
 from __future__ import annotations
 
 import contextvars
-import json
 import os
 import time
+from .. import _json
 from .._path import Path
 
 from .._record import dataclass
@@ -285,7 +285,7 @@ class DistributionStore:
 
     def v2metadata(self, diff_id: str) -> list[V2Metadata]:
         try:
-            raw = json.loads((self.root / "v2metadata-by-diffid" / "sha256" / _hex(diff_id)).read_bytes())
+            raw = _json.loads((self.root / "v2metadata-by-diffid" / "sha256" / _hex(diff_id)).read_bytes())
         except (OSError, ValueError):
             return []
         out = []
@@ -310,12 +310,12 @@ class DistributionStore:
             items = items[-_MAX_V2METADATA:]
             doc = [{"Digest": m.digest, "SourceRepository": m.source_repository, "HMAC": ""} for m in items]
             atomic_write(self.root / "v2metadata-by-diffid" / "sha256" / _hex(diff_id),
-                         json.dumps(doc, separators=(",", ":")), durable=False)
+                         _json.dumps(doc), durable=False)
 
     def compressed(self, diff_id: str, compression: str) -> CompressedBlob | None:
         """The cached compressed blob of `diff_id`, if it is still whole."""
         try:
-            doc = json.loads(self._map(diff_id, compression).read_bytes())
+            doc = _json.loads(self._map(diff_id, compression).read_bytes())
             digest, size = str(doc["Digest"]), int(doc["Size"])
             path = self.blobs / _hex(digest)
             if path.stat().st_size == size:
@@ -326,7 +326,7 @@ class DistributionStore:
 
     def keep_compressed(self, diff_id: str, compression: str, digest: str, size: int) -> None:
         atomic_write(self._map(diff_id, compression),
-                     json.dumps({"Digest": digest, "Size": size}), durable=False)
+                     _json.dumps({"Digest": digest, "Size": size}), durable=False)
 
     def prune_compressed(self, live_diff_ids: Callable[[], set[str]],
                          known_live: Collection[str] = ()) -> int:
@@ -354,7 +354,7 @@ class DistributionStore:
                 continue
             try:
                 with open(path, "rb") as f:
-                    digest = str(json.loads(f.read())["Digest"])
+                    digest = str(_json.loads(f.read())["Digest"])
                 os.unlink(os.path.join(self.blobs, _hex(digest)))
             except (OSError, ValueError, KeyError, TypeError, InvalidArgument):
                 pass
@@ -381,7 +381,7 @@ def login(host: str, user: str, password: str) -> str:
     store = load_credentials(config)
     store.save(host, user, password)
     try:  # Docker warns when the password went into the file (not to a credential helper)
-        saved = json.loads(Path(config.credentials_path).read_bytes())["auths"][_server_key(host)]
+        saved = _json.loads(Path(config.credentials_path).read_bytes())["auths"][_server_key(host)]
     except (OSError, ValueError, KeyError, TypeError):
         return ""
     return str(config.credentials_path) if isinstance(saved, dict) and saved.get("auth") else ""

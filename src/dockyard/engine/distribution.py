@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
-import json
 
+from .. import _json
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, Unsupported
 from ..images._lock import store_lock
 from ..images.refs import Reference, parse_reference
@@ -78,7 +78,7 @@ def _pull_one(engine: Engine, client: Any, named: Reference, plat: tuple[str, st
     else:
         config_bytes = client.get_blob_bytes(image.config.digest, MAX_CONFIG_SIZE)
     try:
-        config = json.loads(config_bytes)
+        config = _json.loads(config_bytes)
         diff_ids = [str(d) for d in config["rootfs"]["diff_ids"]]
     except (ValueError, KeyError, TypeError):
         raise FailedPrecondition(f"{named.familiar()}: invalid image config {image.config.digest}") from None

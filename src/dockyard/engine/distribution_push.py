@@ -12,8 +12,8 @@ config blob and a Docker schema 2 manifest (an OCI manifest for zstd layers).
 from __future__ import annotations
 
 import io
-import json
 
+from .. import _json
 from ..errors import DockyardError, InvalidArgument, NotFound, Unsupported
 from ..images.layers import Layer
 from ..images.refs import Reference, parse_reference
@@ -164,7 +164,7 @@ def _manifest(config: bytes, config_digest: str, layers: list[Pushed], zstd: boo
         "layers": [{"mediaType": MEDIA_OCI_LAYER_ZSTD if zstd else MEDIA_DOCKER_LAYER_GZIP,
                     "size": b.size, "digest": b.digest} for b in layers],
     }
-    return json.dumps(doc, indent=3).encode()
+    return _json.dumps_indented(doc, 3).encode()
 
 
 class _Plan:

@@ -7,9 +7,9 @@ refused. Platform matching normalises architectures and variants as containerd d
 
 from __future__ import annotations
 
-import json
 import os as _os
 
+from .. import _json
 from .._record import dataclass
 from ..errors import InvalidArgument, NotFound, Unsupported
 from .errors import DigestMismatch
@@ -101,7 +101,7 @@ class Manifest:
     digest: str
 
     def json(self) -> dict[str, Any]:
-        doc = json.loads(self.raw)
+        doc = _json.loads(self.raw)
         if not isinstance(doc, dict):
             raise InvalidArgument(f"manifest {self.digest} is not a JSON object")
         return doc
@@ -130,7 +130,7 @@ def detect_media_type(raw: bytes, content_type: str | None) -> str:
     if ct in ALL_MANIFEST_TYPES or ct in SCHEMA1_TYPES:
         return ct
     try:
-        doc = json.loads(raw)
+        doc = _json.loads(raw)
     except ValueError:
         raise InvalidArgument("registry sent a manifest that is not JSON") from None
     if not isinstance(doc, dict):
