@@ -166,7 +166,7 @@ def start(engine: Engine, c: Container, before_start: Callable[[str], None] | No
         sandbox = None
         try:
             _stale_runtime_cleanup(engine, c)
-            if netmodes.runtime_owned(c.host_config) and not netmodes.mode_of(c.host_config).startswith("container:"):
+            if netmodes.mode_of(c.host_config) in ("none", "host"):
                 sandbox = netmodes.Sandbox()  # none, host: the runtime's (netattach.setup's answer)
             else:
                 from . import netattach
