@@ -29,3 +29,24 @@ def test_warming_leaves_the_process_in_its_cgroups() -> None:
     assert _own_cgroups() == before
     assert warm._until[0] == 0.0 or warm._until[0] < time.monotonic()
 
+
+
+def _wait_stopped(limit: float = 2.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if not warm._running[0]:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_a_start_racing_the_threads_exit_is_never_lost() -> None:
+    """start() while the thread is deciding to stop either extends a window the thread still
+    sees or starts a new thread: after each start, a thread runs until the window ends."""
+    for _ in range(200):
+        warm.start(window=0.004)
+        time.sleep(0.004)  # around the moment the thread checks its deadline
+        warm.start(window=0.02)
+        assert warm._running[0], "a started window has no thread"
+    warm.stop()
+    assert _wait_stopped()

@@ -20,31 +20,48 @@ import time
 
 #: monotonic deadline of the current window (0: stopped)
 _until = [0.0]
+#: whether a warming thread is running; both change under _lock, so a start() that races
+#: with a thread's exit either extends a window that thread still sees or starts a new one
+_running = [False]
+_lock = _thread.allocate_lock()
 
 
 def start(window: float = 0.3) -> None:
     """Warm the lock for `window` seconds (or until `stop()`), from a background thread."""
-    if _until[0] > time.monotonic():
+    with _lock:
         _until[0] = time.monotonic() + window
-        return
-    _until[0] = time.monotonic() + window
+        if _running[0]:
+            return
+        _running[0] = True
     try:
         _thread.start_new_thread(_loop, ())
     except RuntimeError:
-        _until[0] = 0.0
+        with _lock:
+            _running[0] = False
+            _until[0] = 0.0
 
 
 def stop() -> None:
     _until[0] = 0.0
 
 
+def _go_on() -> bool:
+    with _lock:
+        if time.monotonic() < _until[0]:
+            return True
+        _running[0] = False
+        return False
+
+
 def _loop() -> None:
     try:
         path = own_procs_file()
         if path is None:
+            with _lock:
+                _running[0] = False
             return
         pid = str(os.getpid()).encode()
-        while time.monotonic() < _until[0]:
+        while _go_on():
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.write(fd, pid)
@@ -52,7 +69,8 @@ def _loop() -> None:
                 os.close(fd)
             time.sleep(0.003)
     except Exception:  # a hint only: never disturb the command
-        return
+        with _lock:
+            _running[0] = False
 
 
 def own_procs_file() -> str | None:
