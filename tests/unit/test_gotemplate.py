@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.cli.gotemplate import Template, TemplateError, parse, render, tabwrite
+from dockyard.cli.gotemplate import Template, TemplateError, parse, render
+from dockyard.cli.tabwriter import tabwrite
 from dockyard.errors import InvalidArgument
 
 INSPECT = {

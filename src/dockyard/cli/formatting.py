@@ -24,7 +24,7 @@ def _render(tmpl: str, data: Any) -> str:
 def print_rows(rows: Sequence[dict[str, Any]], fmt: str | None, default_table: str,
                headers: dict[str, str], quiet_field: str | None = None) -> None:
     """Docker's formatter: 'table ...' gets a header and tab alignment; 'json' one object per line."""
-    from .gotemplate import tabwrite
+    from .tabwriter import tabwrite
 
     fmt = fmt or default_table
     if fmt == "json":

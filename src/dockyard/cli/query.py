@@ -96,7 +96,7 @@ def cmd_top(argv: list[str]) -> int:
     ns, extra = p.parse_known_args(argv)
     eng = engine()
     header, rows = query.top(eng, eng.containers.resolve(ns.container), list(ns.ps_args) + extra)
-    from .gotemplate import tabwrite
+    from .tabwriter import tabwrite
 
     lines = ["\t".join(header)] + ["\t".join(r) for r in rows]
     sys.stdout.write(tabwrite("\n".join(lines) + "\n", minwidth=20, tabwidth=1, padding=3))
