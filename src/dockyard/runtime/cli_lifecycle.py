@@ -183,26 +183,25 @@ def cmd_delete(g: Options, argv: list[str]) -> int:
 
 
 def cmd_pause(g: Options, argv: list[str]) -> int:
-    from ..errors import Conflict
-
-    _, args = parse(argv, _NONE, False)
-    cid = one_id(args, "pause")
-    rt = open_runtime(g)
-    status = rt.state(cid).status
-    if status != "running":
-        raise Conflict(f"container {cid} is {status}, not running")
-    rt.pause(cid)
-    return 0
+    return _freeze_or_thaw(g, argv, "pause", "running")
 
 
 def cmd_resume(g: Options, argv: list[str]) -> int:
+    return _freeze_or_thaw(g, argv, "resume", "paused")
+
+
+def _freeze_or_thaw(g: Options, argv: list[str], command: str, required: str) -> int:
+    """pause (from running) or resume (from paused) every process of the container."""
     from ..errors import Conflict
 
     _, args = parse(argv, _NONE, False)
-    cid = one_id(args, "resume")
+    cid = one_id(args, command)
     rt = open_runtime(g)
     status = rt.state(cid).status
-    if status != "paused":
-        raise Conflict(f"container {cid} is {status}, not paused")
-    rt.resume(cid)
+    if status != required:
+        raise Conflict(f"container {cid} is {status}, not {required}")
+    if command == "pause":
+        rt.pause(cid)
+    else:
+        rt.resume(cid)
     return 0
