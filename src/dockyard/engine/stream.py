@@ -1,4 +1,4 @@
-"""Client side of the shim's attach protocol (see runtime/shim.py): connect, pump, resize."""
+"""Client side of the shim's attach protocol (see runtime/shim_loop.py): connect, pump, resize."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The engine's side of the embedded DNS server for user-defined networks (the server itself
-is dnsserver.py).
+is dnsserver.py, with dnsforward.py and dnstcp.py).
 
 One server per data root (`python -m dockyard.network.dnsd TABLE`), shared by all user
 networks. It listens on UDP and TCP port 53 on each network's gateway address, answers the

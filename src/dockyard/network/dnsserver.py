@@ -3,33 +3,33 @@
 Single-threaded over selectors: UDP and TCP on each user network's gateway address, answers
 from the table file for the network a query arrived on, forwards the rest upstream, reloads
 on SIGHUP, and exits when the table lists no networks (see dnsd.py for the files it keeps).
+This module is the loop, the table, the listeners and the answers; dnsforward.py relays
+queries upstream, dnstcp.py serves the TCP clients.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
 
 from . import dnswire as w
 from .dnsd import MODULE, _canon_ip, _read_table
+from .dnsforward import Forwarder
+from .dnstcp import TcpClients, _Conn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .dnsforward import _Origin
+
 TTL = 600
-FORWARD_TIMEOUT = 2.0       # per query, over all upstreams
-TCP_IDLE = 10.0
 RETRY_BIND = 1.0
-MAX_FORWARDS = 512
-MAX_CONNS = 128
 
 
 def _log(message: str) -> None:
@@ -88,38 +88,6 @@ class _Zone:
         self.ptr: dict[str, str] = {}
 
 
-class _Conn:
-    """A TCP client: length-prefixed queries in, replies out."""
-
-    __slots__ = ("sock", "local", "inbuf", "outbuf", "idle_until", "eof", "pending", "closed", "events")
-
-    def __init__(self, sock: socket.socket, local: str, idle_until: float) -> None:
-        self.sock, self.local, self.idle_until = sock, local, idle_until
-        self.inbuf, self.outbuf = bytearray(), bytearray()
-        self.eof = self.closed = False
-        self.pending = 0
-        self.events = selectors.EVENT_READ
-
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    _Origin: TypeAlias = "_Conn | tuple[socket.socket, Any]"   # a TCP client, or UDP (socket, peer)
-
-
-class _Forward:
-    """A query relayed upstream: tries the upstreams in turn, first answer wins."""
-
-    __slots__ = ("query", "wire", "origin", "tcp", "index", "socks", "deadline", "next_try")
-
-    def __init__(self, query: w.Message, wire: bytes, origin: _Origin, tcp: bool, now: float) -> None:
-        self.query, self.wire, self.origin, self.tcp = query, wire, origin, tcp
-        self.index = -1
-        self.socks: dict[socket.socket, bytearray] = {}
-        self.deadline = now + FORWARD_TIMEOUT
-        self.next_try = now
-
-
 class Server:
     def __init__(self, table: str, pidfd: int) -> None:
         self.table, self.pidfd = table, pidfd
@@ -127,9 +95,8 @@ class Server:
         self.listeners: dict[str, tuple[socket.socket, socket.socket]] = {}
         self.failed: dict[str, str] = {}
         self.zones: dict[str, _Zone] = {}
-        self.upstreams: list[tuple[str, int]] = []
-        self.forwards: set[_Forward] = set()
-        self.conns: set[_Conn] = set()
+        self.fwd = Forwarder(self.sel, self._deliver)
+        self.tcp = TcpClients(self.sel, self._answer)
         self.serial = 0
         self.reload_wanted, self.stopping = True, False
         self.retry_at = 0.0
@@ -207,7 +174,7 @@ class Server:
             except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
                 _log(f"network {net_id}: bad entry ({e!r}), skipped")
         self.zones = zones
-        self.upstreams = [u for u in _upstreams(table) if not (u[0] in zones and u[1] == 53)]
+        self.fwd.upstreams = [u for u in _upstreams(table) if not (u[0] in zones and u[1] == 53)]
         self.serial = table["serial"] if isinstance(table.get("serial"), int) else 0
         for addr in [a for a in self.listeners if a not in zones]:
             for s in self.listeners.pop(addr):
@@ -241,11 +208,11 @@ class Server:
             self.failed.pop(addr, None)
             udp, tcp = socks
             self.sel.register(udp, selectors.EVENT_READ, lambda s, _e, a=addr: self._on_udp(s, a))
-            self.sel.register(tcp, selectors.EVENT_READ, lambda s, _e, a=addr: self._on_accept(s, a))
+            self.sel.register(tcp, selectors.EVENT_READ, lambda s, _e, a=addr: self.tcp.on_accept(s, a))
             self.listeners[addr] = (udp, tcp)
         self.retry_at = time.monotonic() + RETRY_BIND
         status = {"pid": os.getpid(), "serial": self.serial, "listening": sorted(self.listeners),
-                  "failed": self.failed, "upstreams": [f"{h}:{p}" for h, p in self.upstreams]}
+                  "failed": self.failed, "upstreams": [f"{h}:{p}" for h, p in self.fwd.upstreams]}
         tmp = f"{self.table}.status.{os.getpid()}.tmp"
         try:
             with open(tmp, "w") as f:
@@ -272,20 +239,15 @@ class Server:
     # ---- timers
 
     def _timeout(self) -> float | None:
-        times = [fw.deadline for fw in self.forwards] + [fw.next_try for fw in self.forwards]
-        times += [c.idle_until for c in self.conns]
+        times = self.fwd.times() + self.tcp.times()
         if self.failed:
             times.append(self.retry_at)
         return max(0.0, min(times) - time.monotonic()) if times else None
 
     def _expire(self) -> None:
         now = time.monotonic()
-        for fw in [f for f in self.forwards if now >= f.deadline]:
-            self._finish(fw, None)
-        for fw in [f for f in self.forwards if now >= f.next_try]:
-            self._try_next(fw)
-        for conn in [c for c in self.conns if now >= c.idle_until]:
-            self._close(conn)
+        self.fwd.expire(now)
+        self.tcp.expire(now)
         if self.failed and now >= self.retry_at:
             self._bind_missing()
 
@@ -318,16 +280,13 @@ class Server:
             return w.error_reply(data, w.FORMERR)
         answers = self._local(msg, local)
         if answers is None:
-            if not self.upstreams or len(self.forwards) >= MAX_FORWARDS:
+            if not self.fwd.can_forward():
                 answers = ()
                 rcode = w.SERVFAIL
             else:
-                fw = _Forward(msg, struct.pack("!H", int.from_bytes(os.urandom(2), "big")) + data[2:],
-                              origin, tcp, time.monotonic())
-                self.forwards.add(fw)
                 if isinstance(origin, _Conn):
                     origin.pending += 1
-                self._try_next(fw)
+                self.fwd.start(msg, data, origin, tcp)
                 return None
         else:
             rcode = w.NOERROR
@@ -355,172 +314,18 @@ class Server:
                 return (w.ptr_record(q.name, zone.ptr[ip], TTL),)
         return None
 
-    # ---- forwarding
-
-    def _try_next(self, fw: _Forward) -> None:
-        """Send the query to the next upstream (earlier ones may still answer)."""
-        fw.index += 1
-        if fw.index >= len(self.upstreams):
-            fw.next_try = fw.deadline
-            if not fw.socks:
-                self._finish(fw, None)
-            return
-        fw.next_try = time.monotonic() + FORWARD_TIMEOUT / len(self.upstreams)
-        host, port = self.upstreams[fw.index]
-        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                          socket.SOCK_STREAM if fw.tcp else socket.SOCK_DGRAM)
-        s.setblocking(False)
-        try:
-            if fw.tcp:
-                err = s.connect_ex((host, port))
-                if err not in (0, errno.EINPROGRESS):
-                    raise OSError(err, os.strerror(err))
-                events = selectors.EVENT_WRITE
-            else:
-                s.connect((host, port))
-                s.send(fw.wire)
-                events = selectors.EVENT_READ
-        except OSError:
-            s.close()
-            self._try_next(fw)
-            return
-        fw.socks[s] = bytearray()
-        self.sel.register(s, events, lambda so, ev, f=fw: self._on_upstream(f, so, ev))
-
-    def _on_upstream(self, fw: _Forward, s: socket.socket, events: int) -> None:
-        if s not in fw.socks:
-            return
-        try:
-            if events & selectors.EVENT_WRITE:          # TCP connected (or failed)
-                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if err:
-                    raise OSError(err, os.strerror(err))
-                if s.send(struct.pack("!H", len(fw.wire)) + fw.wire) != len(fw.wire) + 2:
-                    raise OSError("short write")
-                self.sel.modify(s, selectors.EVENT_READ, self.sel.get_key(s).data)
-                return
-            if not fw.tcp:
-                reply = s.recv(65535)
-            else:
-                buf = fw.socks[s]
-                chunk = s.recv(65537)
-                if not chunk:
-                    raise OSError("upstream closed the connection")
-                buf += chunk
-                if len(buf) < 2 or len(buf) < 2 + int.from_bytes(buf[:2], "big"):
-                    return
-                reply = bytes(buf[2:2 + int.from_bytes(buf[:2], "big")])
-        except BlockingIOError:
-            return
-        except OSError:
-            self.sel.unregister(s)
-            s.close()
-            del fw.socks[s]
-            if fw.index + 1 < len(self.upstreams) or not fw.socks:
-                self._try_next(fw)
-            return
-        if len(reply) >= 12 and reply[:2] == fw.wire[:2] and reply[2] & 0x80:
-            self._finish(fw, reply)
-
-    def _finish(self, fw: _Forward, reply: bytes | None) -> None:
-        for s in fw.socks:
-            self.sel.unregister(s)
-            s.close()
-        fw.socks.clear()
-        self.forwards.discard(fw)
-        if reply is None:
-            out = w.encode(w.make_response(fw.query, w.SERVFAIL, (), False),
-                           w.MAX_MESSAGE if fw.tcp else fw.query.udp_limit())
+    def _deliver(self, origin: _Origin, reply: bytes) -> None:
+        """Send a forwarded query's reply to the client that asked."""
+        if isinstance(origin, _Conn):
+            origin.pending -= 1
+            if not origin.closed:
+                self.tcp.send(origin, reply)
         else:
-            out = struct.pack("!H", fw.query.id) + reply[2:]
-        if isinstance(fw.origin, _Conn):
-            fw.origin.pending -= 1
-            if not fw.origin.closed:
-                self._send(fw.origin, out)
-        else:
-            sock, peer = fw.origin
+            sock, peer = origin
             try:
-                sock.sendto(out, peer)
+                sock.sendto(reply, peer)
             except OSError:
                 pass
-
-    # ---- TCP clients
-
-    def _on_accept(self, lsock: socket.socket, local: str) -> None:
-        for _ in range(16):
-            try:
-                s, _peer = lsock.accept()
-            except OSError:
-                return
-            if len(self.conns) >= MAX_CONNS:
-                s.close()
-                continue
-            s.setblocking(False)
-            conn = _Conn(s, local, time.monotonic() + TCP_IDLE)
-            self.conns.add(conn)
-            self.sel.register(s, selectors.EVENT_READ, lambda _s, ev, c=conn: self._on_conn(c, ev))
-
-    def _on_conn(self, conn: _Conn, events: int) -> None:
-        if conn.closed:
-            return
-        if events & selectors.EVENT_WRITE:
-            self._send(conn, b"")
-        if not events & selectors.EVENT_READ or conn.closed:
-            return
-        try:
-            chunk = conn.sock.recv(65537)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._close(conn)
-            return
-        conn.idle_until = time.monotonic() + TCP_IDLE
-        if not chunk:
-            conn.eof = True
-            self._send(conn, b"")
-            return
-        conn.inbuf += chunk
-        while len(conn.inbuf) >= 2 and not conn.closed:
-            size = int.from_bytes(conn.inbuf[:2], "big")
-            if len(conn.inbuf) < 2 + size:
-                break
-            query = bytes(conn.inbuf[2:2 + size])
-            del conn.inbuf[:2 + size]
-            reply = self._answer(query, conn.local, conn, True)
-            if reply is not None:
-                self._send(conn, reply)
-
-    def _send(self, conn: _Conn, reply: bytes) -> None:
-        """Queue a reply (b"" just flushes) and set what the connection waits for."""
-        if reply:
-            conn.outbuf += struct.pack("!H", len(reply)) + reply
-        try:
-            if conn.outbuf:
-                del conn.outbuf[:conn.sock.send(conn.outbuf)]
-        except BlockingIOError:
-            pass
-        except OSError:
-            self._close(conn)
-            return
-        events = (0 if conn.eof else selectors.EVENT_READ) | (selectors.EVENT_WRITE if conn.outbuf else 0)
-        if not events and not conn.pending:
-            self._close(conn)
-        elif events != conn.events:         # 0 while a half-closed client waits for a forward
-            if not events:
-                self.sel.unregister(conn.sock)
-            elif not conn.events:
-                self.sel.register(conn.sock, events, lambda _s, ev, c=conn: self._on_conn(c, ev))
-            else:
-                self.sel.modify(conn.sock, events, self.sel.get_key(conn.sock).data)
-            conn.events = events
-
-    def _close(self, conn: _Conn) -> None:
-        if not conn.closed:
-            conn.closed = True
-            self.conns.discard(conn)
-            if conn.events:
-                self.sel.unregister(conn.sock)
-            conn.sock.close()
 
 
 def _main(argv: list[str]) -> int:

@@ -171,7 +171,7 @@ static void rfc3339_now(char out[40])
 }
 
 /*
- * Append s[0..n) as the inside of a JSON string, exactly as shim.py's
+ * Append s[0..n) as the inside of a JSON string, exactly as shim_log.py's
  * jstr(bytes.decode("utf-8", "replace")) does: invalid UTF-8 becomes U+FFFD, one per maximal
  * invalid subpart (CPython's rule: a lead byte plus the continuation bytes that were still
  * valid for it); control characters, '"' and '\' are escaped, and U+2028/U+2029 too.
@@ -217,7 +217,7 @@ static void json_escape(buf_t *o, const unsigned char *s, size_t n)
     }
 }
 
-/* write_atomic: path.tmp, fsync, rename (as shim.py) */
+/* write_atomic: path.tmp, fsync, rename (as shim_loop.py) */
 static void write_atomic(const char *path, const char *data)
 {
     char *tmp;
@@ -624,7 +624,7 @@ static void accept_client(void)
     if (!c) { close(fd); return; }
     c->fd = fd;
     /* Clients send their flags right after connecting: read them now (2 s per read, as
-     * shim.py), so output already waiting is routed to this client rather than dropped. */
+     * shim_loop.py), so output already waiting is routed to this client rather than dropped. */
     while (!c->in.len || !memchr(buf_data(&c->in), '\n', c->in.len)) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         int r = poll(&p, 1, 2000);

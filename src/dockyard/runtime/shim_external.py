@@ -4,7 +4,8 @@ as a child subreaper. Loaded by the shim only when a container uses such a runti
 import json
 import os
 
-from shim import jstr, report
+from shim import report
+from shim_log import jstr
 
 
 def external_create(cfg):
