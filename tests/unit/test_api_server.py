@@ -17,7 +17,7 @@ import pytest
 
 from dockyard import _util
 from dockyard.api import router, server, shapes
-from dockyard.engine import query
+from dockyard.engine import query, recordwatch
 from dockyard.engine.core import Engine
 from dockyard.engine.records import Container, new_state
 from dockyard.paths import Paths
@@ -258,14 +258,14 @@ def test_record_watcher_out_of_watches_falls_back_to_stat(tmp_path: Path, monkey
     a = _record(eng, "a", "2024-01-01T00:00:00.000000001Z")
     query.watch_records(True)
     try:
-        real_add = query._Watcher._add
+        real_add = recordwatch.Watcher._add
 
         def add(self: object, path: str, mask: int) -> int:
             if path != eng.containers.dir_str:
                 raise OSError(errno.ENOSPC, "no watches left")
             return real_add(self, path, mask)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(query._Watcher, "_add", add)
+        monkeypatch.setattr(recordwatch.Watcher, "_add", add)
         assert _states(eng) == {"a": "created"}
         assert query._watchers[eng.containers.dir_str] is None, "stat from now on"
         c = eng.containers.load(a.id)

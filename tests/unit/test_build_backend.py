@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.build.backend import CopyEntry, CopyRequest, EntryKind
-from dockyard.engine.builder import _write_entries
+from dockyard.engine.buildcopy import write_entries
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 
@@ -36,7 +36,7 @@ def test_symlinks_in_the_image_stay_inside_the_root(tmp_path: Path) -> None:
         CopyEntry(EntryKind.FILE, "/dirlink", src, into_existing_dir=True),
         CopyEntry(EntryKind.DIR, "/new/deep", mode=0o700),
     ))
-    _write_entries(root, req, (0, 0))
+    write_entries(root, req, (0, 0))
     assert not list(outside.iterdir())
     assert (root / str(outside).lstrip("/") / "f").read_text() == "data"
     assert (root / "g").read_text() == "data"
@@ -51,7 +51,7 @@ def test_chmod_chown_and_mtime(tmp_path: Path) -> None:
     src = _src(tmp_path, "f", "x")
     req = CopyRequest((CopyEntry(EntryKind.FILE, "/a/b", src, mode=0o644, mtime=1000.0),
                        CopyEntry(EntryKind.SYMLINK, "/a/l", "b")), chown="1:2", chmod=0o600)
-    _write_entries(root, req, (1, 2))
+    write_entries(root, req, (1, 2))
     st = os.stat(root / "a" / "b")
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777, int(st.st_mtime)) == (1, 2, 0o600, 1000)
     assert os.readlink(root / "a" / "l") == "b" and os.lstat(root / "a" / "l").st_uid == 1

@@ -4,22 +4,21 @@ hijacked connections (attach, exec).
 
 The engine is synchronous and a connection may be held for hours (logs -f, attach), so this
 is stdlib `socketserver` with daemon threads rather than an event loop. Stopping the server
-never touches containers: their shims own them.
+never touches containers: their shims own them. Here: the connection handler (HTTP/1.1
+parsing, dispatch, responses) and `Server`, which puts it on the listeners; binding and the
+accepting threads are `acceptor`'s.
 """
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import os
 import select
 import socket
-import socketserver
 import ssl
 import sys
 import threading
-import time
 import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -28,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from .._record import dataclass
 from .. import __version__
 from . import router
+from .acceptor import AcceptingServer, TCPServer, UnixServer, unix_socket
 from .bodies import ChunkedReader, LengthReader
 from .router import Empty, HTTPError, Hijack, Json, Raw, Request, Stream
 
@@ -73,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = 1 << 16  # a response's headers and body leave in one write (flushed per response)
     server_version = SERVER_HEADER
     sys_version = ""
-    server: "_Base"
+    server: "AcceptingServer"
 
     def address_string(self) -> str:
         return str(self.client_address[0]) if isinstance(self.client_address, tuple) else "unix"
@@ -364,120 +364,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Date", self.date_time_string())
 
 
-# ---- servers ---------------------------------------------------------------------------------
-
-class _Base(socketserver.ThreadingMixIn):
-    """Threads that accept and then serve their own connection: the kernel hands a new
-    connection straight to a thread blocked in accept(), with no thread to start and none to
-    wake (starting a thread costs more than a small request; a docker CLI command is one
-    connection). A connection may be held for hours (logs -f, attach), so a thread that
-    accepted one starts another acceptor first when no other waits, and up to `max_idle`
-    wait between connections."""
-
-    daemon_threads = True
-    block_on_close = False
-    engine: Any = None
-    debug = False
-    max_idle = 4
-
-    _stop: threading.Event
-    _idle_lock: threading.Lock
-    _idle = 0
-
-    def prepare(self) -> None:
-        """Before serve_forever or shutdown, whichever comes first (the server's __init__)."""
-        self._stop = threading.Event()
-        self._idle_lock = threading.Lock()
-
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Until `shutdown`. The calling thread serves no connection (one may last as long
-        as its container: a `wait`), so it returns as soon as it is told to."""
-        threading.Thread(target=self._accept_loop, daemon=True).start()
-        while not self._stop.wait(poll_interval):
-            pass
-
-    def shutdown(self) -> None:
-        """Stop accepting: wakes every thread blocked in accept()."""
-        self._stop.set()
-        try:
-            self.socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            with self._idle_lock:
-                self._idle += 1
-            try:
-                request, client_address = self.get_request()
-            except OSError as e:
-                with self._idle_lock:
-                    self._idle -= 1
-                if self._stop.is_set():
-                    return
-                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    time.sleep(0.05)  # out of descriptors or memory: do not spin
-                continue  # else a client that left before its accept (or its TLS wrap failed)
-            with self._idle_lock:
-                self._idle -= 1
-                spare = self._idle == 0
-            if spare:  # nobody else is accepting while this connection is served
-                threading.Thread(target=self._accept_loop, daemon=True).start()
-            self.process_request_thread(request, client_address)
-            with self._idle_lock:
-                if self._idle >= self.max_idle:
-                    return
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError)):
-            return  # a client that went away or failed its TLS handshake
-        sys.stderr.write(f"api: connection failed:\n{traceback.format_exc()}")
-
-
-class _UnixServer(_Base, socketserver.UnixStreamServer):
-    def get_request(self) -> tuple[socket.socket, Any]:
-        conn, _ = self.socket.accept()
-        return conn, ("unix", 0)
-
-
-class _TCPServer(_Base, socketserver.TCPServer):
-    allow_reuse_address = True
-    tls: ssl.SSLContext | None = None
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        conn, addr = self.socket.accept()
-        if self.tls is not None:
-            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-        return conn, addr
-
-
-def _unix_socket(path: str, mode: int, gid: int | None) -> socket.socket:
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            os.unlink(path)  # stale: nobody listens
-        else:
-            probe.close()
-            raise OSError(f"{path}: another server is listening on this socket")
-        finally:
-            probe.close()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        s.bind(path)
-    finally:
-        os.umask(old)
-    if gid is not None:
-        os.chown(path, 0, gid)
-    os.chmod(path, mode)
-    s.listen(128)
-    return s
-
-
 class Server:
     """All listeners of one `dockyard serve`; `serve_forever` until `shutdown`."""
 
@@ -487,25 +373,25 @@ class Server:
 
         query.watch_records()  # listings follow record changes by inotify rather than stat
         self.engine = engine
-        self._servers: list[_Base] = []
+        self._servers: list[AcceptingServer] = []
         self._unix_paths: list[str] = []
         for lst in listeners:
-            srv: _Base
+            srv: AcceptingServer
             if lst.kind == "unix":
-                srv = _UnixServer(lst.address, _Handler, bind_and_activate=False)
+                srv = UnixServer(lst.address, _Handler, bind_and_activate=False)
                 srv.socket.close()
-                srv.socket = _unix_socket(lst.address, lst.mode, lst.gid)
+                srv.socket = unix_socket(lst.address, lst.mode, lst.gid)
                 self._unix_paths.append(lst.address)
             elif lst.kind == "fd":  # socket activation: systemd bound and listens already
                 inherited = socket.socket(fileno=lst.fd)
                 if inherited.family == socket.AF_UNIX:
-                    srv = _UnixServer("", _Handler, bind_and_activate=False)
+                    srv = UnixServer("", _Handler, bind_and_activate=False)
                 else:
-                    srv = _TCPServer(("", 0), _Handler, bind_and_activate=False)
+                    srv = TCPServer(("", 0), _Handler, bind_and_activate=False)
                 srv.socket.close()
                 srv.socket = inherited
             else:
-                srv = _TCPServer((lst.address, lst.port), _Handler)
+                srv = TCPServer((lst.address, lst.port), _Handler)
                 srv.tls = lst.tls
             srv.engine = engine
             srv.debug = debug

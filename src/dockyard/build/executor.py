@@ -10,29 +10,26 @@ image prunes them; the cache maps a step key to such an image.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
 import time
-from .._path import Path
 
 import dockerfile as _bk
 
 from .._record import dataclass, field
 from ..errors import DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from ..images.config import container_config, host_architecture, host_variant
-from . import runmount, steps
+from . import copystep, runmount, steps
 from .backend import Backend, BaseImage, CopyEntry, CopyRequest, EntryKind, RunRequest
 from .args import BUILTIN_ARGS, arg_pairs as _arg_pairs, heredoc_script, platform_args
 from .cache import BuildCache, StepInputs, explain_miss
-from .context import SourceRoot, plan_copy, plan_copy_parents
+from .context import SourceRoot
 from .parser import Dockerfile, Instruction, Stage, instruction_of
 from ..images.shellwords import process_word
 from .state import StageState as _State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
+    from typing import Any, Callable
 
 class BuildFailed(FailedPrecondition):
     """A step failed; the message names the step and the cause. `code` is a failed RUN's
@@ -220,7 +217,7 @@ class Builder:
             elif ins.cmd == "RUN":
                 self._run(state, ins, step)
             elif ins.cmd in ("COPY", "ADD"):
-                self._copy(state, ins)
+                copystep.copy(self, state, ins)
             elif ins.cmd == "WORKDIR":
                 self._workdir(state, ins)
             elif ins.cmd == "FROM":
@@ -329,118 +326,6 @@ class Builder:
             return self.backend.copy(parent, req, self.opts.source_date_epoch).diff_id
 
         self._commit(state, inputs, effect.config, action)
-
-    @contextlib.contextmanager
-    def _source(self, state: _State, ref: str | None) -> Iterator[SourceRoot]:
-        if not ref:
-            yield self.context
-            return
-        assert self.df is not None
-        ref = process_word(ref, state.expand_env(), self.escape)
-        j = self.df.stage_index(ref)
-        image: BaseImage | None
-        if j is not None and j in self.stage_images:
-            image = self.stage_images[j]
-            if image is None:
-                raise InvalidArgument(f"stage {ref} has no files (FROM scratch with no steps)")
-        else:
-            image = self.backend.base(ref)
-        with self.backend.rootfs(image) as root:
-            yield SourceRoot(root, None, chroot=True)
-
-    def _copy(self, state: _State, ins: Instruction) -> None:
-        if ins.heredocs:
-            self._copy_heredocs(state, ins)
-            return
-        env = state.expand_env()
-        words = [process_word(w, env, self.escape) if not ins.json else w for w in ins.args]
-        srcs, dest = words[:-1], words[-1]
-        checksum = ""
-        if ins.flag("checksum") is not None:
-            from .mounts import check_checksum
-
-            checksum = check_checksum(process_word(ins.flag("checksum") or "", env, self.escape), srcs)
-        from .mounts import is_git_url
-
-        if ins.cmd == "ADD" and any("://" in w or is_git_url(w) for w in srcs):
-            from .remote import add_remote
-
-            add_remote(self, state, ins, srcs, dest, checksum)
-            return
-        if ins.flag("keep-git-dir") is not None:
-            raise InvalidArgument(f"{ins.cmd} --keep-git-dir is only for Git sources")
-        self._copy_words(state, ins, srcs, dest)
-
-    def _copy_words(self, state: _State, ins: Instruction, srcs: list[str], dest: str,
-                    extract: bool = True, source_keys: dict[str, str] | None = None) -> None:
-        """COPY/ADD of `srcs` from the current source root; `source_keys` (path -> key)
-        stands in for the content digest in the cache key (Git sources: the commit)."""
-        env = state.expand_env()
-        chown = process_word(ins.flag("chown") or "", env, self.escape)
-        chmod_txt = process_word(ins.flag("chmod") or "", env, self.escape)
-        chmod: int | None = None
-        if chmod_txt:
-            try:
-                chmod = int(chmod_txt, 8)
-            except ValueError:
-                raise InvalidArgument(f"invalid chmod parameter: {chmod_txt!r} (octal digits only)") from None
-        cfg = state.config
-        with self._source(state, ins.flag("from")) as root:
-            root = self._with_excludes(root, ins, srcs, env)
-            if ins.flag("parents") not in (None, "false"):
-                plan = plan_copy_parents(root, srcs, dest, cfg.get("WorkingDir") or "/", ins.cmd)
-            else:
-                plan = plan_copy(root, srcs, dest, cfg.get("WorkingDir") or "/", ins.cmd,
-                                 extract_archives=extract and ins.cmd == "ADD")
-            chown_comment = f"--chown={chown}" if chown else ""
-            files, digest, source_hash = plan.files, plan.digest, plan.source_hash
-            if source_keys:  # the history names the source by its key, not its checkout's bytes
-                files, digest = source_keys, "|".join(f"{k}={v}" for k, v in sorted(source_keys.items()))
-                import hashlib
-
-                source_hash = f"{source_hash.split(':')[0]}:{hashlib.sha256(digest.encode()).hexdigest()}"
-            created_by = steps.nop1(cfg, f"{ins.cmd} {chown_comment}{source_hash} in {dest} ")
-            checksum = process_word(ins.flag("checksum") or "", env, self.escape)
-            inputs = self._inputs(state, ins, created_by, files, digest,
-                                  extra=f"chmod={chmod_txt}" + (f"|checksum={checksum}" if checksum else ""))
-            parent = state.image
-            req = CopyRequest(plan.entries, chown, chmod)
-
-            def action() -> str | None:
-                return self.backend.copy(parent, req, self.opts.source_date_epoch).diff_id
-
-            self._commit(state, inputs, cfg, action)
-
-    def _with_excludes(self, root: SourceRoot, ins: Instruction, srcs: list[str],
-                       env: dict[str, str]) -> SourceRoot:
-        """COPY --exclude=PATTERN (repeatable), see `ignore.with_excludes`."""
-        from .ignore import with_excludes
-
-        return with_excludes(root, [process_word(v, env, self.escape) for k, v in ins.flags if k == "exclude"],
-                             srcs)
-
-    def _copy_heredocs(self, state: _State, ins: Instruction) -> None:
-        """``COPY <<EOF /dest``: each heredoc is a file named after its delimiter
-        (content as written, not expanded)."""
-        import tempfile
-
-        docs = {h.name: h.content for h in ins.heredocs}
-        names = [a[2:].strip("'\"") for a in ins.args[:-1]]
-        if not all(a.startswith("<<") for a in ins.args[:-1]) or not all(n in docs for n in names):
-            raise InvalidArgument(f"{ins.cmd}: mixing heredocs and other sources is not supported")
-        with tempfile.TemporaryDirectory(prefix="dockyard-heredoc-") as tmp:
-            for n in names:
-                path = os.path.join(tmp, n)
-                with open(path, "w") as f:
-                    f.write(docs[n])
-                os.chmod(path, 0o644)
-                os.utime(path, (0, 0))
-            saved, self.context = self.context, SourceRoot(Path(tmp))
-            try:
-                plain = Instruction(ins.cmd, (*names, ins.args[-1]), ins.flags, False, ins.original, ins.line)
-                self._copy(state, plain)
-            finally:
-                self.context = saved
 
     def _label_step(self, state: _State) -> None:
         labels = self.opts.labels

@@ -27,6 +27,7 @@ import tempfile
 from .._path import Path
 
 from ..errors import InvalidArgument
+from . import copystep
 from .context import SourceRoot
 from .mounts import is_git_url
 
@@ -155,6 +156,6 @@ def add_remote(b: "Builder", state: "StageState", ins: "Instruction", srcs: list
                 names.append(name)
         saved, b.context = b.context, SourceRoot(Path(tmp))
         try:
-            b._copy_words(state, ins, names, dest, extract=False, source_keys=keys or None)
+            copystep.copy_words(b, state, ins, names, dest, extract=False, source_keys=keys or None)
         finally:
             b.context = saved

@@ -21,6 +21,7 @@ import tempfile
 from .._record import replace
 from ..errors import InvalidArgument, NotFound
 from ..images.shellwords import process_word
+from . import copystep
 from .backend import MountRequest
 from .context import SourceRoot, plan_copy, resolve_in
 from .mounts import RunMount, absolute_target, parse_mount
@@ -118,7 +119,7 @@ def resolved(b: "Builder", state: StageState, mounts: list[RunMount]) -> Iterato
             else:
                 host = ""
                 if m.type == "bind" or m.from_:
-                    root = stack.enter_context(b._source(state, m.from_ or None))
+                    root = stack.enter_context(copystep.source(b, state, m.from_ or None))
                     rel = (m.source or ".").lstrip("/")
                     host = resolve_in(root.path, rel)
                     if not os.path.lexists(host):

@@ -10,7 +10,7 @@ layers and images.
   when left empty (BuildKit's stub cleaner).
 * COPY/ADD/WORKDIR: a read-write layer (no container record: it is never started, and it
   works on `FROM scratch`) is mounted, the files are written into the merged dir with
-  paths resolved inside the rootfs (`runtime.rootfs.secure_join`), then it is removed.
+  paths resolved inside the rootfs (`buildcopy`), then it is removed.
 * Either way the upper dir becomes a layer the way `commit` does it: `write_diff_tar`
   (one diff/tar/digest path, here with the SOURCE_DATE_EPOCH clamp) and
   `LayerStore.register`; an empty diff adds no layer.
@@ -28,14 +28,14 @@ import tempfile
 from .._path import Path
 
 from .. import _util
-from ..build.backend import (BaseImage, CopyEntry, CopyRequest, EntryKind, LayerResult, MountRequest,
-                             OutputSink, RunRequest)
-from ..errors import DockyardError, InvalidArgument, NotFound
+from ..build.backend import BaseImage, CopyRequest, LayerResult, MountRequest, OutputSink, RunRequest
+from ..errors import NotFound
 from ..images._lock import store_lock
 from ..images.store import EMPTY_DIFF_IDS
-from ..images.tarfs import extract_tree_tar, write_diff_tar
+from ..images.tarfs import write_diff_tar
 from ..runtime.rootfs import secure_join
 from . import lifecycle, stream
+from .buildcopy import write_entries
 from .core import Engine
 from .files import _without_bind_mounted
 
@@ -344,7 +344,7 @@ class EngineBackend:
 
                 uid, gid, _, _ = resolve_user(str(merged), req.chown)
                 owner = (uid, gid)
-            _write_entries(merged, req, owner)
+            write_entries(merged, req, owner)
             self.engine.layers.unmount_rw(lid)
             p = self.engine.layers.rw_paths(lid)
             diff_id = self._register(p.upper, list(p.lower_dirs), top, mtime_clamp, p.merged)
@@ -406,122 +406,3 @@ def _pump(sock: socket.socket, output: OutputSink) -> int | None:
                 output(payload)
             elif kind == stream.EXIT:
                 return int(payload)
-
-
-def _host_path(root: Path, dest: str) -> str:
-    """Host path of `dest`: its parent resolved inside `root`, its last part not followed."""
-    parent, name = posixpath.split(posixpath.normpath("/" + dest))
-    base = secure_join(str(root), parent)
-    return os.path.join(base, name) if name else base
-
-
-def _mkdirs(root: Path, dest: str, owner: tuple[int, int]) -> str:
-    """Create `dest` and missing parents (0755, owned by `owner`); return its host path."""
-    parts = [p for p in posixpath.normpath("/" + dest).split("/") if p]
-    cur = "/"
-    for part in parts:
-        cur = posixpath.join(cur, part)
-        host = secure_join(str(root), cur)
-        if not os.path.lexists(host):
-            _makedirs_below(str(root), host, owner)
-        elif not os.path.isdir(host):
-            raise InvalidArgument(f"cannot copy to {dest}: {cur} is not a directory")
-    return secure_join(str(root), dest)
-
-
-def _dir_of(root: Path, norm: str, owner: tuple[int, int], known: dict[str, str]) -> str:
-    """`_mkdirs` of the normalised image path `norm`, remembering the directories it has
-    made or checked in `known` (image path -> host path), so the parents of a tree's files
-    are resolved once, not once per file per component."""
-    if norm in known:
-        return known[norm]
-    parent, name = posixpath.split(norm)
-    if not name:
-        return _mkdirs(root, norm, owner)
-    cand = os.path.join(_dir_of(root, parent, owner, known), name)
-    try:
-        st = os.lstat(cand)
-    except FileNotFoundError:
-        os.mkdir(cand, 0o755)
-        os.chown(cand, *owner)
-        known[norm] = cand
-        return cand
-    if stat.S_ISDIR(st.st_mode):
-        known[norm] = cand
-        return cand
-    if stat.S_ISLNK(st.st_mode):  # followed inside the root, as `_mkdirs` does; not remembered
-        return _mkdirs(root, norm, owner)
-    raise InvalidArgument(f"cannot copy to {norm}: {norm} is not a directory")
-
-
-def _forget(known: dict[str, str], norm: str) -> None:
-    for k in [k for k in known if k == norm or k.startswith(norm.rstrip("/") + "/")]:
-        del known[k]
-
-
-def _makedirs_below(root: str, host: str, owner: tuple[int, int]) -> None:
-    """mkdir -p of `host` (already resolved inside `root`), new directories 0755 `owner`."""
-    cur = root
-    for part in os.path.relpath(host, root).split(os.sep):
-        cur = os.path.join(cur, part)
-        if not os.path.lexists(cur):
-            os.mkdir(cur, 0o755)
-            os.chown(cur, *owner)
-
-
-def _write_entries(root: Path, req: CopyRequest, owner: tuple[int, int]) -> None:
-    dir_times: list[tuple[str, float]] = []
-    known: dict[str, str] = {}
-    for e in req.entries:
-        try:
-            _write_entry(root, e, req, owner, dir_times, known)
-        except OSError as err:
-            raise DockyardError(f"copying to {e.dest}: {err.strerror or err}") from None
-    for host, mtime in reversed(dir_times):
-        os.utime(host, (mtime, mtime), follow_symlinks=False)
-
-
-def _write_entry(root: Path, e: CopyEntry, req: CopyRequest, owner: tuple[int, int],
-                 dir_times: list[tuple[str, float]], known: dict[str, str]) -> None:
-    if not req.chown and e.owner is not None:
-        owner = e.owner
-    if e.kind is EntryKind.DIR:
-        norm = posixpath.normpath("/" + e.dest)
-        existed = norm in known or os.path.isdir(_host_path(root, e.dest))
-        host = _dir_of(root, norm, owner, known)
-        if not existed or e.mode is not None or req.chmod is not None:
-            mode = req.chmod if req.chmod is not None else (e.mode if e.mode is not None else 0o755)
-            os.chmod(host, mode)
-            os.chown(host, *owner)
-        if e.mtime is not None:
-            dir_times.append((host, e.mtime))
-        return
-    if e.kind is EntryKind.TAR:
-        host = _mkdirs(root, e.dest, owner)
-        known.clear()  # the archive may put anything below
-        with open(e.source, "rb") as f:
-            extract_tree_tar(f, Path(host), chown=owner if req.chown else None)
-        return
-    norm = posixpath.normpath("/" + e.dest)
-    parent, name = posixpath.split(norm)
-    host = os.path.join(_dir_of(root, parent, (0, 0), known), name) if name else _host_path(root, e.dest)
-    _forget(known, norm)  # whatever was there is replaced
-    if e.into_existing_dir:
-        resolved = secure_join(str(root), e.dest)  # a symlink to a directory counts, inside root
-        if os.path.isdir(resolved) and not os.path.islink(resolved):
-            host = os.path.join(resolved, os.path.basename(e.source))
-    if os.path.lexists(host):
-        if os.path.isdir(host) and not os.path.islink(host):
-            shutil.rmtree(host)
-        else:
-            os.unlink(host)
-    if e.kind is EntryKind.SYMLINK:
-        os.symlink(e.source, host)
-        os.lchown(host, *owner)
-    else:
-        shutil.copyfile(e.source, host, follow_symlinks=True)
-        mode = req.chmod if req.chmod is not None else (e.mode if e.mode is not None else 0o644)
-        os.chown(host, *owner)
-        os.chmod(host, mode)
-    if e.mtime is not None:
-        os.utime(host, (e.mtime, e.mtime), follow_symlinks=False)
