@@ -294,3 +294,35 @@ def test_dockerfile_specific_dockerignore(busybox: str, tmp_path: Path, images: 
     _build(images, tmp_path, "-t", tag("own-ignore"), "-f", str(tmp_path / "app.Dockerfile"))
     got = dy("run", "--rm", tag("own-ignore"), "ls", "/ctx").stdout.split()
     assert "a" in got and "b" not in got
+
+
+def test_cache_from_an_image_without_local_cache(busybox: str, tmp_path: Path, images: list[str]) -> None:
+    """--cache-from: an image that arrived without its build cache (here: saved, removed with
+    the whole build cache, loaded back) answers the steps whose history it shares; its RUN is
+    not run again and an unchanged build ends in that very image."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("one\n")
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN head -c 16 /dev/urandom | od -x > /rand\n"
+                                    "ENV X=1\nCOPY f.txt /f.txt\n")
+    src = tag("cachefrom-src")
+    _build(images, ctx, "-t", src)
+    src_id = dy("image", "inspect", "-f", "{{.Id}}", src, check=True).stdout.strip()
+    rand = dy("run", "--rm", src, "cat", "/rand", check=True).stdout
+    tar = tmp_path / "src.tar"
+    dy("save", "-o", str(tar), src, check=True)
+    dy("rmi", src, check=True)
+    dy("builder", "prune", "-a", "-f", check=True)
+    dy("load", "-i", str(tar), check=True)
+
+    out = _build(images, ctx, "--cache-from", src, "-t", tag("cachefrom-same")).stdout
+    assert out.count("Using cache (from --cache-from)") == 3, out
+    assert dy("image", "inspect", "-f", "{{.Id}}", tag("cachefrom-same"), check=True).stdout.strip() == src_id
+
+    (ctx / "f.txt").write_text("two\n")
+    out = _build(images, ctx, "--cache-from", src, "-t", tag("cachefrom-changed")).stdout
+    assert out.count(" ---> Using cache") == 2, out  # RUN and ENV (now from the local cache too)
+    changed = tag("cachefrom-changed")
+    assert dy("run", "--rm", changed, "cat", "/rand", check=True).stdout == rand
+    assert dy("run", "--rm", changed, "cat", "/f.txt", check=True).stdout == "two\n"
+    assert dy("image", "inspect", "-f", "{{.Id}}", changed, check=True).stdout.strip() != src_id

@@ -62,6 +62,7 @@ def parse(cmd: str, argv: list[str]) -> tuple:
 #: each command's values for the first valid case of its table; a case lists what differs
 DEFAULTS = {'attach': {'container': 'c', 'detach_keys': None, 'no_stdin': False, 'sig_proxy': 'true'},
  'build': {'build_arg': [],
+           'cache_from': [],
            'context': '.',
            'file': None,
            'force_rm': False,
@@ -536,6 +537,7 @@ CASES = [
     ('build', ['.'], ('ok', {})),
     ('build', ['-t', 'a', '-t', 'b', '.'], ('ok', {'tag': ['a', 'b']})),
     ('build', ['-f', 'Dockerfile.x', '.'], ('ok', {'file': 'Dockerfile.x'})),
+    ('build', ['--cache-from', 'a:1', '--cache-from=b', '.'], ('ok', {'cache_from': ['a:1', 'b']})),
     ('build', ['--build-arg', 'A=1', '--no-cache', '.'], ('ok', {'build_arg': ['A=1'], 'no_cache': True})),
     # argparse: ('err', '"dockyard build" requires at least 1 argument.')
     ('build', ['--rm', '.'], ('ok', {})),

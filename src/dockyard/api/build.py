@@ -2,7 +2,7 @@
 
 Parameters as Docker's: dockerfile, t, buildargs, target, nocache, labels, q, networkmode,
 pull (the FROM images are pulled again first), platform (this host's only: another is a
-400), cachefrom (accepted; the local step cache is used), rm/forcerm (build containers are
+400), cachefrom (images whose steps answer the build's, as the classic builder), rm/forcerm (build containers are
 always removed), remote (refused: no remote contexts offline).
 
 The request body is the context as a tar; it is unpacked into a temporary directory
@@ -91,7 +91,7 @@ def _options(req: Request) -> Any:
     network = _NETWORK_MODES.get(mode, mode)  # else a user network by name
     return BuildOptions(build_args=build_args, target=req.q("target", ""), no_cache=req.qbool("nocache", False),
                         labels=_json_map(req, "labels"), network=network, source_date_epoch=epoch,
-                        quiet=req.qbool("q", False))
+                        quiet=req.qbool("q", False), cache_from=tuple(_cache_from(req)))
 
 
 def _check_platform(req: Request) -> None:
@@ -110,8 +110,8 @@ def _check_platform(req: Request) -> None:
 
 
 def _cache_from(req: Request) -> list[str]:
-    """`cachefrom`: a JSON array of image references. Accepted, and checked as Docker does;
-    the build's own step cache serves every step either way (no registry cache import)."""
+    """`cachefrom`: a JSON array of image references, the images whose steps may answer the
+    build's (build/cachefrom.py); checked as Docker does."""
     raw = req.q("cachefrom", "") or ""
     if not raw:
         return []
@@ -159,7 +159,6 @@ def build(req: Request) -> Stream:
     tags = _tags(req)
     opts = _options(req)
     _check_platform(req)
-    _cache_from(req)
     pull = req.qbool("pull", False)
     eng = req.engine
     eng.paths.tmp.mkdir(parents=True, exist_ok=True)

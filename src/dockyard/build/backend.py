@@ -115,6 +115,9 @@ class Backend(Protocol):
 
     def image_exists(self, image_id: str) -> bool: ...
 
+    def local_image(self, ref: str) -> BaseImage | None:
+        """A `--cache-from` image by reference or ID, if it is here (never pulled)."""
+
     def get_image(self, image_id: str) -> BaseImage: ...
 
     def tag(self, image_id: str, ref: str) -> None: ...

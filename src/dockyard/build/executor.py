@@ -49,6 +49,7 @@ class BuildOptions:
     quiet: bool = False
     secrets: dict[str, str] = field(default_factory=dict)  # --secret id -> host file
     ssh: dict[str, str] = field(default_factory=dict)  # --ssh id -> agent socket
+    cache_from: tuple[str, ...] = ()  # images whose steps may answer this build's (cachefrom.py)
 
 
 class Builder:
@@ -72,6 +73,7 @@ class Builder:
         self.trace: list[tuple[str, str]] = []
         self.all_cached = cache is not None and not opts.no_cache
         self.remote = False
+        self._sources: list[BaseImage] | None = None  # --cache-from images, resolved on first use
 
     # ---- driver --------------------------------------------------------------------
 
@@ -355,6 +357,8 @@ class Builder:
                 return
             if hit:
                 self.cache.forget(parent_id, inputs)
+            if self.opts.cache_from and self._restore(state, inputs, config):
+                return
             if state.base_changed and not state.rebuilt:
                 reason = state.base_changed
             else:
@@ -364,8 +368,37 @@ class Builder:
         state.rebuilt = True
         self.all_cached = False
         diff_id = action() if action is not None else None
+        self._make_image(state, inputs, config, author, diff_id, None)
+
+    def _restore(self, state: _State, inputs: StepInputs, config: dict[str, Any]) -> bool:
+        """Answer the step from a --cache-from image (build/cachefrom.py), if one can."""
+        from . import cachefrom
+
+        if self._sources is None:
+            self._sources = [img for img in map(self.backend.local_image, self.opts.cache_from) if img]
+        found = cachefrom.find(self._sources, state.doc if state.image else None, inputs.created_by)
+        if found is None:
+            return False
+        self._sources = [found.source]  # Docker keeps to the source that matched
+        self.all_cached = False
+        self.log(" ---> Using cache (from --cache-from)")
+        if found.last:  # the step's image is the source itself
+            if self.cache is not None:
+                self.cache.store(state.image.id if state.image else None, inputs, found.source.id)
+            state.image = found.source
+            state.doc = copy.deepcopy(found.source.config)
+            self.log(f" ---> {_short(found.source.id)}")
+        else:
+            self._make_image(state, inputs, config, None, found.layer, found.item)
+        return True
+
+    def _make_image(self, state: _State, inputs: StepInputs, config: dict[str, Any], author: str | None,
+                    diff_id: str | None, restored: dict[str, Any] | None) -> None:
+        """The step's image on the parent: a new history entry (or `restored`, a
+        --cache-from image's) and the layer `diff_id`, if the step made one."""
+        parent_id = state.image.id if state.image else None
         doc = copy.deepcopy(state.doc)
-        created = self._created()
+        created = restored["created"] if restored else self._created()
         doc["config"] = container_config(config)
         doc["config"]["Image"] = parent_id or ""
         doc["created"] = created
@@ -377,6 +410,8 @@ class Builder:
         item["created_by"] = inputs.created_by
         if diff_id is None:
             item["empty_layer"] = True
+        if restored is not None:
+            item = restored
         doc["history"] = [*(doc.get("history") or []), item]
         rootfs = dict(doc.get("rootfs") or {"type": "layers"})
         rootfs["diff_ids"] = [*(rootfs.get("diff_ids") or []), *([diff_id] if diff_id else [])]

@@ -38,6 +38,7 @@ def _parser() -> Parser:
     p.add_argument("--network", default="default", help="Networking mode for the RUN instructions")
     p.add_argument("--progress", default="auto", help="Set type of progress output (auto, plain)")
     p.add_argument("--pull", action="store_true", help="Always attempt to pull a newer version of the image")
+    p.add_argument("--cache-from", action="append", default=[], help="Images to consider as cache sources")
     p.add_argument("--rm", default="true", nargs="?", const="true", help="Remove intermediate containers")
     p.add_argument("--force-rm", action="store_true", help="Always remove intermediate containers")
     p.add_argument("--platform", help="Set platform if server is multi-platform capable")
@@ -286,7 +287,8 @@ def _build(eng: "Engine", ns: Namespace, build_args: dict[str, str], secrets: di
             sys.stdout.buffer.flush()
 
     opts = BuildOptions(secrets=secrets, ssh=ssh, build_args=build_args, target=ns.target, no_cache=ns.no_cache,
-                        labels=_labels(ns.label), network=network, source_date_epoch=epoch, quiet=quiet)
+                        labels=_labels(ns.label), network=network, source_date_epoch=epoch, quiet=quiet,
+                        cache_from=tuple(ns.cache_from))
     with _context(ns.context, ns.file) as (root, text):
         df = parse(text)
         # BuildKit: <Dockerfile>.dockerignore beside the Dockerfile wins over the context's

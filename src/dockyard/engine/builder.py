@@ -104,6 +104,14 @@ class EngineBackend:
     def image_exists(self, image_id: str) -> bool:
         return self.engine.images.exists(image_id)
 
+    def local_image(self, ref: str) -> BaseImage | None:
+        from ..errors import DockyardError
+
+        try:
+            return self.get_image(self.engine.images.resolve(ref).id)
+        except (DockyardError, OSError, ValueError):
+            return None  # Docker: a cache-from image that is not here is skipped
+
     def create_image(self, config: dict[str, Any], parent_id: str | None) -> str:
         """Store a step's image; not synced here (one `sync` when the build is done: an
         fsync per step cost more than the step itself on a busy disk)."""
