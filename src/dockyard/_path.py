@@ -5,13 +5,14 @@
 (`a//b/./c/` is `a/b/c`), operators (`/`, comparison, hashing) and the file methods the
 engine calls. Any other attribute (`glob`, `relative_to`, `parents`, …) is answered by a real
 `pathlib.Path` of the same path, so the class is a drop-in for code that needs more. It equals
-a `pathlib.PurePosixPath`/`Path` of the same path, as two pathlib paths do; unlike pathlib's
-own classes it is not an instance of them.
+a `pathlib.PurePosixPath`/`Path` of the same path and hashes as it does, so the two mix as
+dict keys; unlike pathlib's own classes it is not an instance of them.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,12 +81,16 @@ class Path:
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Path):
             return self._s == other._s
-        if type(other).__module__ == "pathlib" and isinstance(other, os.PathLike):
+        if type(other).__module__.startswith("pathlib") and isinstance(other, os.PathLike):
             return self._s == str(other)
         return NotImplemented
 
-    def __hash__(self) -> int:
-        return hash(self._s)
+    if sys.version_info < (3, 12):
+        def __hash__(self) -> int:
+            return hash(tuple(self.parts))  # pathlib's own, so the two mix as dict keys
+    else:
+        def __hash__(self) -> int:
+            return hash(self._s)  # pathlib's own from 3.12 (its normcase string)
 
     def __lt__(self, other: Path) -> bool:
         return self._key() < Path(other)._key()

@@ -25,6 +25,7 @@ def test_pure_parts_match_pathlib(s):
     assert ours.stem == ref.stem
     assert ours.is_absolute() == ref.is_absolute()
     assert ours == ref and ref == ours
+    assert hash(ours) == hash(ref) and {ref: 1}[ours] == 1 and {ours: 1}[ref] == 1
     for other in ["x", "x/y", "/abs", "..", ".", "", "x//y/"]:
         assert str(ours / other) == str(ref / other)
         assert str(other / ours) == str(other / ref)
