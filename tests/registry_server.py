@@ -408,6 +408,17 @@ class FlakyProxy:
         self.server.server_close()
 
 
+def start_or_skip(d: Path, users: dict[str, str] | None = None) -> Registry:
+    """A registry in `d` for a test that needs one (htpasswd auth for `users`, if given), or
+    the test is skipped when Debian's docker-registry (or, for `users`, htpasswd) is missing."""
+    if not os.path.exists(REGISTRY_BIN):
+        pytest.skip("docker-registry (Debian package) is not installed")
+    if users and HTPASSWD_BIN is None:
+        pytest.skip("htpasswd (apache2-utils) is not installed")
+    htpasswd = make_htpasswd(d.parent / f"{d.name}.htpasswd", users) if users else None
+    return Registry.start(d, htpasswd=htpasswd)
+
+
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from registry_server import start_or_skip
 
 from .conftest import BUSYBOX_TAR, dy
 
@@ -288,14 +289,7 @@ def test_system_df(docker: Docker) -> None:
 # ---- pull and push -------------------------------------------------------------------------
 
 def test_push_pull_local_registry(docker: Docker, made: dict[str, list[str]], tmp_path: Path) -> None:
-    try:
-        from dockyard.engine import distribution  # noqa: F401
-        from registry_server import REGISTRY_BIN, Registry
-    except ImportError as e:
-        pytest.skip(f"no distribution engine or registry fixture yet: {e}")
-    if not os.path.exists(REGISTRY_BIN):
-        pytest.skip("docker-registry (Debian package) is not installed")
-    reg = Registry.start(tmp_path / "registry")
+    reg = start_or_skip(tmp_path / "registry")
     try:
         ref = f"{reg.host}/compat/bb:v1"
         made["images"].append(ref)
@@ -325,16 +319,9 @@ def test_push_pull_local_registry(docker: Docker, made: dict[str, list[str]], tm
 def test_push_pull_with_registry_auth_header(docker_host: str, made: dict[str, list[str]],
                                              tmp_path: Path) -> None:
     """Credentials travel in X-Registry-Auth (the CLI's own config.json, not the server's)."""
-    try:
-        from dockyard.engine import distribution  # noqa: F401
-        from registry_server import HTPASSWD_BIN, REGISTRY_BIN, Registry, make_htpasswd
-    except ImportError as e:
-        pytest.skip(f"no distribution engine or registry fixture yet: {e}")
-    if not os.path.exists(REGISTRY_BIN) or HTPASSWD_BIN is None:
-        pytest.skip("docker-registry or htpasswd is not installed")
     import base64
 
-    reg = Registry.start(tmp_path / "registry", htpasswd=make_htpasswd(tmp_path / "htpasswd", {"qa": "s3cret"}))
+    reg = start_or_skip(tmp_path / "registry", {"qa": "s3cret"})
     try:
         anonymous = Docker(docker_host, str(tmp_path / "anonymous"))
         config = tmp_path / "with-auth"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from registry_server import start_or_skip
 
 docker = pytest.importorskip("docker")
 
@@ -205,16 +206,7 @@ def test_commit_with_config(client: Any, made: dict[str, list[str]]) -> None:
 
 
 def test_push_and_pull(client: Any, made: dict[str, list[str]], tmp_path: Path) -> None:
-    try:
-        from dockyard.engine import distribution  # noqa: F401
-        from registry_server import REGISTRY_BIN, Registry
-    except ImportError as e:
-        pytest.skip(f"no distribution engine or registry fixture: {e}")
-    import os
-
-    if not os.path.exists(REGISTRY_BIN):
-        pytest.skip("docker-registry (Debian package) is not installed")
-    reg = Registry.start(tmp_path / "registry")
+    reg = start_or_skip(tmp_path / "registry")
     try:
         repo = f"{reg.host}/sdk/bb"
         made["images"].append(f"{repo}:v2")
@@ -237,16 +229,9 @@ def test_push_and_pull(client: Any, made: dict[str, list[str]], tmp_path: Path) 
 def test_build_pull_platform_cachefrom(client: Any, made: dict[str, list[str]], tmp_path: Path) -> None:
     """images.build(pull=True) pulls the FROM image again (here a newer one the local
     registry has); a platform other than the host's is a 400; cachefrom is accepted."""
-    try:
-        from dockyard.engine.distmeta import parse_platform
-        from registry_server import REGISTRY_BIN, Registry
-    except ImportError as e:
-        pytest.skip(f"no distribution engine or registry fixture: {e}")
-    import os
+    from dockyard.engine.distmeta import parse_platform
 
-    if not os.path.exists(REGISTRY_BIN):
-        pytest.skip("docker-registry (Debian package) is not installed")
-    reg = Registry.start(tmp_path / "registry")
+    reg = start_or_skip(tmp_path / "registry")
     try:
         base = f"{reg.host}/sdk/{_uniq('base')}:latest"
         ctx = tmp_path / "ctx"
@@ -287,16 +272,9 @@ def test_build_pulls_its_base_with_the_x_registry_config_credentials(
     import base64
     import io
     import json
-    import os
     import tarfile
 
-    try:
-        from registry_server import HTPASSWD_BIN, REGISTRY_BIN, Registry, make_htpasswd
-    except ImportError as e:
-        pytest.skip(f"no registry fixture: {e}")
-    if not os.path.exists(REGISTRY_BIN) or HTPASSWD_BIN is None:
-        pytest.skip("docker-registry or htpasswd is not installed")
-    reg = Registry.start(tmp_path / "registry", htpasswd=make_htpasswd(tmp_path / "htpasswd", {"bob": "s3cret"}))
+    reg = start_or_skip(tmp_path / "registry", {"bob": "s3cret"})
     try:
         private = f"{reg.host}/team/{_uniq('base')}:v1"
         client.images.get("busybox").tag(private)
