@@ -404,14 +404,15 @@ class Builder:
         doc["created"] = created
         if author is not None:
             doc["author"] = author
-        item: dict[str, Any] = {"created": created}  # Docker's key order
-        if author or doc.get("author"):
-            item["author"] = doc.get("author")
-        item["created_by"] = inputs.created_by
-        if diff_id is None:
-            item["empty_layer"] = True
         if restored is not None:
             item = restored
+        else:
+            item = {"created": created}  # Docker's key order
+            if author or doc.get("author"):
+                item["author"] = doc.get("author")
+            item["created_by"] = inputs.created_by
+            if diff_id is None:
+                item["empty_layer"] = True
         doc["history"] = [*(doc.get("history") or []), item]
         rootfs = dict(doc.get("rootfs") or {"type": "layers"})
         rootfs["diff_ids"] = [*(rootfs.get("diff_ids") or []), *([diff_id] if diff_id else [])]

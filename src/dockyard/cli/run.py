@@ -55,9 +55,7 @@ def cmd_create(argv: list[str]) -> int:
 def cmd_run(argv: list[str]) -> int:
     from ..engine import lifecycle
 
-    from ..runtime.cgroups import warm
-
-    warm.start()  # the init's cgroup migration, ~20 ms from now, then skips an RCU grace period
+    # (cli/main started warming the cgroup migration lock before importing this module)
     eng, c, ns = _create(argv, "run")
     if ns.detach:
         try:

@@ -361,20 +361,16 @@ class ImageStore:
             return self.release_unused(parent)
 
     def _top_chain(self, image_id: str) -> str | None:
+        """The image's top layer from its config alone (not `get`: no sizes, no refs)."""
         try:
             diff_ids = _diff_ids(_json.loads(self.raw_config(image_id)))
-        except (NotFound, ValueError, AttributeError, OSError):
+        except (NotFound, ValueError, AttributeError):
             return None
         return chain_ids(diff_ids)[-1] if diff_ids else None
 
     def release_unused(self, chain_id: str) -> list[str]:
         """Release `chain_id` unless an image uses it; returns deleted chain IDs."""
-        in_use = set()
-        for image_id in self.ids():
-            with suppress(NotFound, ValueError, AttributeError):
-                diff_ids = _diff_ids(_json.loads(self.raw_config(image_id)))  # not `get`: no sizes, no refs
-                if diff_ids:
-                    in_use.add(chain_ids(diff_ids)[-1])
+        in_use = {top for top in map(self._top_chain, self.ids()) if top}
         return [l.chain_id for l in self.layers.release(chain_id, in_use)]
 
     # ---- inspect -----------------------------------------------------------------------
